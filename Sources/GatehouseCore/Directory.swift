@@ -1,0 +1,104 @@
+public import Foundation
+
+// The Directory: narrow storage protocols, one per concern. Every backend (SQLite, PostgreSQL)
+// implements all of them and passes one conformance suite. Implementations are thread-safe.
+
+public protocol PoolStore: Sendable {
+    func createPool(_ pool: Pool) async throws
+    func pool(_ id: PoolID) async throws -> Pool?
+    func listPools() async throws -> [Pool]
+}
+
+public protocol AppClientStore: Sendable {
+    func createClient(_ client: AppClient) async throws
+    func updateClient(_ client: AppClient) async throws
+    func client(pool: PoolID, clientID: String) async throws -> AppClient?
+    func listClients(pool: PoolID) async throws -> [AppClient]
+    func deleteClient(pool: PoolID, clientID: String) async throws
+}
+
+public protocol IdentityProviderStore: Sendable {
+    func createProvider(_ provider: IdentityProvider) async throws
+    func updateProvider(_ provider: IdentityProvider) async throws
+    func provider(pool: PoolID, name: String) async throws -> IdentityProvider?
+    func listProviders(pool: PoolID) async throws -> [IdentityProvider]
+    func deleteProvider(pool: PoolID, name: String) async throws
+}
+
+/// What a first (or returning) login asks of the user store.
+public struct LoginResolution: Sendable, Equatable {
+    public var user: User
+    public var created: Bool
+    public init(user: User, created: Bool) {
+        self.user = user
+        self.created = created
+    }
+}
+
+public protocol UserStore: Sendable {
+    /// Finds the user linked to `identity` (by pool, provider and upstream subject) and updates its
+    /// attributes, or, in one transaction, creates the user and the link. Concurrent calls for the
+    /// same upstream identity produce exactly one user.
+    func resolveLogin(
+        identity: LinkedIdentity, username: String, attributes: [String: String], now: Date
+    ) async throws -> LoginResolution
+    func user(pool: PoolID, id: String) async throws -> User?
+    func user(pool: PoolID, username: String) async throws -> User?
+    /// Users ordered by username, after `after` (exclusive), at most `limit`.
+    func listUsers(pool: PoolID, after: String?, limit: Int) async throws -> [User]
+    func setUserEnabled(pool: PoolID, id: String, enabled: Bool, now: Date) async throws
+    func deleteUser(pool: PoolID, id: String) async throws
+    func linkedIdentities(pool: PoolID, userID: String) async throws -> [LinkedIdentity]
+    func createGroup(_ group: Group) async throws
+    func listGroups(pool: PoolID) async throws -> [Group]
+    func addUser(pool: PoolID, userID: String, toGroup group: String) async throws
+    func groups(pool: PoolID, userID: String) async throws -> [String]
+    func countUsers(pool: PoolID) async throws -> Int
+}
+
+public protocol LoginStateStore: Sendable {
+    func saveLoginTransaction(_ transaction: LoginTransaction) async throws
+    /// Returns the transaction and deletes it, once; `nil` if unknown, already consumed, or expired.
+    func consumeLoginTransaction(id: String, now: Date) async throws -> LoginTransaction?
+    func saveAuthorizationCode(_ code: AuthorizationCode) async throws
+    /// Consumes a code once. A second presentation revokes the code's refresh token family.
+    func redeemAuthorizationCode(hash: String, now: Date) async throws -> CodeRedemption
+}
+
+public protocol RefreshTokenStore: Sendable {
+    /// Stores a new family with its first token.
+    func createFamily(_ family: RefreshTokenFamily, firstTokenHash: String) async throws
+    /// Spends `presentedHash` and stores `newTokenHash` in the same family, atomically.
+    func rotate(presentedHash: String, clientID: String, newTokenHash: String, now: Date) async throws -> RefreshRotation
+    /// Revokes the family a token belongs to, if the token was issued to `clientID`. Unknown tokens are ignored.
+    func revokeFamily(containing tokenHash: String, clientID: String, now: Date) async throws
+    func revokeFamily(id: String, now: Date) async throws
+    func family(id: String) async throws -> RefreshTokenFamily?
+}
+
+public protocol SigningKeyStore: Sendable {
+    func addSigningKey(_ key: SigningKeyRecord) async throws
+    func updateSigningKey(_ key: SigningKeyRecord) async throws
+    func signingKeys(pool: PoolID) async throws -> [SigningKeyRecord]
+}
+
+public protocol ReplayCache: Sendable {
+    /// Records `key` in `namespace` until `expiresAt`. Returns `true` the first time, `false` if the key
+    /// was already recorded and has not expired: the caller must then reject.
+    func remember(namespace: String, key: String, expiresAt: Date, now: Date) async throws -> Bool
+}
+
+/// Every store together: what the server is given.
+public protocol Directory: PoolStore, AppClientStore, IdentityProviderStore, UserStore, LoginStateStore,
+    RefreshTokenStore, SigningKeyStore, ReplayCache
+{
+    /// A short name for logs and readiness: `sqlite` or `postgresql`.
+    var backendName: String { get }
+    /// Applies every migration not yet applied. Safe to call on every start and from several processes.
+    func migrate() async throws
+    /// Whether the database answers (for readiness).
+    func ping() async throws
+    /// Deletes expired login transactions, codes, replay entries and dead refresh families.
+    func purgeExpired(now: Date) async throws
+    func shutdown() async throws
+}

@@ -1,0 +1,92 @@
+public import Foundation
+
+/// An identity an upstream provider vouched for, after every check of its adapter passed.
+///
+/// Only adapter modules construct one (the initialiser is `package`): code outside the package cannot
+/// forge a verified identity.
+public struct VerifiedIdentity: Sendable, Equatable {
+    public let providerName: String
+    public let providerKind: ProviderKind
+    public let upstreamIssuer: String
+    public let upstreamSubject: String
+    /// Every attribute or claim, flattened: nested objects by dotted path, arrays as several values.
+    public let attributes: [String: [String]]
+    public let authTime: Date?
+    public let acr: String?
+    public let amr: [String]
+    public let sessionIndex: String?
+
+    package init(
+        providerName: String, providerKind: ProviderKind, upstreamIssuer: String, upstreamSubject: String,
+        attributes: [String: [String]], authTime: Date?, acr: String?, amr: [String], sessionIndex: String?
+    ) {
+        self.providerName = providerName
+        self.providerKind = providerKind
+        self.upstreamIssuer = upstreamIssuer
+        self.upstreamSubject = upstreamSubject
+        self.attributes = attributes
+        self.authTime = authTime
+        self.acr = acr
+        self.amr = amr
+        self.sessionIndex = sessionIndex
+    }
+}
+
+/// The login state the server owns and hands to an adapter: it is never the adapter's to invent.
+public struct UpstreamLoginState: Sendable {
+    /// The `state` sent upstream (the login transaction's id).
+    public let state: String
+    public let nonce: String
+    public let pkceVerifier: String
+    /// Where the upstream sends the browser back (Gatehouse's callback for this pool).
+    public let callbackURL: String
+
+    public init(state: String, nonce: String, pkceVerifier: String, callbackURL: String) {
+        self.state = state
+        self.nonce = nonce
+        self.pkceVerifier = pkceVerifier
+        self.callbackURL = callbackURL
+    }
+}
+
+/// What the upstream sent back to the callback: the query (or form) parameters.
+public struct UpstreamCallback: Sendable {
+    public let parameters: [String: String]
+    public init(parameters: [String: String]) { self.parameters = parameters }
+}
+
+/// One upstream identity provider, as Gatehouse's server sees it.
+///
+/// `begin` builds the URL the browser goes to; `complete` verifies what came back and returns a
+/// `VerifiedIdentity`, or throws. Implementations are thread-safe and hold their caches.
+public protocol FederationAdapter: Sendable {
+    var providerName: String { get }
+    func begin(_ state: UpstreamLoginState) async throws -> URL
+    func complete(_ callback: UpstreamCallback, state: UpstreamLoginState, now: Date) async throws -> VerifiedIdentity
+}
+
+/// Why an upstream login failed, in terms the server can act on.
+public struct UpstreamError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable {
+        /// The upstream itself answered with an OAuth error (`access_denied`, …).
+        case upstreamRefused = "upstream_refused"
+        /// The upstream could not be reached or answered nonsense.
+        case unreachable
+        /// What the upstream sent failed verification.
+        case verification
+        /// The provider is misconfigured (for example a discovery issuer mismatch).
+        case misconfigured
+    }
+    public let kind: Kind
+    public let reason: String
+    public let failures: [VerificationError.Failure]
+
+    public init(_ kind: Kind, _ reason: String, failures: [VerificationError.Failure] = []) {
+        self.kind = kind
+        self.reason = reason
+        self.failures = failures
+    }
+    public var description: String {
+        failures.isEmpty ? "\(kind.rawValue): \(reason)" : "\(kind.rawValue): \(reason): \(failures.map(\.description).joined(separator: "; "))"
+    }
+}

@@ -1,0 +1,324 @@
+public import Foundation
+
+/// The name of a user pool: the tenant with its own issuer, clients, providers and users.
+///
+/// A slug of 1–63 characters `[a-z0-9-]`, starting with a letter or digit, and not one of the
+/// names the server uses for its own routes. It appears in the issuer URL (`{base}/{pool}`).
+public struct PoolID: Hashable, Sendable, Codable, CustomStringConvertible, Comparable {
+    public let rawValue: String
+    public static let reserved: Set<String> = ["healthz", "readyz", "metrics", "admin", "static", "well-known", "oauth2"]
+
+    public init(_ raw: String) throws {
+        let bytes = Array(raw.utf8)
+        guard (1...63).contains(bytes.count),
+            bytes.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }),
+            bytes[0] != 0x2D, !Self.reserved.contains(raw)
+        else {
+            throw DirectoryError(.invalid, "a pool name is 1-63 characters of a-z, 0-9 and '-', not starting with '-' nor reserved")
+        }
+        self.rawValue = raw
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try self.init(try decoder.singleValueContainer().decode(String.self))
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(rawValue)
+    }
+    public var description: String { rawValue }
+    public static func < (a: PoolID, b: PoolID) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// The JWS algorithm a pool signs its ID and access tokens with.
+public enum SigningAlgorithm: String, Sendable, Codable, CaseIterable {
+    case es256 = "ES256"
+    case rs256 = "RS256"
+}
+
+/// A user pool.
+public struct Pool: Sendable, Codable, Equatable {
+    public var id: PoolID
+    public var displayName: String
+    public var signingAlgorithm: SigningAlgorithm
+    public var createdAt: Date
+
+    public init(id: PoolID, displayName: String, signingAlgorithm: SigningAlgorithm = .es256, createdAt: Date) {
+        self.id = id
+        self.displayName = displayName
+        self.signingAlgorithm = signingAlgorithm
+        self.createdAt = createdAt
+    }
+}
+
+/// An application registered in a pool (an OAuth 2.0 client of Gatehouse).
+///
+/// A client with no secret is public and must use PKCE S256. Redirect and logout URIs match
+/// exactly, byte for byte. Lifetimes are in seconds.
+public struct AppClient: Sendable, Codable, Equatable {
+    public var poolID: PoolID
+    public var clientID: String
+    public var name: String
+    /// `Secrets.hash` of the client secret; `nil` for a public client.
+    public var secretHash: String?
+    public var redirectURIs: [String]
+    public var logoutURIs: [String]
+    public var allowedScopes: [String]
+    /// Identity providers this client may use; empty means every provider of the pool.
+    public var allowedProviders: [String]
+    public var idTokenTTL: Int
+    public var accessTokenTTL: Int
+    public var refreshTokenTTL: Int
+    public var createdAt: Date
+
+    public static let defaultIDTokenTTL = 3600
+    public static let defaultAccessTokenTTL = 3600
+    public static let defaultRefreshTokenTTL = 30 * 86400
+    /// The longest ID or access token lifetime a client may have (as in Cognito): one day.
+    public static let maximumTokenTTL = 86400
+
+    public init(
+        poolID: PoolID, clientID: String, name: String, secretHash: String?, redirectURIs: [String],
+        logoutURIs: [String] = [], allowedScopes: [String] = ["openid", "email", "profile"],
+        allowedProviders: [String] = [], idTokenTTL: Int = AppClient.defaultIDTokenTTL,
+        accessTokenTTL: Int = AppClient.defaultAccessTokenTTL, refreshTokenTTL: Int = AppClient.defaultRefreshTokenTTL,
+        createdAt: Date
+    ) {
+        self.poolID = poolID
+        self.clientID = clientID
+        self.name = name
+        self.secretHash = secretHash
+        self.redirectURIs = redirectURIs
+        self.logoutURIs = logoutURIs
+        self.allowedScopes = allowedScopes
+        self.allowedProviders = allowedProviders
+        self.idTokenTTL = idTokenTTL
+        self.accessTokenTTL = accessTokenTTL
+        self.refreshTokenTTL = refreshTokenTTL
+        self.createdAt = createdAt
+    }
+
+    public var isPublic: Bool { secretHash == nil }
+
+    /// Checks the rules every stored client obeys; throws `DirectoryError.invalid` with the reason.
+    public func validate() throws {
+        func bad(_ r: String) -> DirectoryError { DirectoryError(.invalid, r) }
+        guard !clientID.isEmpty, clientID.utf8.count <= 128 else { throw bad("client_id must be 1-128 characters") }
+        guard !redirectURIs.isEmpty else { throw bad("an app client needs at least one redirect URI") }
+        for uri in redirectURIs + logoutURIs {
+            guard let u = URL(string: uri), let scheme = u.scheme?.lowercased(), u.fragment == nil else {
+                throw bad("not an absolute URI without fragment: \(uri)")
+            }
+            if scheme == "http" {
+                guard let host = u.host, Self.isLoopbackHost(host) else {
+                    throw bad("http redirect URIs are allowed only on loopback: \(uri)")
+                }
+            } else if scheme != "https" && !scheme.contains(".") {
+                // Private-use schemes for native apps must be reverse-DNS (RFC 8252 §7.1).
+                throw bad("redirect URI scheme must be https, loopback http, or a reverse-DNS private scheme: \(uri)")
+            }
+        }
+        for ttl in [idTokenTTL, accessTokenTTL] where !(300...Self.maximumTokenTTL).contains(ttl) {
+            throw bad("ID and access token lifetimes must be between 5 minutes and 1 day")
+        }
+        guard (3600...(3650 * 86400)).contains(refreshTokenTTL) else {
+            throw bad("refresh token lifetime must be between 1 hour and 10 years")
+        }
+    }
+
+    public static func isLoopbackHost(_ host: String) -> Bool {
+        host == "localhost" || host == "127.0.0.1" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+    }
+}
+
+/// The kind of upstream an identity provider is.
+public enum ProviderKind: String, Sendable, Codable {
+    case oidc
+    case saml
+}
+
+/// Settings of an upstream OpenID provider.
+public struct OIDCProviderSettings: Sendable, Codable, Equatable {
+    public enum ClientAuthentication: String, Sendable, Codable {
+        case clientSecretBasic = "client_secret_basic"
+        case clientSecretPost = "client_secret_post"
+        case none
+    }
+    /// Exactly as the provider's discovery document and ID tokens spell it.
+    public var issuer: String
+    public var clientID: String
+    public var scopes: [String]
+    /// The JWS algorithms accepted for this provider's ID tokens; never `none` nor HMAC.
+    public var allowedAlgorithms: [String]
+    public var clockSkewSeconds: Int
+    public var useUserInfo: Bool
+    public var clientAuthentication: ClientAuthentication
+
+    public static let supportedAlgorithms: Set<String> = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "PS384", "PS512"]
+
+    public init(
+        issuer: String, clientID: String, scopes: [String] = ["openid", "email", "profile"],
+        allowedAlgorithms: [String] = ["RS256"], clockSkewSeconds: Int = 60, useUserInfo: Bool = false,
+        clientAuthentication: ClientAuthentication = .clientSecretBasic
+    ) {
+        self.issuer = issuer
+        self.clientID = clientID
+        self.scopes = scopes
+        self.allowedAlgorithms = allowedAlgorithms
+        self.clockSkewSeconds = clockSkewSeconds
+        self.useUserInfo = useUserInfo
+        self.clientAuthentication = clientAuthentication
+    }
+
+    public func validate() throws {
+        guard let u = URL(string: issuer), u.query == nil, u.fragment == nil, let host = u.host else {
+            throw DirectoryError(.invalid, "issuer must be an absolute URL without query or fragment")
+        }
+        guard u.scheme == "https" || (u.scheme == "http" && AppClient.isLoopbackHost(host)) else {
+            throw DirectoryError(.invalid, "issuer must use https (plain http only on loopback)")
+        }
+        guard !clientID.isEmpty else { throw DirectoryError(.invalid, "client_id is required") }
+        guard scopes.contains("openid") else { throw DirectoryError(.invalid, "scopes must include openid") }
+        guard !allowedAlgorithms.isEmpty,
+            allowedAlgorithms.allSatisfy({ Self.supportedAlgorithms.contains($0) })
+        else {
+            throw DirectoryError(.invalid, "allowed algorithms must be among \(Self.supportedAlgorithms.sorted()); none and HMAC are refused")
+        }
+        guard (0...600).contains(clockSkewSeconds) else { throw DirectoryError(.invalid, "clock skew must be 0-600 seconds") }
+    }
+}
+
+/// Cognito-style flat attribute mapping: pool attribute name -> upstream attribute or claim name.
+public struct AttributeMapping: Sendable, Codable, Equatable {
+    public var rules: [String: String]
+    public init(_ rules: [String: String]) { self.rules = rules }
+
+    /// What a new OIDC provider maps when the admin gives no mapping: the standard claims by name.
+    public static let oidcStandard = AttributeMapping([
+        "email": "email", "email_verified": "email_verified", "name": "name", "given_name": "given_name",
+        "family_name": "family_name", "preferred_username": "preferred_username",
+    ])
+
+    /// Names a pool attribute may have: the OIDC standard claims and `custom:*`.
+    public static let standardAttributes: Set<String> = [
+        "email", "email_verified", "phone_number", "phone_number_verified", "name", "given_name", "family_name",
+        "middle_name", "nickname", "preferred_username", "profile", "picture", "website", "gender", "birthdate",
+        "zoneinfo", "locale", "address", "updated_at",
+    ]
+
+    public func validate() throws {
+        for (target, source) in rules {
+            guard Self.standardAttributes.contains(target) || (target.hasPrefix("custom:") && target.count > 7 && target.count <= 40) else {
+                throw DirectoryError(.invalid, "unknown pool attribute '\(target)' (standard claims or custom:*)")
+            }
+            guard !source.isEmpty, source.utf8.count <= 512 else {
+                throw DirectoryError(.invalid, "the source of '\(target)' must be 1-512 characters")
+            }
+        }
+    }
+}
+
+/// An upstream identity provider configured in a pool.
+public struct IdentityProvider: Sendable, Codable, Equatable {
+    public var poolID: PoolID
+    /// The name apps pass as `identity_provider` (like Cognito's ProviderName); `[A-Za-z0-9_.-]{1,32}`.
+    public var name: String
+    public var kind: ProviderKind
+    public var oidc: OIDCProviderSettings?
+    /// The upstream client secret, sealed with the master key (purpose `provider-secret:{pool}/{name}`).
+    public var sealedClientSecret: String?
+    public var attributeMapping: AttributeMapping
+    /// Identifiers (typically email domains) that route `idp_identifier` to this provider.
+    public var idpIdentifiers: [String]
+    public var createdAt: Date
+
+    public init(
+        poolID: PoolID, name: String, kind: ProviderKind, oidc: OIDCProviderSettings?, sealedClientSecret: String?,
+        attributeMapping: AttributeMapping, idpIdentifiers: [String] = [], createdAt: Date
+    ) {
+        self.poolID = poolID
+        self.name = name
+        self.kind = kind
+        self.oidc = oidc
+        self.sealedClientSecret = sealedClientSecret
+        self.attributeMapping = attributeMapping
+        self.idpIdentifiers = idpIdentifiers
+        self.createdAt = createdAt
+    }
+
+    public static func secretPurpose(pool: PoolID, provider: String) -> String { "provider-secret:\(pool)/\(provider)" }
+
+    public func validate() throws {
+        let ok = name.utf8.allSatisfy { c in
+            (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) || c == 0x5F || c == 0x2E || c == 0x2D
+        }
+        guard ok, (1...32).contains(name.utf8.count) else {
+            throw DirectoryError(.invalid, "a provider name is 1-32 characters of A-Z a-z 0-9 _ . -")
+        }
+        switch kind {
+        case .oidc:
+            guard let oidc else { throw DirectoryError(.invalid, "an OIDC provider needs its settings") }
+            try oidc.validate()
+        case .saml:
+            throw DirectoryError(.invalid, "SAML providers are not available yet")
+        }
+        try attributeMapping.validate()
+        for id in idpIdentifiers where id.isEmpty || id.utf8.count > 255 || id != id.lowercased() {
+            throw DirectoryError(.invalid, "IdP identifiers are 1-255 lowercase characters")
+        }
+    }
+}
+
+/// A user of a pool. `id` is the stable `sub` of issued tokens.
+public struct User: Sendable, Codable, Equatable {
+    public var poolID: PoolID
+    public var id: String
+    public var username: String
+    public var attributes: [String: String]
+    public var enabled: Bool
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    public init(poolID: PoolID, id: String, username: String, attributes: [String: String], enabled: Bool = true, createdAt: Date, updatedAt: Date) {
+        self.poolID = poolID
+        self.id = id
+        self.username = username
+        self.attributes = attributes
+        self.enabled = enabled
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}
+
+/// One upstream identity joined to a user, keyed by (pool, provider, upstream subject).
+public struct LinkedIdentity: Sendable, Codable, Equatable {
+    public var poolID: PoolID
+    public var providerName: String
+    public var providerKind: ProviderKind
+    public var upstreamIssuer: String
+    public var upstreamSubject: String
+    public var userID: String
+    public var createdAt: Date
+
+    public init(poolID: PoolID, providerName: String, providerKind: ProviderKind, upstreamIssuer: String, upstreamSubject: String, userID: String, createdAt: Date) {
+        self.poolID = poolID
+        self.providerName = providerName
+        self.providerKind = providerKind
+        self.upstreamIssuer = upstreamIssuer
+        self.upstreamSubject = upstreamSubject
+        self.userID = userID
+        self.createdAt = createdAt
+    }
+}
+
+/// A group of users in a pool; its name appears in the `cognito:groups`-style groups claim.
+public struct Group: Sendable, Codable, Equatable {
+    public var poolID: PoolID
+    public var name: String
+    public var description: String
+    public init(poolID: PoolID, name: String, description: String = "") {
+        self.poolID = poolID
+        self.name = name
+        self.description = description
+    }
+}

@@ -1,0 +1,203 @@
+public import Foundation
+public import GatehouseCore
+internal import SQLKit
+import Logging
+
+/// The Directory on SQL: one implementation of every store, shared by the SQLite and PostgreSQL
+/// backends, which differ only in how they hand out sessions.
+///
+/// Thread-safe. Single-use records are consumed with one conditional `UPDATE … RETURNING` or
+/// `DELETE … RETURNING`, so exactly one of several concurrent callers wins on either engine.
+public final class SQLDirectory: Directory {
+    let sessions: any SQLSessionProvider
+    let logger: Logger
+
+    init(sessions: any SQLSessionProvider, logger: Logger) {
+        self.sessions = sessions
+        self.logger = logger
+    }
+
+    public var backendName: String { sessions.backend.rawValue }
+
+    // MARK: Plumbing
+
+    func session<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        do {
+            return try await sessions.withSession(body)
+        } catch let e as DirectoryError {
+            throw e
+        } catch {
+            throw Self.translate(error)
+        }
+    }
+
+    func transaction<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        let begin = sessions.backend == .sqlite ? "BEGIN IMMEDIATE" : "BEGIN"
+        return try await session { db in
+            try await db.raw("\(unsafeRaw: begin)").run()
+            do {
+                let result = try await body(db)
+                try await db.raw("COMMIT").run()
+                return result
+            } catch {
+                try? await db.raw("ROLLBACK").run()
+                throw error
+            }
+        }
+    }
+
+    /// Maps driver errors to `DirectoryError` without echoing bound values.
+    static func translate(_ error: any Error) -> DirectoryError {
+        let text = String(reflecting: error)
+        if text.contains("UNIQUE constraint") || text.contains("23505") || text.contains("unique_violation")
+            || text.contains("duplicate key")
+        {
+            return DirectoryError(.conflict, "a record with the same key already exists")
+        }
+        return DirectoryError(.unavailable, "database error: \(type(of: error))")
+    }
+
+    // MARK: Lifecycle
+
+    public func migrate() async throws {
+        let backend = sessions.backend
+        try await transaction { db in
+            if backend == .postgresql {
+                // Several bridge processes may start together: one migrates, the others wait.
+                try await db.raw("SELECT pg_advisory_xact_lock(4242424242)").run()
+            }
+            try await db.raw("CREATE TABLE IF NOT EXISTS gatehouse_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)").run()
+            let applied = Set(try await db.raw("SELECT version FROM gatehouse_migrations").all().map { try $0.int("version") })
+            for migration in Migrations.all where !applied.contains(migration.version) {
+                for statement in migration.statements {
+                    try await db.raw("\(unsafeRaw: statement)").run()
+                }
+                try await db.raw("INSERT INTO gatehouse_migrations (version, name, applied_at) VALUES (\(bind: migration.version), \(bind: migration.name), \(bind: Date().epochSeconds))").run()
+            }
+        }
+    }
+
+    public func ping() async throws {
+        _ = try await session { db in try await db.raw("SELECT 1 AS one").first() != nil }
+    }
+
+    public func shutdown() async throws { try await sessions.shutdown() }
+
+    public func purgeExpired(now: Date) async throws {
+        let t = now.epochSeconds
+        let dayAgo = t - 86400
+        try await transaction { db in
+            try await db.raw("DELETE FROM login_transactions WHERE expires_at <= \(bind: t)").run()
+            // Redeemed codes are kept a day past expiry so a replay is still recognised and punished.
+            try await db.raw("DELETE FROM authorization_codes WHERE expires_at <= \(bind: dayAgo)").run()
+            try await db.raw("DELETE FROM replay_cache WHERE expires_at <= \(bind: t)").run()
+            try await db.raw("DELETE FROM refresh_tokens WHERE family_id IN (SELECT id FROM refresh_families WHERE expires_at <= \(bind: dayAgo))").run()
+            try await db.raw("DELETE FROM refresh_families WHERE expires_at <= \(bind: dayAgo)").run()
+        }
+    }
+
+    // MARK: Pools
+
+    public func createPool(_ pool: Pool) async throws {
+        try await session { db in
+            try await db.raw("INSERT INTO pools (id, display_name, signing_alg, created_at) VALUES (\(bind: pool.id.rawValue), \(bind: pool.displayName), \(bind: pool.signingAlgorithm.rawValue), \(bind: pool.createdAt.epochSeconds))").run()
+        }
+    }
+
+    public func pool(_ id: PoolID) async throws -> Pool? {
+        try await session { db in
+            try await db.raw("SELECT id, display_name, signing_alg, created_at FROM pools WHERE id = \(bind: id.rawValue)").first().map(Self.decodePool)
+        }
+    }
+
+    public func listPools() async throws -> [Pool] {
+        try await session { db in
+            try await db.raw("SELECT id, display_name, signing_alg, created_at FROM pools ORDER BY id").all().map(Self.decodePool)
+        }
+    }
+
+    static func decodePool(_ row: any SQLRow) throws -> Pool {
+        guard let alg = SigningAlgorithm(rawValue: try row.string("signing_alg")) else {
+            throw DirectoryError(.invalid, "stored pool has an unknown signing algorithm")
+        }
+        return Pool(id: try PoolID(try row.string("id")), displayName: try row.string("display_name"), signingAlgorithm: alg, createdAt: Date(epochSeconds: try row.int("created_at")))
+    }
+
+    // MARK: App clients
+
+    public func createClient(_ client: AppClient) async throws {
+        try client.validate()
+        let body = try Body.encode(client)
+        try await session { db in
+            try await db.raw("INSERT INTO app_clients (pool_id, client_id, body, created_at) VALUES (\(bind: client.poolID.rawValue), \(bind: client.clientID), \(bind: body), \(bind: client.createdAt.epochSeconds))").run()
+        }
+    }
+
+    public func updateClient(_ client: AppClient) async throws {
+        try client.validate()
+        let body = try Body.encode(client)
+        let found = try await session { db in
+            try await db.raw("UPDATE app_clients SET body = \(bind: body) WHERE pool_id = \(bind: client.poolID.rawValue) AND client_id = \(bind: client.clientID) RETURNING client_id").first() != nil
+        }
+        guard found else { throw DirectoryError(.notFound, "no app client \(client.clientID) in pool \(client.poolID)") }
+    }
+
+    public func client(pool: PoolID, clientID: String) async throws -> AppClient? {
+        try await session { db in
+            try await db.raw("SELECT body FROM app_clients WHERE pool_id = \(bind: pool.rawValue) AND client_id = \(bind: clientID)").first()
+                .map { try Body.decode(AppClient.self, try $0.string("body")) }
+        }
+    }
+
+    public func listClients(pool: PoolID) async throws -> [AppClient] {
+        try await session { db in
+            try await db.raw("SELECT body FROM app_clients WHERE pool_id = \(bind: pool.rawValue) ORDER BY client_id").all()
+                .map { try Body.decode(AppClient.self, try $0.string("body")) }
+        }
+    }
+
+    public func deleteClient(pool: PoolID, clientID: String) async throws {
+        try await session { db in
+            try await db.raw("DELETE FROM app_clients WHERE pool_id = \(bind: pool.rawValue) AND client_id = \(bind: clientID)").run()
+        }
+    }
+
+    // MARK: Identity providers
+
+    public func createProvider(_ provider: IdentityProvider) async throws {
+        try provider.validate()
+        let body = try Body.encode(provider)
+        try await session { db in
+            try await db.raw("INSERT INTO identity_providers (pool_id, name, body, created_at) VALUES (\(bind: provider.poolID.rawValue), \(bind: provider.name), \(bind: body), \(bind: provider.createdAt.epochSeconds))").run()
+        }
+    }
+
+    public func updateProvider(_ provider: IdentityProvider) async throws {
+        try provider.validate()
+        let body = try Body.encode(provider)
+        let found = try await session { db in
+            try await db.raw("UPDATE identity_providers SET body = \(bind: body) WHERE pool_id = \(bind: provider.poolID.rawValue) AND name = \(bind: provider.name) RETURNING name").first() != nil
+        }
+        guard found else { throw DirectoryError(.notFound, "no provider \(provider.name) in pool \(provider.poolID)") }
+    }
+
+    public func provider(pool: PoolID, name: String) async throws -> IdentityProvider? {
+        try await session { db in
+            try await db.raw("SELECT body FROM identity_providers WHERE pool_id = \(bind: pool.rawValue) AND name = \(bind: name)").first()
+                .map { try Body.decode(IdentityProvider.self, try $0.string("body")) }
+        }
+    }
+
+    public func listProviders(pool: PoolID) async throws -> [IdentityProvider] {
+        try await session { db in
+            try await db.raw("SELECT body FROM identity_providers WHERE pool_id = \(bind: pool.rawValue) ORDER BY name").all()
+                .map { try Body.decode(IdentityProvider.self, try $0.string("body")) }
+        }
+    }
+
+    public func deleteProvider(pool: PoolID, name: String) async throws {
+        try await session { db in
+            try await db.raw("DELETE FROM identity_providers WHERE pool_id = \(bind: pool.rawValue) AND name = \(bind: name)").run()
+        }
+    }
+}

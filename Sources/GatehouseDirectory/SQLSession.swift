@@ -1,0 +1,68 @@
+import Foundation
+internal import SQLKit
+
+/// The two SQL engines the Directory runs on.
+enum SQLBackend: String, Sendable {
+    case sqlite
+    case postgresql
+}
+
+/// Hands out a database session: a single connection for the duration of `withSession`, so the
+/// statements of one transaction never interleave with another's.
+protocol SQLSessionProvider: Sendable {
+    var backend: SQLBackend { get }
+    func withSession<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R
+    func shutdown() async throws
+}
+
+/// A FIFO async lock: the embedded SQLite backend shares one connection, so every session takes
+/// this lock. (SQLite has one writer at a time anyway; the lock keeps transactions whole.)
+actor AsyncLock {
+    private var locked = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func lock() async {
+        if !locked {
+            locked = true
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func unlock() {
+        if waiters.isEmpty {
+            locked = false
+        } else {
+            waiters.removeFirst().resume()
+        }
+    }
+}
+
+extension SQLRow {
+    func string(_ column: String) throws -> String { try decode(column: column, as: String.self) }
+    func optionalString(_ column: String) throws -> String? { try decode(column: column, as: String?.self) }
+    func int(_ column: String) throws -> Int64 { try decode(column: column, as: Int64.self) }
+    func optionalInt(_ column: String) throws -> Int64? { try decode(column: column, as: Int64?.self) }
+}
+
+/// JSON coding of the record bodies the Directory stores as text.
+enum Body {
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.dateEncodingStrategy = .secondsSince1970
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }()
+    static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .secondsSince1970
+        return d
+    }()
+
+    static func encode(_ value: some Encodable) throws -> String {
+        String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
+        try decoder.decode(type, from: Data(text.utf8))
+    }
+}

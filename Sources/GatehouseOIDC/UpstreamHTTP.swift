@@ -1,0 +1,117 @@
+public import Foundation
+public import AsyncHTTPClient
+import NIOCore
+import NIOHTTP1
+import GatehouseCore
+
+/// Back-channel HTTP to upstream providers: no redirects followed, bounded response sizes, timeouts.
+///
+/// Thread-safe; one instance is shared by every adapter and owns its `HTTPClient` only if it made it.
+public final class UpstreamHTTP: Sendable {
+    public let client: HTTPClient
+    private let ownsClient: Bool
+    public static let maximumResponseBytes = 512 * 1024
+    let timeout: TimeAmount
+
+    public init(timeoutSeconds: Int64 = 10) {
+        var config = HTTPClient.Configuration()
+        config.redirectConfiguration = .disallow
+        config.timeout = .init(connect: .seconds(5), read: .seconds(timeoutSeconds))
+        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+        self.ownsClient = true
+        self.timeout = .seconds(timeoutSeconds)
+    }
+
+    public func shutdown() async throws {
+        if ownsClient { try await client.shutdown() }
+    }
+
+    public struct Response: Sendable {
+        public let status: Int
+        public let headers: [(String, String)]
+        public let body: Data
+        public func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
+    }
+
+    public func get(_ url: String, bearer: String? = nil) async throws -> Response {
+        var request = HTTPClientRequest(url: url)
+        request.method = .GET
+        request.headers.add(name: "Accept", value: "application/json")
+        if let bearer { request.headers.add(name: "Authorization", value: "Bearer \(bearer)") }
+        return try await send(request)
+    }
+
+    public func postForm(_ url: String, form: [(String, String)], basicAuth: (String, String)? = nil) async throws -> Response {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+        request.headers.add(name: "Accept", value: "application/json")
+        if let (user, password) = basicAuth {
+            // RFC 6749 §2.3.1: each part form-urlencoded before base64.
+            let raw = "\(FormEncoding.escape(user)):\(FormEncoding.escape(password))"
+            request.headers.add(name: "Authorization", value: "Basic " + Data(raw.utf8).base64EncodedString())
+        }
+        request.body = .bytes(ByteBuffer(string: FormEncoding.encode(form)))
+        return try await send(request)
+    }
+
+    private func send(_ request: HTTPClientRequest) async throws -> Response {
+        do {
+            let response = try await client.execute(request, timeout: timeout)
+            let body = try await response.body.collect(upTo: Self.maximumResponseBytes)
+            return Response(status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) }, body: Data(body.readableBytesView))
+        } catch {
+            throw UpstreamError(.unreachable, "request to \(request.url) failed: \(type(of: error))")
+        }
+    }
+}
+
+/// `application/x-www-form-urlencoded`, as HTML and RFC 6749 Appendix B define it.
+public enum FormEncoding {
+    static let unreserved: Set<UInt8> = Set(Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._*".utf8))
+
+    public static func escape(_ s: String) -> String {
+        var out = ""
+        for b in s.utf8 {
+            if unreserved.contains(b) { out.unicodeScalars.append(Unicode.Scalar(b)) }
+            else if b == 0x20 { out += "+" }
+            else { out += "%" + String(b, radix: 16, uppercase: true).leftPadded(to: 2) }
+        }
+        return out
+    }
+
+    public static func encode(_ pairs: [(String, String)]) -> String {
+        pairs.map { escape($0.0) + "=" + escape($0.1) }.joined(separator: "&")
+    }
+
+    /// Parses a form or query string. Refuses (returns `nil`) a name given twice, as RFC 6749 §3.1
+    /// requires of request parameters, and malformed percent-encoding.
+    public static func decode(_ text: String) -> [String: String]? {
+        var out: [String: String] = [:]
+        for pair in text.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = unescape(parts[0]), let value = unescape(parts.count > 1 ? parts[1] : "") else { return nil }
+            if out[name] != nil { return nil }
+            out[name] = value
+        }
+        return out
+    }
+
+    static func unescape(_ s: Substring) -> String? {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(s.utf8.count)
+        var it = s.utf8.makeIterator()
+        while let b = it.next() {
+            if b == UInt8(ascii: "+") { bytes.append(0x20) }
+            else if b == UInt8(ascii: "%") {
+                guard let h = it.next(), let l = it.next(), let v = UInt8(String(decoding: [h, l], as: UTF8.self), radix: 16) else { return nil }
+                bytes.append(v)
+            } else { bytes.append(b) }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+}
+
+extension String {
+    func leftPadded(to n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
+}

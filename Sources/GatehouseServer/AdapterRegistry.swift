@@ -1,0 +1,46 @@
+import Foundation
+import Logging
+import GatehouseJOSE
+import Synchronization
+import GatehouseCore
+import GatehouseOIDC
+
+/// Finds the federation adapter of a configured provider. Adapters (and their discovery and JWKS
+/// caches) are kept while the provider's configuration is unchanged, so concurrent logins share
+/// them; an edited provider gets a fresh adapter. Thread-safe.
+final class AdapterRegistry: Sendable {
+    private struct Entry: Sendable {
+        let fingerprint: IdentityProvider
+        let adapter: any FederationAdapter
+    }
+    private let entries = Mutex<[String: Entry]>([:])
+    private let http: UpstreamHTTP
+    private let masterKey: MasterKey
+    private let clock: any GatehouseClock
+
+    init(http: UpstreamHTTP, masterKey: MasterKey, clock: any GatehouseClock) {
+        self.http = http
+        self.masterKey = masterKey
+        self.clock = clock
+    }
+
+    func adapter(for provider: IdentityProvider) throws -> any FederationAdapter {
+        let key = "\(provider.poolID)/\(provider.name)"
+        if let e = entries.withLock({ $0[key] }), e.fingerprint == provider { return e.adapter }
+        let adapter: any FederationAdapter
+        switch provider.kind {
+        case .oidc:
+            guard let settings = provider.oidc else { throw ConfigurationError("provider \(provider.name) has no OIDC settings") }
+            let secret = try provider.sealedClientSecret.map {
+                String(decoding: try masterKey.open($0, purpose: IdentityProvider.secretPurpose(pool: provider.poolID, provider: provider.name)), as: UTF8.self)
+            }
+            adapter = OIDCAdapter(providerName: provider.name, settings: settings, clientSecret: secret, http: http, clock: clock)
+        case .saml:
+            throw ConfigurationError("SAML providers are not available yet")
+        }
+        entries.withLock { $0[key] = Entry(fingerprint: provider, adapter: adapter) }
+        return adapter
+    }
+
+    var all: [any FederationAdapter] { entries.withLock { $0.values.map(\.adapter) } }
+}

@@ -1,0 +1,49 @@
+import Foundation
+import Logging
+import GatehouseJOSE
+import Hummingbird
+import HTTPTypes
+import GatehouseCore
+import GatehouseIssuer
+import GatehouseOIDC
+
+extension Gatehouse {
+    /// The pool named in the path, or a 404 page.
+    func pool(_ context: GatehouseRequestContext) async throws -> Pool {
+        guard let name = context.parameters.get("pool"), let id = try? PoolID(name), let pool = try await directory.pool(id) else {
+            throw PageError(status: .notFound, title: "Not found", message: "There is no such user pool.")
+        }
+        return pool
+    }
+
+    /// Query parameters; a parameter given twice is refused (RFC 6749 §3.1).
+    func query(_ request: Request) throws -> [String: String] {
+        guard let q = FormEncoding.decode(request.uri.query ?? "") else {
+            throw PageError(status: .badRequest, title: "Bad request", message: "The request has a repeated or malformed parameter.")
+        }
+        return q
+    }
+
+    func discovery(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
+        let pool = try await pool(context)
+        return Responses.json(ProviderMetadata.document(issuer: configuration.issuer(for: pool.id), algorithm: pool.signingAlgorithm), cache: "public, max-age=3600")
+    }
+
+    func jwks(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
+        let pool = try await pool(context)
+        let set = try await keyRing.jwks(pool: pool.id)
+        let keys: [JSONValue] = set.keys.map { k in
+            var o: [String: JSONValue] = ["kty": .string(k.kty), "use": .string("sig")]
+            if let v = k.kid { o["kid"] = .string(v) }
+            if let v = k.alg { o["alg"] = .string(v) }
+            if let v = k.n { o["n"] = .string(v) }
+            if let v = k.e { o["e"] = .string(v) }
+            if let v = k.crv { o["crv"] = .string(v) }
+            if let v = k.x { o["x"] = .string(v) }
+            if let v = k.y { o["y"] = .string(v) }
+            return .object(o)
+        }
+        // Short caching: a key published ahead of rotation must reach relying parties before it signs.
+        return Responses.json(["keys": .array(keys)], cache: "public, max-age=300")
+    }
+}

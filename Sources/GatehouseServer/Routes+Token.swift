@@ -1,0 +1,230 @@
+import Foundation
+import Logging
+import GatehouseJOSE
+import Hummingbird
+import HTTPTypes
+import NIOCore
+import GatehouseCore
+import GatehouseIssuer
+import GatehouseOIDC
+import GatehouseJOSE
+
+extension Gatehouse {
+    /// The form body of a POST; anything but `application/x-www-form-urlencoded`, a repeated
+    /// parameter or malformed encoding is `invalid_request`.
+    func form(_ request: Request) async throws -> [String: String] {
+        let type = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
+        guard type == "application/x-www-form-urlencoded" else {
+            throw OAuthError.invalidRequest("the body must be application/x-www-form-urlencoded")
+        }
+        let buffer: ByteBuffer
+        do { buffer = try await request.body.collect(upTo: 64 * 1024) } catch {
+            throw OAuthError(code: "invalid_request", description: "the body is too large", status: .contentTooLarge)
+        }
+        guard let text = buffer.getString(at: buffer.readerIndex, length: buffer.readableBytes), let form = FormEncoding.decode(text) else {
+            throw OAuthError.invalidRequest("a parameter is repeated or malformed")
+        }
+        return form
+    }
+
+    /// Authenticates the client (RFC 6749 §2.3): HTTP Basic, or `client_id` + `client_secret` in the
+    /// body, or `client_id` alone for a public client. Exactly one method may be used.
+    func authenticateClient(_ request: Request, form: [String: String], pool: PoolID) async throws -> AppClient {
+        var id: String?
+        var secret: String?
+        let basic = request.headers[.authorization].flatMap { header -> (String, String)? in
+            guard header.lowercased().hasPrefix("basic ") else { return nil }
+            guard let raw = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
+                let text = String(data: raw, encoding: .utf8), let colon = text.firstIndex(of: ":")
+            else { return ("", "") }
+            let user = FormEncoding.decode("u=" + text[..<colon])?["u"] ?? ""
+            let pass = FormEncoding.decode("p=" + text[text.index(after: colon)...])?["p"] ?? ""
+            return (user, pass)
+        }
+        if let (u, p) = basic {
+            if form["client_secret"] != nil { throw OAuthError.invalidRequest("use one client authentication method") }
+            if let formID = form["client_id"], formID != u { throw OAuthError.invalidClient("client_id differs from the authenticated client", basic: true) }
+            id = u
+            secret = p
+        } else {
+            id = form["client_id"]
+            secret = form["client_secret"]
+        }
+        guard let clientID = id, !clientID.isEmpty, clientID.utf8.count <= 128,
+            let client = try await directory.client(pool: pool, clientID: clientID)
+        else { throw OAuthError.invalidClient("client authentication failed", basic: basic != nil) }
+        if let hash = client.secretHash {
+            guard let secret, Secrets.constantTimeEquals(Secrets.hash(secret), hash) else {
+                throw OAuthError.invalidClient("client authentication failed", basic: basic != nil)
+            }
+        } else if secret != nil {
+            throw OAuthError.invalidClient("this client is public and has no secret", basic: basic != nil)
+        }
+        return client
+    }
+
+    func token(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
+        let started = ContinuousClock.now
+        let pool = try await pool(context)
+        let form = try await form(request)
+        let client = try await authenticateClient(request, form: form, pool: pool.id)
+        let grant = form["grant_type"] ?? ""
+        let response: Response
+        switch grant {
+        case "authorization_code": response = try await exchangeCode(form: form, pool: pool, client: client)
+        case "refresh_token": response = try await refresh(form: form, pool: pool, client: client)
+        case "": throw OAuthError.invalidRequest("grant_type is required")
+        default: throw OAuthError(code: "unsupported_grant_type", description: "grant_type must be authorization_code or refresh_token")
+        }
+        let elapsed = ContinuousClock.now - started
+        recordTokenLatency(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, grant: grant)
+        return response
+    }
+
+    private func exchangeCode(form: [String: String], pool: Pool, client: AppClient) async throws -> Response {
+        guard let code = form["code"], !code.isEmpty, code.utf8.count <= 256 else { throw OAuthError.invalidRequest("code is required") }
+        guard let redirectURI = form["redirect_uri"] else { throw OAuthError.invalidRequest("redirect_uri is required") }
+        let now = clock.now()
+        let grant: AuthorizationCode
+        switch try await directory.redeemAuthorizationCode(hash: Secrets.hash(code), now: now) {
+        case .redeemed(let c): grant = c
+        case .replayed:
+            countVerificationFailure("code_replay")
+            throw OAuthError.invalidGrant("the authorization code was already used; tokens issued from it are revoked")
+        case .invalid: throw OAuthError.invalidGrant("the authorization code is invalid or expired")
+        }
+        guard grant.poolID == pool.id, grant.clientID == client.clientID else { throw OAuthError.invalidGrant("the code was issued to another client") }
+        guard grant.redirectURI == redirectURI else { throw OAuthError.invalidGrant("redirect_uri does not match the authorization request") }
+        if let challenge = grant.codeChallenge {
+            guard let verifier = form["code_verifier"], Secrets.isWellFormedPKCEVerifier(verifier),
+                Secrets.constantTimeEquals(Secrets.pkceChallenge(verifier: verifier), challenge)
+            else { throw OAuthError.invalidGrant("PKCE verification failed") }
+        } else if form["code_verifier"] != nil {
+            throw OAuthError.invalidGrant("a code_verifier was sent for a request without code_challenge")
+        }
+        guard let user = try await directory.user(pool: pool.id, id: grant.userID), user.enabled else {
+            throw OAuthError.invalidGrant("the user is unavailable")
+        }
+        let refreshToken = Secrets.randomToken()
+        let family = RefreshTokenFamily(id: grant.familyID, poolID: pool.id, clientID: client.clientID, userID: user.id, scope: grant.scope, authTime: grant.authTime, providerName: grant.providerName, createdAt: now, expiresAt: now.addingTimeInterval(TimeInterval(client.refreshTokenTTL)))
+        do {
+            try await directory.createFamily(family, firstTokenHash: Secrets.hash(refreshToken))
+        } catch let e as DirectoryError where e.code == .conflict {
+            throw OAuthError.invalidGrant("the authorization code was already used")
+        }
+        let tokens = try await mint(pool: pool, client: client, user: user, family: family, nonce: grant.nonce, now: now)
+        return tokenResponse(tokens, refreshToken: refreshToken)
+    }
+
+    private func refresh(form: [String: String], pool: Pool, client: AppClient) async throws -> Response {
+        guard let presented = form["refresh_token"], !presented.isEmpty, presented.utf8.count <= 256 else {
+            throw OAuthError.invalidRequest("refresh_token is required")
+        }
+        let now = clock.now()
+        let next = Secrets.randomToken()
+        let family: RefreshTokenFamily
+        switch try await directory.rotate(presentedHash: Secrets.hash(presented), clientID: client.clientID, newTokenHash: Secrets.hash(next), now: now) {
+        case .rotated(let f): family = f
+        case .reuseDetected:
+            countVerificationFailure("refresh_reuse")
+            throw OAuthError.invalidGrant("the refresh token was already used; its family is revoked")
+        case .invalid: throw OAuthError.invalidGrant("the refresh token is invalid, expired or revoked")
+        }
+        guard family.poolID == pool.id else { throw OAuthError.invalidGrant("the refresh token belongs to another pool") }
+        if let requested = form["scope"] {
+            let scope = requested.split(separator: " ").map(String.init)
+            guard scope.allSatisfy(family.scope.contains) else { throw OAuthError(code: "invalid_scope", description: "a refresh cannot widen the scope") }
+        }
+        guard let user = try await directory.user(pool: pool.id, id: family.userID), user.enabled else {
+            try await directory.revokeFamily(id: family.id, now: now)
+            throw OAuthError.invalidGrant("the user is unavailable")
+        }
+        let tokens = try await mint(pool: pool, client: client, user: user, family: family, nonce: nil, now: now)
+        return tokenResponse(tokens, refreshToken: next)
+    }
+
+    func mint(pool: Pool, client: AppClient, user: User, family: RefreshTokenFamily, nonce: String?, now: Date) async throws -> MintedTokens {
+        async let groups = directory.groups(pool: pool.id, userID: user.id)
+        async let identities = directory.linkedIdentities(pool: pool.id, userID: user.id)
+        return try await minter.mint(TokenRequest(
+            issuer: configuration.issuer(for: pool.id), pool: pool.id, client: client, user: user, groups: try await groups,
+            identities: try await identities, scope: family.scope, nonce: nonce, authTime: family.authTime, familyID: family.id, now: now))
+    }
+
+    func tokenResponse(_ tokens: MintedTokens, refreshToken: String) -> Response {
+        Responses.json([
+            "id_token": .string(tokens.idToken), "access_token": .string(tokens.accessToken),
+            "refresh_token": .string(refreshToken), "token_type": .string("Bearer"),
+            "expires_in": .number(Double(tokens.accessTokenExpiresIn)),
+        ])
+    }
+
+    // MARK: userInfo, revoke, logout
+
+    func userInfo(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
+        let pool = try await pool(context)
+        let invalid = OAuthError(code: "invalid_token", description: "the access token is invalid", status: .unauthorized, wwwAuthenticate: "Bearer error=\"invalid_token\"")
+        guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
+            throw OAuthError(code: "invalid_request", description: "a Bearer access token is required", status: .unauthorized, wwwAuthenticate: "Bearer")
+        }
+        let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        let now = clock.now()
+        guard let verified = try? await accessTokens.verify(token, pool: pool.id, issuer: configuration.issuer(for: pool.id), now: now) else { throw invalid }
+        guard let family = try await directory.family(id: verified.familyID), family.revokedAt == nil,
+            let user = try await directory.user(pool: pool.id, id: verified.subject), user.enabled
+        else { throw invalid }
+        var claims = TokenMinter.userClaims(user: user, scope: verified.scope)
+        claims["sub"] = .string(user.id)
+        claims["username"] = .string(user.username)
+        return Responses.json(claims)
+    }
+
+    /// RFC 7009: the client authenticates; an unknown or foreign token is answered 200 all the same.
+    func revoke(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
+        let pool = try await pool(context)
+        let form = try await form(request)
+        let client = try await authenticateClient(request, form: form, pool: pool.id)
+        guard let token = form["token"], !token.isEmpty else { throw OAuthError.invalidRequest("token is required") }
+        let now = clock.now()
+        if token.utf8.count <= 256 {
+            try await directory.revokeFamily(containing: Secrets.hash(token), clientID: client.clientID, now: now)
+        }
+        if token.contains("."), let verified = try? await accessTokens.verify(token, pool: pool.id, issuer: configuration.issuer(for: pool.id), now: now),
+            verified.clientID == client.clientID
+        {
+            try await directory.revokeFamily(id: verified.familyID, now: now)
+        }
+        return Response(status: .ok, headers: [.cacheControl: "no-store"])
+    }
+
+    /// Logout: `client_id` with `logout_uri` (Cognito) or `post_logout_redirect_uri` (OIDC), which must be
+    /// registered exactly. An `id_token_hint` Gatehouse signed revokes that login's refresh tokens.
+    func logout(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
+        let pool = try await pool(context)
+        let q = try query(request)
+        guard let clientID = q["client_id"], let client = try await directory.client(pool: pool.id, clientID: clientID) else {
+            throw PageError(status: .badRequest, title: "Unknown application", message: "The application that sent you here is not registered.")
+        }
+        guard let target = q["logout_uri"] ?? q["post_logout_redirect_uri"], client.logoutURIs.contains(target) else {
+            throw PageError(status: .badRequest, title: "Unregistered address", message: "The application asked to return to an address it has not registered for sign-out.")
+        }
+        if let hint = q["id_token_hint"], let familyID = try await idTokenHintFamily(hint, pool: pool.id, clientID: client.clientID) {
+            try await directory.revokeFamily(id: familyID, now: clock.now())
+        }
+        var params: [(String, String)] = []
+        if let s = q["state"] { params.append(("state", s)) }
+        let location = params.isEmpty ? target : Responses.appending(params, to: target)
+        let expired = Cookie(name: Self.browserCookie, value: "", maxAge: 0, path: "/", secure: configuration.secureCookies, httpOnly: true, sameSite: .lax)
+        return Responses.redirect(location, cookies: [expired])
+    }
+
+    /// The family of an ID token this pool signed for this client (expiry not required: a hint may be old).
+    func idTokenHintFamily(_ token: String, pool: PoolID, clientID: String) async throws -> String? {
+        guard let jws = try? UnverifiedJWS(compact: token), let kid = jws.keyID,
+            let (key, alg) = try await keyRing.verificationKey(pool: pool, kid: kid), jws.algorithm == alg.rawValue,
+            let jwsAlg = JWSAlgorithm(rawValue: alg.rawValue), jwsAlg.verify(signature: jws.signature, input: jws.signingInput, key: key),
+            jws.claims["iss"]?.stringValue == configuration.issuer(for: pool), jws.claims["aud"]?.stringValue == clientID
+        else { return nil }
+        return jws.claims["origin_jti"]?.stringValue
+    }
+}
