@@ -1,0 +1,64 @@
+public import Foundation
+public import GatehouseCore
+import GatehouseIssuer
+
+/// The admin operations the CLI (and tests) use: pools, app clients, providers, users, keys.
+/// Validation lives in the model; this type adds secret handling (generated client secrets are
+/// returned once and stored hashed; upstream secrets are sealed with the master key).
+public struct Admin: Sendable {
+    public let gatehouse: Gatehouse
+    let masterKey: MasterKey
+
+    public init(gatehouse: Gatehouse, masterKey: MasterKey) {
+        self.gatehouse = gatehouse
+        self.masterKey = masterKey
+    }
+
+    var directory: any Directory { gatehouse.directory }
+    var now: Date { gatehouse.clock.now() }
+
+    @discardableResult
+    public func createPool(name: String, displayName: String?, algorithm: SigningAlgorithm = .es256) async throws -> Pool {
+        let pool = Pool(id: try PoolID(name), displayName: displayName ?? name, signingAlgorithm: algorithm, createdAt: now)
+        try await directory.createPool(pool)
+        try await gatehouse.keyRing.ensureKey(pool: pool.id, algorithm: algorithm)
+        return pool
+    }
+
+    /// Creates an app client. Confidential clients get a generated secret, returned only here.
+    public func createClient(
+        pool: String, name: String, redirectURIs: [String], logoutURIs: [String] = [], confidential: Bool,
+        scopes: [String] = ["openid", "email", "profile"], providers: [String] = [], clientID: String? = nil
+    ) async throws -> (client: AppClient, secret: String?) {
+        let poolID = try PoolID(pool)
+        guard try await directory.pool(poolID) != nil else { throw DirectoryError(.notFound, "no pool \(pool)") }
+        let secret = confidential ? Secrets.randomToken() : nil
+        let client = AppClient(
+            poolID: poolID, clientID: clientID ?? Secrets.randomToken(bytes: 16).lowercased().replacingOccurrences(of: "_", with: "x").replacingOccurrences(of: "-", with: "y"),
+            name: name, secretHash: secret.map(Secrets.hash), redirectURIs: redirectURIs, logoutURIs: logoutURIs,
+            allowedScopes: scopes, allowedProviders: providers, createdAt: now)
+        try await directory.createClient(client)
+        return (client, secret)
+    }
+
+    /// Adds an upstream OpenID provider; its client secret is sealed with the master key.
+    @discardableResult
+    public func createOIDCProvider(
+        pool: String, name: String, settings: OIDCProviderSettings, clientSecret: String?,
+        mapping: AttributeMapping = .oidcStandard, idpIdentifiers: [String] = []
+    ) async throws -> IdentityProvider {
+        let poolID = try PoolID(pool)
+        guard try await directory.pool(poolID) != nil else { throw DirectoryError(.notFound, "no pool \(pool)") }
+        let sealed = try clientSecret.map { try masterKey.seal(Data($0.utf8), purpose: IdentityProvider.secretPurpose(pool: poolID, provider: name)) }
+        let provider = IdentityProvider(poolID: poolID, name: name, kind: .oidc, oidc: settings, sealedClientSecret: sealed, attributeMapping: mapping, idpIdentifiers: idpIdentifiers.map { $0.lowercased() }, createdAt: now)
+        try await directory.createProvider(provider)
+        return provider
+    }
+
+    /// Publishes a new signing key now; it signs after `activationDelay`, when the current key retires.
+    public func rotateKeys(pool: String, activationDelay: TimeInterval) async throws -> SigningKeyRecord {
+        let poolID = try PoolID(pool)
+        guard let p = try await directory.pool(poolID) else { throw DirectoryError(.notFound, "no pool \(pool)") }
+        return try await gatehouse.keyRing.rotate(pool: poolID, algorithm: p.signingAlgorithm, activationDelay: activationDelay)
+    }
+}

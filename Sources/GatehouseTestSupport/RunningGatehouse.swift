@@ -1,0 +1,44 @@
+public import Foundation
+public import GatehouseCore
+public import GatehouseServer
+import GatehouseOIDC
+import Hummingbird
+public import Logging
+import Synchronization
+
+/// A Gatehouse server on 127.0.0.1 with a given Directory, for end-to-end tests and benchmarks.
+public final class RunningGatehouse: Sendable {
+    public let gatehouse: Gatehouse
+    public let admin: Admin
+    public let baseURL: String
+    private let task: Task<Void, any Error>
+    private let http: UpstreamHTTP
+
+    public static func start(directory: any Directory, clock: any GatehouseClock = SystemClock(), logLevel: Logger.Level = .error) async throws -> RunningGatehouse {
+        let port = try LoopbackPort.pick()
+        let config = ServerConfiguration(publicBaseURL: "http://127.0.0.1:\(port)", host: "127.0.0.1", port: port)
+        var logger = Logger(label: "gatehouse.test")
+        logger.logLevel = logLevel
+        let masterKey = try MasterKey(base64: MasterKey.generateBase64())
+        let http = UpstreamHTTP()
+        let gatehouse = Gatehouse(configuration: config, directory: directory, masterKey: masterKey, clock: clock, http: http, logger: logger)
+        let app = try gatehouse.makeApplication()
+        let task = Task { try await app.run() }
+        try await LoopbackPort.waitUntilListening(port)
+        return RunningGatehouse(gatehouse: gatehouse, admin: Admin(gatehouse: gatehouse, masterKey: masterKey), baseURL: config.publicBaseURL, task: task, http: http)
+    }
+
+    private init(gatehouse: Gatehouse, admin: Admin, baseURL: String, task: Task<Void, any Error>, http: UpstreamHTTP) {
+        self.gatehouse = gatehouse
+        self.admin = admin
+        self.baseURL = baseURL
+        self.task = task
+        self.http = http
+    }
+
+    public func stop() async {
+        task.cancel()
+        _ = await task.result
+        try? await http.shutdown()
+    }
+}
