@@ -133,23 +133,20 @@ let package = Package(
             ],
             swiftSettings: strictness
         ),
-        .testTarget(name: "GatehouseCoreTests", dependencies: ["GatehouseCore"], swiftSettings: strictness),
-        .testTarget(name: "GatehouseMappingTests", dependencies: ["GatehouseMapping", "GatehouseCore"], swiftSettings: strictness),
+        .testTarget(name: "GatehouseCoreTests", dependencies: ["GatehouseCore"]),
+        .testTarget(name: "GatehouseMappingTests", dependencies: ["GatehouseMapping", "GatehouseCore"]),
         .testTarget(
             name: "GatehouseDirectoryTests",
-            dependencies: ["GatehouseDirectory", "GatehouseCore", .product(name: "Logging", package: "swift-log")],
-            swiftSettings: strictness
+            dependencies: ["GatehouseDirectory", "GatehouseCore", "GatehouseTestSupport", .product(name: "Logging", package: "swift-log")],
         ),
         .testTarget(
             name: "GatehouseIssuerTests",
             dependencies: ["GatehouseIssuer", "GatehouseJOSE", "GatehouseCore"],
-            swiftSettings: strictness
         ),
         .testTarget(
             name: "GatehouseOIDCTests",
             dependencies: ["GatehouseOIDC", "GatehouseJOSE", "GatehouseIssuer", "GatehouseCore", "GatehouseTestSupport",
                            .product(name: "AsyncHTTPClient", package: "async-http-client")],
-            swiftSettings: strictness
         ),
         .testTarget(
             name: "GatehouseServerTests",
@@ -160,7 +157,6 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: strictness
         ),
     ]
 )

@@ -201,3 +201,16 @@ public final class SQLDirectory: Directory {
         }
     }
 }
+
+extension SQLDirectory {
+    /// Runs one statement outside any store protocol: for tests and operational tooling inside the
+    /// package (creating a scratch database, counting rows). Never given user input.
+    package func execute(unsafeSQL sql: String) async throws {
+        try await session { db in try await db.raw("\(unsafeRaw: sql)").run() }
+    }
+
+    /// Counts the rows of a table (tests assert that rejected logins leave nothing behind).
+    package func count(table: String) async throws -> Int {
+        try await session { db in Int(try await db.raw("SELECT COUNT(*) AS n FROM \(unsafeRaw: table)").first()?.int("n") ?? 0) }
+    }
+}

@@ -14,7 +14,7 @@ public final class RunningGatehouse: Sendable {
     private let task: Task<Void, any Error>
     private let http: UpstreamHTTP
 
-    public static func start(directory: any Directory, clock: any GatehouseClock = SystemClock(), logLevel: Logger.Level = .error) async throws -> RunningGatehouse {
+    public static func start(directory: any Directory, clock: any GatehouseClock = SystemClock(), logLevel: Logger.Level = .critical) async throws -> RunningGatehouse {
         let port = try LoopbackPort.pick()
         let config = ServerConfiguration(publicBaseURL: "http://127.0.0.1:\(port)", host: "127.0.0.1", port: port)
         var logger = Logger(label: "gatehouse.test")

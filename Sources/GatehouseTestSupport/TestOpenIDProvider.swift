@@ -132,7 +132,9 @@ public final class TestOpenIDProvider: Sendable {
             claims["sub"] = .string(self.settings.userinfoSubject ?? sub)
             return Self.json(claims)
         }
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)), logger: .init(label: "test-op"))
+        var logger = Logger(label: "test-op")
+        logger.logLevel = .critical
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)), logger: logger)
         let task = Task { try await app.run() }
         runner.withLock { $0 = task }
         try await LoopbackPort.waitUntilListening(port)

@@ -1,0 +1,241 @@
+import Foundation
+import Testing
+import GatehouseCore
+import GatehouseDirectory
+import GatehouseTestSupport
+
+/// One conformance suite, run against every backend this run can reach (SQLite always; PostgreSQL
+/// whenever the test command started one, which it does unless told otherwise).
+@Suite struct DirectoryConformance {
+    static let backends = TestDatabases.available
+    let t0 = Date(epochSeconds: 1_800_000_000)
+
+    func withDirectory(_ backend: TestDatabases.Backend, _ body: (SQLDirectory) async throws -> Void) async throws {
+        let d = try await TestDatabases.make(backend)
+        do { try await body(d) } catch {
+            try? await d.shutdown()
+            throw error
+        }
+        try await d.shutdown()
+    }
+
+    func pool(_ d: SQLDirectory, _ name: String = "acme") async throws -> PoolID {
+        let id = try PoolID(name)
+        try await d.createPool(Pool(id: id, displayName: "Acme", createdAt: t0))
+        return id
+    }
+
+    func link(_ pool: PoolID, subject: String, provider: String = "Okta") -> LinkedIdentity {
+        LinkedIdentity(poolID: pool, providerName: provider, providerKind: .oidc, upstreamIssuer: "https://idp.example", upstreamSubject: subject, userID: "", createdAt: t0)
+    }
+
+    @Test(arguments: backends) func migrationsAreIdempotent(_ backend: TestDatabases.Backend) async throws {
+        try await withDirectory(backend) { d in
+            try await d.migrate()
+            try await d.migrate()
+            try await d.ping()
+        }
+    }
+
+    @Test(arguments: backends) func poolsClientsAndProviders(_ backend: TestDatabases.Backend) async throws {
+        try await withDirectory(backend) { d in
+            let p = try await pool(d)
+            await #expect(throws: DirectoryError.self) { try await d.createPool(Pool(id: p, displayName: "again", createdAt: t0)) }
+            #expect(try await d.listPools().map(\.id) == [p])
+
+            var client = AppClient(poolID: p, clientID: "web", name: "Web", secretHash: Secrets.hash("s"), redirectURIs: ["https://app.example/cb"], createdAt: t0)
+            try await d.createClient(client)
+            #expect(try await d.client(pool: p, clientID: "web") == client)
+            client.redirectURIs.append("https://app.example/cb2")
+            try await d.updateClient(client)
+            #expect(try await d.client(pool: p, clientID: "web")?.redirectURIs.count == 2)
+            var bad = client
+            bad.clientID = "bad"
+            bad.redirectURIs = ["http://app.example/cb"]
+            await #expect(throws: DirectoryError.self) { try await d.createClient(bad) }
+            try await d.deleteClient(pool: p, clientID: "web")
+            #expect(try await d.client(pool: p, clientID: "web") == nil)
+
+            let provider = IdentityProvider(poolID: p, name: "Okta", kind: .oidc, oidc: OIDCProviderSettings(issuer: "https://okta.example", clientID: "gh"), sealedClientSecret: "v1.x", attributeMapping: .oidcStandard, idpIdentifiers: ["acme.com"], createdAt: t0)
+            try await d.createProvider(provider)
+            #expect(try await d.provider(pool: p, name: "Okta") == provider)
+            #expect(try await d.listProviders(pool: p).count == 1)
+            var hmac = provider
+            hmac.name = "Bad"
+            hmac.oidc?.allowedAlgorithms = ["HS256"]
+            await #expect(throws: DirectoryError.self) { try await d.createProvider(hmac) }
+        }
+    }
+
+    @Test(arguments: backends) func firstLoginCreatesThenFinds(_ backend: TestDatabases.Backend) async throws {
+        try await withDirectory(backend) { d in
+            let p = try await pool(d)
+            let first = try await d.resolveLogin(identity: link(p, subject: "u1"), username: "Okta_u1", attributes: ["email": "a@x.com"], now: t0)
+            #expect(first.created)
+            let second = try await d.resolveLogin(identity: link(p, subject: "u1"), username: "Okta_u1", attributes: ["email": "b@x.com", "name": "B"], now: t0.addingTimeInterval(5))
+            #expect(!second.created)
+            #expect(second.user.id == first.user.id)
+            #expect(second.user.attributes == ["email": "b@x.com", "name": "B"])
+            #expect(try await d.linkedIdentities(pool: p, userID: first.user.id).map(\.upstreamSubject) == ["u1"])
+            #expect(try await d.user(pool: p, username: "Okta_u1")?.id == first.user.id)
+        }
+    }
+
+    @Test(arguments: backends) func concurrentFirstLoginsCreateExactlyOneUser(_ backend: TestDatabases.Backend) async throws {
+        try await withDirectory(backend) { d in
+            let p = try await pool(d)
+            let identity = link(p, subject: "same-person")
+            let results = try await withThrowingTaskGroup(of: LoginResolution.self) { group in
+                for _ in 0..<50 {
+                    group.addTask { try await d.resolveLogin(identity: identity, username: "Okta_same-person", attributes: ["email": "s@x.com"], now: t0) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(results.count == 50)
+            #expect(Set(results.map(\.user.id)).count == 1)
+            #expect(results.filter(\.created).count == 1)
+            #expect(try await d.countUsers(pool: p) == 1)
+            #expect(try await d.count(table: "linked_identities") == 1)
+        }
+    }
+
+    @Test(arguments: backends) func aFailedTransactionLeavesNothingHalfWritten(_ backend: TestDatabases.Backend) async throws {
+        try await withDirectory(backend) { d in
+            let p = try await pool(d)
+            _ = try await d.resolveLogin(identity: link(p, subject: "a"), username: "taken", attributes: [:], now: t0)
+            // Another identity whose username collides: refused, and no link or user is left behind.
+            await #expect(throws: DirectoryError.self) {
+                try await d.resolveLogin(identity: link(p, subject: "b"), username: "taken", attributes: [:], now: t0)
+            }
+            #expect(try await d.countUsers(pool: p) == 1)
+            #expect(try await d.count(table: "linked_identities") == 1)
+        }
+    }
+
+    @Test(arguments: backends) func usersPagesGroupsAndDeletion(_ backend: TestDatabases.Backend) async throws {
+        try await withDirectory(backend) { d in
+            let p = try await pool(d)
+            var ids: [String] = []
+            for i in 0..<5 { ids.append(try await d.resolveLogin(identity: link(p, subject: "s\(i)"), username: "user\(i)", attributes: [:], now: t0).user.id) }
+            let page1 = try await d.listUsers(pool: p, after: nil, limit: 2)
+            let page2 = try await d.listUsers(pool: p, after: page1.last?.username, limit: 2)
+            #expect(page1.map(\.username) == ["user0", "user1"])
+            #expect(page2.map(\.username) == ["user2", "user3"])
+            try await d.createGroup(Group(poolID: p, name: "admins"))
+            try await d.addUser(pool: p, userID: ids[0], toGroup: "admins")
+            try await d.addUser(pool: p, userID: ids[0], toGroup: "admins")
+            #expect(try await d.groups(pool: p, userID: ids[0]) == ["admins"])
+            await #expect(throws: DirectoryError.self) { try await d.addUser(pool: p, userID: ids[0], toGroup: "nope") }
+            try await d.deleteUser(pool: p, id: ids[0])
+            #expect(try await d.user(pool: p, id: ids[0]) == nil)
+            #expect(try await d.linkedIdentities(pool: p, userID: ids[0]).isEmpty)
+            #expect(try await d.count(table: "group_members") == 0)
+        }
+    }
+
+    func transaction(_ p: PoolID, id: String, expires: Date) -> LoginTransaction {
+        LoginTransaction(id: id, poolID: p, clientID: "web", redirectURI: "https://app.example/cb", appState: "s", appNonce: nil, codeChallenge: nil, scope: ["openid"], providerName: "Okta", upstreamNonce: "n", upstreamCodeVerifier: "v", browserBindingHash: "h", createdAt: t0, expiresAt: expires)
+    }
+
+    @Test(arguments: backends) func loginTransactionsAreConsumedOnceUnderConcurrency(_ backend: TestDatabases.Backend) async throws {
+        try await withDirectory(backend) { d in
+            let p = try await pool(d)
+            try await d.saveLoginTransaction(transaction(p, id: "tx1", expires: t0.addingTimeInterval(600)))
+            let wins = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for _ in 0..<20 { group.addTask { try await d.consumeLoginTransaction(id: "tx1", now: t0) != nil } }
+                return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+            #expect(wins == 1)
+            try await d.saveLoginTransaction(transaction(p, id: "tx2", expires: t0.addingTimeInterval(600)))
+            #expect(try await d.consumeLoginTransaction(id: "tx2", now: t0.addingTimeInterval(601)) == nil)
+            #expect(try await d.consumeLoginTransaction(id: "never", now: t0) == nil)
+        }
+    }
+
+    func code(_ p: PoolID, hash: String, family: String) -> AuthorizationCode {
+        AuthorizationCode(codeHash: hash, poolID: p, clientID: "web", userID: "u", redirectURI: "https://app.example/cb", scope: ["openid"], nonce: nil, codeChallenge: nil, authTime: t0, providerName: "Okta", familyID: family, createdAt: t0, expiresAt: t0.addingTimeInterval(300))
+    }
+
+    func family(_ p: PoolID, id: String) -> RefreshTokenFamily {
+        RefreshTokenFamily(id: id, poolID: p, clientID: "web", userID: "u", scope: ["openid"], authTime: t0, providerName: "Okta", createdAt: t0, expiresAt: t0.addingTimeInterval(86400))
+    }
+
+    @Test(arguments: backends) func authorizationCodesRedeemOnceAndReplayRevokes(_ backend: TestDatabases.Backend) async throws {
+        try await withDirectory(backend) { d in
+            let p = try await pool(d)
+            try await d.saveAuthorizationCode(code(p, hash: "c1", family: "f1"))
+            let outcomes = try await withThrowingTaskGroup(of: CodeRedemption.self) { group in
+                for _ in 0..<20 { group.addTask { try await d.redeemAuthorizationCode(hash: "c1", now: t0) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(outcomes.filter { if case .redeemed = $0 { true } else { false } }.count == 1)
+            #expect(outcomes.filter { $0 == .replayed(familyID: "f1") }.count == 19)
+            // The replays left a revoked tombstone: the late exchange cannot create the family.
+            await #expect(throws: DirectoryError.self) { try await d.createFamily(family(p, id: "f1"), firstTokenHash: "r1") }
+            #expect(try await d.family(id: "f1")?.revokedAt != nil)
+            // An expired code is invalid.
+            try await d.saveAuthorizationCode(code(p, hash: "c2", family: "f2"))
+            #expect(try await d.redeemAuthorizationCode(hash: "c2", now: t0.addingTimeInterval(301)) == .invalid)
+            #expect(try await d.redeemAuthorizationCode(hash: "unknown", now: t0) == .invalid)
+        }
+    }
+
+    @Test(arguments: backends) func refreshTokensRotateAndReuseRevokesTheFamily(_ backend: TestDatabases.Backend) async throws {
+        try await withDirectory(backend) { d in
+            let p = try await pool(d)
+            try await d.createFamily(family(p, id: "fam"), firstTokenHash: "r0")
+            #expect(try await d.rotate(presentedHash: "r0", clientID: "other", newTokenHash: "x", now: t0) == .invalid)
+            guard case .rotated(let f) = try await d.rotate(presentedHash: "r0", clientID: "web", newTokenHash: "r1", now: t0) else {
+                Issue.record("first rotation must succeed")
+                return
+            }
+            #expect(f.id == "fam")
+            #expect(try await d.rotate(presentedHash: "r0", clientID: "web", newTokenHash: "r2", now: t0) == .reuseDetected(familyID: "fam"))
+            // The whole family is revoked: the current token no longer works either.
+            #expect(try await d.rotate(presentedHash: "r1", clientID: "web", newTokenHash: "r3", now: t0) == .invalid)
+            #expect(try await d.family(id: "fam")?.revokedAt != nil)
+        }
+    }
+
+    @Test(arguments: backends) func concurrentRotationOfOneTokenSucceedsAtMostOnce(_ backend: TestDatabases.Backend) async throws {
+        try await withDirectory(backend) { d in
+            let p = try await pool(d)
+            try await d.createFamily(family(p, id: "fam"), firstTokenHash: "r0")
+            let outcomes = try await withThrowingTaskGroup(of: RefreshRotation.self) { group in
+                for i in 0..<10 { group.addTask { try await d.rotate(presentedHash: "r0", clientID: "web", newTokenHash: "n\(i)", now: t0) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(outcomes.filter { if case .rotated = $0 { true } else { false } }.count <= 1)
+            #expect(try await d.count(table: "refresh_tokens") <= 2)
+        }
+    }
+
+    @Test(arguments: backends) func revokingByTokenNeedsTheOwningClient(_ backend: TestDatabases.Backend) async throws {
+        try await withDirectory(backend) { d in
+            let p = try await pool(d)
+            try await d.createFamily(family(p, id: "fam"), firstTokenHash: "r0")
+            try await d.revokeFamily(containing: "r0", clientID: "other", now: t0)
+            #expect(try await d.family(id: "fam")?.revokedAt == nil)
+            try await d.revokeFamily(containing: "r0", clientID: "web", now: t0)
+            #expect(try await d.family(id: "fam")?.revokedAt != nil)
+        }
+    }
+
+    @Test(arguments: backends) func signingKeysAndReplayCache(_ backend: TestDatabases.Backend) async throws {
+        try await withDirectory(backend) { d in
+            let p = try await pool(d)
+            var key = SigningKeyRecord(poolID: p, kid: "k1", algorithm: .es256, sealedPrivateKey: "v1.x", createdAt: t0, activatesAt: t0)
+            try await d.addSigningKey(key)
+            key.retiresAt = t0.addingTimeInterval(10)
+            try await d.updateSigningKey(key)
+            #expect(try await d.signingKeys(pool: p) == [key])
+
+            #expect(try await d.remember(namespace: "saml", key: "id1", expiresAt: t0.addingTimeInterval(60), now: t0))
+            #expect(try await !d.remember(namespace: "saml", key: "id1", expiresAt: t0.addingTimeInterval(60), now: t0.addingTimeInterval(30)))
+            #expect(try await d.remember(namespace: "other", key: "id1", expiresAt: t0.addingTimeInterval(60), now: t0))
+            #expect(try await d.remember(namespace: "saml", key: "id1", expiresAt: t0.addingTimeInterval(200), now: t0.addingTimeInterval(61)))
+            try await d.purgeExpired(now: t0.addingTimeInterval(1000))
+            #expect(try await d.count(table: "replay_cache") == 0)
+        }
+    }
+}

@@ -1,0 +1,273 @@
+import Foundation
+import Testing
+import GatehouseCore
+import GatehouseJOSE
+import GatehouseOIDC
+import GatehouseTestSupport
+
+/// The whole walk over real HTTP on 127.0.0.1, on SQLite and on PostgreSQL:
+/// app -> /oauth2/authorize -> loopback OpenID provider -> callback -> mapping -> user -> code -> token.
+@Suite struct EndToEnd {
+    static let backends = TestDatabases.available
+
+    func withFederation(_ backend: TestDatabases.Backend, _ body: (Federation, TestBrowser) async throws -> Void) async throws {
+        let f = try await Federation.start(backend)
+        let browser = TestBrowser()
+        do { try await body(f, browser) } catch {
+            await browser.shutdown()
+            await f.stop()
+            throw error
+        }
+        await browser.shutdown()
+        await f.stop()
+    }
+
+    @Test(arguments: backends) func completeLoginIssuesTokensThatVerifyAgainstTheJWKS(_ backend: TestDatabases.Backend) async throws {
+        try await withFederation(backend) { f, browser in
+            let state = "a b&c=d/é+%"
+            let (back, _) = try await f.login(browser, url: f.authorizeURL(state: state))
+            #expect(back.status == 302)
+            #expect(back.location?.hasPrefix(f.redirectURI + "?") == true)
+            let q = back.locationQuery
+            #expect(q["state"] == state, "state is echoed byte for byte")
+            #expect(q["iss"] == f.issuer, "RFC 9207 iss in the authorization response")
+            let code = try #require(q["code"])
+
+            let tokens = try await f.redeem(browser, code: code)
+            #expect(tokens.status == 200)
+            #expect(tokens.headers.first(name: "Cache-Control") == "no-store")
+            let json = tokens.json
+            let idToken = try #require(json["id_token"]?.stringValue)
+            let accessToken = try #require(json["access_token"]?.stringValue)
+            let refreshToken = try #require(json["refresh_token"]?.stringValue)
+            #expect(json["token_type"]?.stringValue == "Bearer")
+            #expect(json["expires_in"]?.numberValue == 3600)
+
+            let keys = try await f.publishedKeys(browser)
+            let policy = IDTokenPolicy(issuer: f.issuer, clientID: f.clientID, allowedAlgorithms: ["ES256"], clockSkew: 5, nonce: "app-nonce")
+            let verified = try await IDTokenVerifier.verify(idToken, keys: keys, policy: policy, now: Date())
+            #expect(verified.claims["token_use"]?.stringValue == "id")
+            #expect(verified.claims["email"]?.stringValue == "ada@example.com")
+            #expect(verified.claims["email_verified"] == .bool(true))
+            #expect(verified.claims["family_name"]?.stringValue == "Lovelace")
+            #expect(verified.claims["username"]?.stringValue == "TestOP_upstream-user-1")
+            guard case .array(let identities) = verified.claims["identities"], case .object(let first) = identities.first else {
+                Issue.record("identities claim missing")
+                return
+            }
+            #expect(first["providerName"]?.stringValue == "TestOP")
+            #expect(first["userId"]?.stringValue == "upstream-user-1")
+            #expect(first["providerType"]?.stringValue == "OIDC")
+
+            // The access token is signed by the same published key and names the client.
+            let access = try UnverifiedJWS(compact: accessToken)
+            #expect(access.claims["token_use"]?.stringValue == "access")
+            #expect(access.claims["client_id"]?.stringValue == f.clientID)
+            let key = try #require(keys.prepared.first { $0.jwk.kid == access.keyID })
+            #expect(JWSAlgorithm.es256.verify(signature: access.signature, input: access.signingInput, key: key.key))
+
+            let info = try await browser.send("\(f.issuer)/oauth2/userInfo", headers: [("Authorization", "Bearer \(accessToken)")], withCookies: false)
+            #expect(info.status == 200)
+            #expect(info.json["sub"] == verified.claims["sub"])
+            #expect(info.json["email"]?.stringValue == "ada@example.com")
+
+            // A second login of the same upstream identity finds the same user.
+            let (again, _) = try await f.login(browser)
+            let second = try await f.redeem(browser, code: try #require(again.locationQuery["code"]))
+            let secondID = try await IDTokenVerifier.verify(try #require(second.json["id_token"]?.stringValue), keys: keys, policy: policy, now: Date())
+            #expect(secondID.subject == verified.subject)
+            #expect(try await f.directory.countUsers(pool: try PoolID(f.pool)) == 1)
+
+            // Refresh rotates; presenting the old token again revokes the whole family.
+            let refreshed = try await browser.postForm("\(f.issuer)/oauth2/token", [("grant_type", "refresh_token"), ("refresh_token", refreshToken)], basic: (f.clientID, f.clientSecret))
+            #expect(refreshed.status == 200)
+            let next = try #require(refreshed.json["refresh_token"]?.stringValue)
+            #expect(next != refreshToken)
+            let reuse = try await browser.postForm("\(f.issuer)/oauth2/token", [("grant_type", "refresh_token"), ("refresh_token", refreshToken)], basic: (f.clientID, f.clientSecret))
+            #expect(reuse.status == 400)
+            #expect(reuse.json["error"]?.stringValue == "invalid_grant")
+            let afterReuse = try await browser.postForm("\(f.issuer)/oauth2/token", [("grant_type", "refresh_token"), ("refresh_token", next)], basic: (f.clientID, f.clientSecret))
+            #expect(afterReuse.json["error"]?.stringValue == "invalid_grant")
+            let revokedInfo = try await browser.send("\(f.issuer)/oauth2/userInfo", headers: [("Authorization", "Bearer \(accessToken)")], withCookies: false)
+            #expect(revokedInfo.status == 401, "access tokens of a revoked family are refused")
+        }
+    }
+
+    @Test(arguments: backends) func rejectedLoginsLeaveNoUserNoCodeNoToken(_ backend: TestDatabases.Backend) async throws {
+        try await withFederation(backend) { f, browser in
+            let bad: [TestOpenIDProvider.Misbehaviour] = [.badSignature, .wrongAudience, .wrongNonce, .wrongIssuer, .expired, .algNone, .embeddedKey]
+            var lastCallback = ""
+            for misbehaviour in bad {
+                f.upstream.update { $0.misbehaviour = misbehaviour }
+                let (back, callback) = try await f.login(browser)
+                lastCallback = callback
+                #expect(back.status == 302, "\(misbehaviour)")
+                #expect(back.location?.hasPrefix(f.redirectURI) == true, "\(misbehaviour)")
+                #expect(back.locationQuery["error"] == "access_denied", "\(misbehaviour)")
+                #expect(back.locationQuery["code"] == nil, "\(misbehaviour)")
+                #expect(back.locationQuery["state"] == "app-state", "\(misbehaviour)")
+            }
+            // Replaying a callback: the login transaction is single use.
+            f.upstream.update { $0.misbehaviour = .none }
+            let replay = try await browser.send(lastCallback)
+            #expect(replay.status == 400)
+            #expect(replay.location == nil)
+            #expect(try await f.directory.count(table: "users") == 0)
+            #expect(try await f.directory.count(table: "linked_identities") == 0)
+            #expect(try await f.directory.count(table: "authorization_codes") == 0)
+            #expect(try await f.directory.count(table: "refresh_tokens") == 0)
+        }
+    }
+
+    @Test(arguments: backends) func aReplayedStateAfterSuccessGivesNoSecondCode(_ backend: TestDatabases.Backend) async throws {
+        try await withFederation(backend) { f, browser in
+            let (back, callback) = try await f.login(browser)
+            #expect(back.locationQuery["code"] != nil)
+            let replay = try await browser.send(callback)
+            #expect(replay.status == 400)
+            #expect(try await f.directory.count(table: "authorization_codes") == 1)
+            #expect(f.upstream.tokenRequestCount == 1, "the replay never reached the upstream token endpoint")
+        }
+    }
+
+    @Test func aCallbackFromAnotherBrowserIsRefused() async throws {
+        try await withFederation(.sqlite) { f, browser in
+            let start = try await browser.send(f.authorizeURL())
+            let atUpstream = try await browser.send(try #require(start.location), withCookies: false)
+            let other = TestBrowser()
+            let back = try await other.send(try #require(atUpstream.location))
+            await other.shutdown()
+            #expect(back.status == 400)
+            #expect(back.location == nil)
+            #expect(try await f.directory.count(table: "users") == 0)
+        }
+    }
+
+    @Test func upstreamErrorsReachTheAppAsOAuthErrors() async throws {
+        try await withFederation(.sqlite) { f, browser in
+            f.upstream.update { $0.authorizeError = "access_denied" }
+            let (back, _) = try await f.login(browser)
+            #expect(back.locationQuery["error"] == "access_denied")
+            #expect(back.locationQuery["iss"] == f.issuer)
+            #expect(try await f.directory.count(table: "users") == 0)
+        }
+    }
+
+    @Test func publicClientsMustUsePKCE() async throws {
+        try await withFederation(.sqlite) { f, browser in
+            let refused = try await browser.send(f.authorizeURL(clientID: f.publicClientID))
+            #expect(refused.status == 302)
+            #expect(refused.locationQuery["error"] == "invalid_request")
+            #expect(refused.locationQuery["state"] == "app-state")
+            let plain = try await browser.send(f.authorizeURL(clientID: f.publicClientID, extra: [("identity_provider", "TestOP"), ("code_challenge", String(repeating: "a", count: 43)), ("code_challenge_method", "plain")]))
+            #expect(plain.locationQuery["error"] == "invalid_request")
+
+            let verifier = Secrets.randomToken()
+            let (back, _) = try await f.login(browser, url: f.authorizeURL(clientID: f.publicClientID, challenge: Secrets.pkceChallenge(verifier: verifier)))
+            let code = try #require(back.locationQuery["code"])
+            let wrong = try await browser.postForm("\(f.issuer)/oauth2/token", [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", f.redirectURI), ("client_id", f.publicClientID), ("code_verifier", Secrets.randomToken())])
+            #expect(wrong.json["error"]?.stringValue == "invalid_grant")
+
+            let (back2, _) = try await f.login(browser, url: f.authorizeURL(clientID: f.publicClientID, challenge: Secrets.pkceChallenge(verifier: verifier)))
+            let ok = try await browser.postForm("\(f.issuer)/oauth2/token", [("grant_type", "authorization_code"), ("code", try #require(back2.locationQuery["code"])), ("redirect_uri", f.redirectURI), ("client_id", f.publicClientID), ("code_verifier", verifier)])
+            #expect(ok.status == 200)
+            #expect(ok.json["id_token"] != nil)
+        }
+    }
+
+    @Test func aReplayedCodeRevokesWhatItIssued() async throws {
+        try await withFederation(.sqlite) { f, browser in
+            let (back, _) = try await f.login(browser)
+            let code = try #require(back.locationQuery["code"])
+            let first = try await f.redeem(browser, code: code)
+            #expect(first.status == 200)
+            let second = try await f.redeem(browser, code: code)
+            #expect(second.json["error"]?.stringValue == "invalid_grant")
+            let refresh = try #require(first.json["refresh_token"]?.stringValue)
+            let refused = try await browser.postForm("\(f.issuer)/oauth2/token", [("grant_type", "refresh_token"), ("refresh_token", refresh)], basic: (f.clientID, f.clientSecret))
+            #expect(refused.json["error"]?.stringValue == "invalid_grant")
+        }
+    }
+
+    @Test func unregisteredRedirectsAndUnknownClientsGetAPageNotARedirect() async throws {
+        try await withFederation(.sqlite) { f, browser in
+            let evil = "\(f.issuer)/oauth2/authorize?" + FormEncoding.encode([("response_type", "code"), ("client_id", f.clientID), ("redirect_uri", "https://evil.example/cb"), ("scope", "openid")])
+            let r1 = try await browser.send(evil)
+            #expect(r1.status == 400)
+            #expect(r1.location == nil)
+            #expect(r1.body.contains("<h1>"))
+            let r2 = try await browser.send("\(f.issuer)/oauth2/authorize?client_id=nobody&redirect_uri=\(FormEncoding.escape(f.redirectURI))")
+            #expect(r2.status == 400)
+            #expect(r2.location == nil)
+            let dup = try await browser.send(f.authorizeURL() + "&client_id=again")
+            #expect(dup.status == 400)
+            #expect(dup.location == nil)
+        }
+    }
+
+    @Test func chooserAndDomainRouting() async throws {
+        try await withFederation(.sqlite) { f, browser in
+            let chooser = try await browser.send(f.authorizeURL(extra: []))
+            #expect(chooser.status == 200)
+            #expect(chooser.body.contains("Continue with TestOP"))
+            #expect(chooser.headers.first(name: "Content-Security-Policy") != nil)
+            let routed = try await browser.send(f.authorizeURL(extra: [("idp_identifier", "grace@Example.com")]))
+            #expect(routed.status == 302)
+            #expect(routed.location?.hasPrefix(f.upstream.issuer) == true)
+            let unknown = try await browser.send(f.authorizeURL(extra: [("idp_identifier", "x@nowhere.test")]))
+            #expect(unknown.locationQuery["error"] == "invalid_request")
+        }
+    }
+
+    @Test func hostileRequestsGetOAuthErrorsNeverA500() async throws {
+        try await withFederation(.sqlite) { f, browser in
+            let token = "\(f.issuer)/oauth2/token"
+            let json = try await browser.send(token, method: .POST, headers: [("Content-Type", "application/json")], body: "{}", withCookies: false)
+            #expect(json.status == 400)
+            #expect(json.json["error"]?.stringValue == "invalid_request")
+            let dup = try await browser.send(token, method: .POST, headers: [("Content-Type", "application/x-www-form-urlencoded")], body: "grant_type=a&grant_type=b", withCookies: false)
+            #expect(dup.json["error"]?.stringValue == "invalid_request")
+            let huge = try await browser.send(token, method: .POST, headers: [("Content-Type", "application/x-www-form-urlencoded")], body: "code=" + String(repeating: "x", count: 200_000), withCookies: false)
+            #expect(huge.status == 413)
+            let badSecret = try await browser.postForm(token, [("grant_type", "authorization_code"), ("code", "x"), ("redirect_uri", f.redirectURI)], basic: (f.clientID, "wrong"))
+            #expect(badSecret.status == 401)
+            #expect(badSecret.json["error"]?.stringValue == "invalid_client")
+            #expect(badSecret.headers.first(name: "WWW-Authenticate") != nil)
+            let grant = try await browser.postForm(token, [("grant_type", "password")], basic: (f.clientID, f.clientSecret))
+            #expect(grant.json["error"]?.stringValue == "unsupported_grant_type")
+            let badCode = try await browser.postForm(token, [("grant_type", "authorization_code"), ("code", "nope"), ("redirect_uri", f.redirectURI)], basic: (f.clientID, f.clientSecret))
+            #expect(badCode.json["error"]?.stringValue == "invalid_grant")
+            let noToken = try await browser.send("\(f.issuer)/oauth2/userInfo", withCookies: false)
+            #expect(noToken.status == 401)
+            let garbage = try await browser.send("\(f.issuer)/oauth2/userInfo", headers: [("Authorization", "Bearer a.b.c")], withCookies: false)
+            #expect(garbage.status == 401)
+            let unknownPool = try await browser.send("\(f.gatehouse.baseURL)/nopool/.well-known/openid-configuration")
+            #expect(unknownPool.status == 404)
+            let badCallback = try await browser.send("\(f.issuer)/oauth2/idpresponse?state=\(String(repeating: "z", count: 5000))")
+            #expect(badCallback.status == 400)
+            let revoke = try await browser.postForm("\(f.issuer)/oauth2/revoke", [("token", "unknown")], basic: (f.clientID, f.clientSecret))
+            #expect(revoke.status == 200)
+        }
+    }
+
+    @Test func discoveryLogoutAndOperations() async throws {
+        try await withFederation(.sqlite) { f, browser in
+            let doc = try await browser.send("\(f.issuer)/.well-known/openid-configuration").json
+            #expect(doc["issuer"]?.stringValue == f.issuer)
+            #expect(doc["jwks_uri"]?.stringValue == f.issuer + "/.well-known/jwks.json")
+            #expect(doc["code_challenge_methods_supported"] == .array([.string("S256")]))
+            let bye = try await browser.send("\(f.issuer)/logout?client_id=\(f.clientID)&logout_uri=\(FormEncoding.escape("http://127.0.0.1:9/app/bye"))")
+            #expect(bye.status == 302)
+            #expect(bye.location == "http://127.0.0.1:9/app/bye")
+            let evil = try await browser.send("\(f.issuer)/logout?client_id=\(f.clientID)&logout_uri=\(FormEncoding.escape("https://evil.example/"))")
+            #expect(evil.status == 400)
+            #expect(evil.location == nil)
+            #expect(try await browser.send("\(f.gatehouse.baseURL)/healthz").status == 200)
+            #expect(try await browser.send("\(f.gatehouse.baseURL)/readyz").status == 200)
+            _ = try await f.login(browser)
+            let metrics = try await browser.send("\(f.gatehouse.baseURL)/metrics").body
+            #expect(metrics.contains("gatehouse_logins_total"))
+            #expect(metrics.contains("provider=\"TestOP\""))
+        }
+    }
+}

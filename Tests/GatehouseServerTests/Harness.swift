@@ -1,0 +1,129 @@
+import Foundation
+import AsyncHTTPClient
+import NIOCore
+import NIOHTTP1
+import GatehouseCore
+import GatehouseJOSE
+import GatehouseOIDC
+import GatehouseDirectory
+import GatehouseServer
+import GatehouseTestSupport
+
+/// A browser for tests: real HTTP over 127.0.0.1, no redirects followed, cookies kept by name.
+final class TestBrowser: @unchecked Sendable {
+    let client: HTTPClient
+    var cookies: [String: String] = [:]
+
+    init() {
+        var config = HTTPClient.Configuration()
+        config.redirectConfiguration = .disallow
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+    }
+
+    func shutdown() async { try? await client.shutdown() }
+
+    struct Reply {
+        let status: Int
+        let headers: HTTPHeaders
+        let body: String
+        var location: String? { headers.first(name: "Location") }
+        var json: [String: JSONValue] { (try? JSONDecoder().decode([String: JSONValue].self, from: Data(body.utf8))) ?? [:] }
+        /// The query of the Location header, decoded.
+        var locationQuery: [String: String] {
+            guard let l = location, let q = URLComponents(string: l)?.percentEncodedQuery else { return [:] }
+            return FormEncoding.decode(q) ?? [:]
+        }
+    }
+
+    func send(_ url: String, method: HTTPMethod = .GET, headers: [(String, String)] = [], body: String? = nil, withCookies: Bool = true) async throws -> Reply {
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        for (k, v) in headers { request.headers.add(name: k, value: v) }
+        if withCookies, !cookies.isEmpty { request.headers.add(name: "Cookie", value: cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")) }
+        if let body { request.body = .bytes(ByteBuffer(string: body)) }
+        let response = try await client.execute(request, timeout: .seconds(30))
+        let buffer = try await response.body.collect(upTo: 4 * 1024 * 1024)
+        for header in response.headers[canonicalForm: "Set-Cookie"] {
+            let pair = header.split(separator: ";")[0].split(separator: "=", maxSplits: 1)
+            if pair.count == 2 { cookies[String(pair[0])] = String(pair[1]) } else if pair.count == 1 { cookies[String(pair[0])] = "" }
+        }
+        return Reply(status: Int(response.status.code), headers: response.headers, body: String(buffer: buffer))
+    }
+
+    func postForm(_ url: String, _ form: [(String, String)], basic: (String, String)? = nil) async throws -> Reply {
+        var headers = [("Content-Type", "application/x-www-form-urlencoded")]
+        if let (u, p) = basic { headers.append(("Authorization", "Basic " + Data("\(FormEncoding.escape(u)):\(FormEncoding.escape(p))".utf8).base64EncodedString())) }
+        return try await send(url, method: .POST, headers: headers, body: FormEncoding.encode(form), withCookies: false)
+    }
+}
+
+/// A Gatehouse with a pool, an app client and a provider backed by a loopback test OpenID provider.
+struct Federation {
+    let gatehouse: RunningGatehouse
+    let upstream: TestOpenIDProvider
+    let directory: SQLDirectory
+    let pool = "acme"
+    let providerName = "TestOP"
+    let redirectURI = "http://127.0.0.1:9/app/callback"
+    let clientID: String
+    let clientSecret: String
+    let publicClientID: String
+
+    var issuer: String { "\(gatehouse.baseURL)/\(pool)" }
+
+    static func start(_ backend: TestDatabases.Backend) async throws -> Federation {
+        let directory = try await TestDatabases.make(backend)
+        let upstream = try TestOpenIDProvider()
+        try await upstream.start()
+        let gatehouse = try await RunningGatehouse.start(directory: directory)
+        try await gatehouse.admin.createPool(name: "acme", displayName: "Acme Corp")
+        let (client, secret) = try await gatehouse.admin.createClient(pool: "acme", name: "web", redirectURIs: ["http://127.0.0.1:9/app/callback"], logoutURIs: ["http://127.0.0.1:9/app/bye"], confidential: true)
+        let (publicClient, _) = try await gatehouse.admin.createClient(pool: "acme", name: "spa", redirectURIs: ["http://127.0.0.1:9/app/callback"], confidential: false)
+        try await gatehouse.admin.createOIDCProvider(
+            pool: "acme", name: "TestOP", settings: OIDCProviderSettings(issuer: upstream.issuer, clientID: upstream.clientID),
+            clientSecret: upstream.clientSecret, idpIdentifiers: ["example.com"])
+        return Federation(gatehouse: gatehouse, upstream: upstream, directory: directory, clientID: client.clientID, clientSecret: secret!, publicClientID: publicClient.clientID)
+    }
+
+    func stop() async {
+        await gatehouse.stop()
+        await upstream.stop()
+        try? await directory.shutdown()
+    }
+
+    func authorizeURL(clientID: String? = nil, state: String = "app-state", nonce: String? = "app-nonce", challenge: String? = nil, extra: [(String, String)] = [("identity_provider", "TestOP")]) -> String {
+        var q: [(String, String)] = [("response_type", "code"), ("client_id", clientID ?? self.clientID), ("redirect_uri", redirectURI), ("scope", "openid email profile"), ("state", state)]
+        if let nonce { q.append(("nonce", nonce)) }
+        if let challenge { q += [("code_challenge", challenge), ("code_challenge_method", "S256")] }
+        return "\(issuer)/oauth2/authorize?" + FormEncoding.encode(q + extra)
+    }
+
+    /// Walks app -> Gatehouse -> upstream -> callback and returns Gatehouse's redirect to the app.
+    func login(_ browser: TestBrowser, url: String? = nil) async throws -> (appRedirect: TestBrowser.Reply, callbackURL: String) {
+        let start = try await browser.send(url ?? authorizeURL())
+        guard start.status == 302, let upstreamURL = start.location, upstreamURL.hasPrefix(upstream.issuer) else {
+            throw HarnessError("authorize did not redirect upstream: \(start.status) \(start.body)")
+        }
+        let atUpstream = try await browser.send(upstreamURL, withCookies: false)
+        guard atUpstream.status == 302, let callback = atUpstream.location else { throw HarnessError("upstream did not redirect back") }
+        let back = try await browser.send(callback)
+        return (back, callback)
+    }
+
+    func redeem(_ browser: TestBrowser, code: String, verifier: String? = nil) async throws -> TestBrowser.Reply {
+        var form = [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirectURI)]
+        if let verifier { form.append(("code_verifier", verifier)) }
+        return try await browser.postForm("\(issuer)/oauth2/token", form, basic: (clientID, clientSecret))
+    }
+
+    /// Gatehouse's published keys, fetched over HTTP.
+    func publishedKeys(_ browser: TestBrowser) async throws -> StaticKeySource {
+        let reply = try await browser.send("\(issuer)/.well-known/jwks.json")
+        return StaticKeySource(try JSONDecoder().decode(JWKSet.self, from: Data(reply.body.utf8)))
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
