@@ -1,0 +1,90 @@
+import Foundation
+import Testing
+@testable import GatehouseCore
+
+@Suite struct CoreTests {
+    @Test func base64URLRoundTripsAndRefusesOtherAlphabets() {
+        let bytes = Data((0..<256).map { UInt8($0) })
+        let text = Base64URL.encode(bytes)
+        #expect(!text.contains("=") && !text.contains("+") && !text.contains("/"))
+        #expect(Base64URL.decode(text) == bytes)
+        #expect(Base64URL.decode("ab+c") == nil)
+        #expect(Base64URL.decode("abc=") == nil)
+        #expect(Base64URL.decode("a") == nil)
+    }
+
+    @Test func masterKeySealsBoundToPurpose() throws {
+        let key = try MasterKey(base64: MasterKey.generateBase64())
+        let sealed = try key.seal(Data("secret".utf8), purpose: "signing-key:acme/k1")
+        #expect(!sealed.contains("secret"))
+        #expect(try key.open(sealed, purpose: "signing-key:acme/k1") == Data("secret".utf8))
+        #expect(throws: ConfigurationError.self) { try key.open(sealed, purpose: "signing-key:other/k1") }
+        let other = try MasterKey(base64: MasterKey.generateBase64())
+        #expect(throws: ConfigurationError.self) { try other.open(sealed, purpose: "signing-key:acme/k1") }
+        #expect(throws: ConfigurationError.self) { try MasterKey(base64: "dG9vIHNob3J0") }
+    }
+
+    @Test(arguments: [("acme", true), ("a-b-9", true), ("-x", false), ("Acme", false), ("", false), ("metrics", false), (String(repeating: "a", count: 64), false), ("a/b", false)])
+    func poolNames(_ name: String, _ valid: Bool) {
+        #expect(((try? PoolID(name)) != nil) == valid)
+    }
+
+    func client(_ uris: [String], idTTL: Int = 3600) -> AppClient {
+        AppClient(poolID: try! PoolID("p"), clientID: "c", name: "n", secretHash: nil, redirectURIs: uris, idTokenTTL: idTTL, createdAt: Date())
+    }
+
+    @Test(arguments: [
+        (["https://app.example/cb"], true), (["http://127.0.0.1:3000/cb"], true), (["http://localhost/cb"], true),
+        (["com.example.app:/cb"], true), (["http://app.example/cb"], false), (["https://app.example/cb#frag"], false),
+        (["myapp:/cb"], false), ([], false), (["not a uri"], false),
+    ])
+    func redirectURIRules(_ uris: [String], _ valid: Bool) {
+        #expect(((try? client(uris).validate()) != nil) == valid)
+    }
+
+    @Test func tokenLifetimesAreBounded() {
+        #expect(throws: DirectoryError.self) { try client(["https://a.example/cb"], idTTL: 60).validate() }
+        #expect(throws: DirectoryError.self) { try client(["https://a.example/cb"], idTTL: 2 * 86400).validate() }
+    }
+
+    @Test(arguments: [["HS256"], ["none"], [], ["RS256", "HS512"]])
+    func providersRefuseUnsafeAlgorithms(_ algs: [String]) {
+        let s = OIDCProviderSettings(issuer: "https://idp.example", clientID: "c", allowedAlgorithms: algs)
+        #expect(throws: DirectoryError.self) { try s.validate() }
+    }
+
+    @Test func providersRefusePlainHTTPIssuersOutsideLoopback() throws {
+        #expect(throws: DirectoryError.self) { try OIDCProviderSettings(issuer: "http://idp.example", clientID: "c").validate() }
+        try OIDCProviderSettings(issuer: "http://127.0.0.1:9000", clientID: "c").validate()
+    }
+
+    @Test func flattenNestsByPathAndSpreadsArrays() {
+        let claims: [String: JSONValue] = [
+            "email": .string("a@x"), "email_verified": .bool(true), "n": .number(42),
+            "groups": .array([.string("a"), .string("b")]), "address": .object(["locality": .string("Paris")]), "gone": .null,
+        ]
+        let flat = JSONValue.flatten(claims)
+        #expect(flat["email"] == ["a@x"])
+        #expect(flat["email_verified"] == ["true"])
+        #expect(flat["n"] == ["42"])
+        #expect(flat["groups"] == ["a", "b"])
+        #expect(flat["address.locality"] == ["Paris"])
+        #expect(flat["gone"] == nil)
+    }
+
+    @Test func serializedJSONParsesBack() throws {
+        let object: [String: JSONValue] = ["s": .string("q\"\\\n\u{1}é"), "n": .number(1.5), "i": .number(3), "b": .bool(false), "a": .array([.null]), "o": .object(["k": .string("v")])]
+        let text = JSONValue.serialize(object: object)
+        #expect(try JSONDecoder().decode([String: JSONValue].self, from: Data(text.utf8)) == object)
+    }
+
+    @Test func pkceHelpers() {
+        #expect(Secrets.pkceChallenge(verifier: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk") == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+        #expect(Secrets.isWellFormedPKCEVerifier(Secrets.randomToken()))
+        #expect(!Secrets.isWellFormedPKCEVerifier("short"))
+        #expect(!Secrets.isWellFormedPKCEVerifier(String(repeating: "a", count: 42) + " "))
+        #expect(Secrets.constantTimeEquals("abc", "abc"))
+        #expect(!Secrets.constantTimeEquals("abc", "abd"))
+        #expect(!Secrets.constantTimeEquals("abc", "abcd"))
+    }
+}
