@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
@@ -126,6 +127,7 @@ let package = Package(
         .executableTarget(
             name: "gatehouse-bench",
             dependencies: [
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 "GatehouseServer", "GatehouseTestSupport", "GatehouseOIDC", "GatehouseIssuer",
                 "GatehouseDirectory", "GatehouseCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

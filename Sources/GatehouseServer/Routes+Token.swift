@@ -1,10 +1,10 @@
 import Foundation
 import Logging
 import GatehouseJOSE
-import Hummingbird
+package import Hummingbird
 import HTTPTypes
 import NIOCore
-import GatehouseCore
+package import GatehouseCore
 import GatehouseIssuer
 import GatehouseOIDC
 import GatehouseJOSE
@@ -81,7 +81,7 @@ extension Gatehouse {
         return response
     }
 
-    private func exchangeCode(form: [String: String], pool: Pool, client: AppClient) async throws -> Response {
+    package func exchangeCode(form: [String: String], pool: Pool, client: AppClient) async throws -> Response {
         guard let code = form["code"], !code.isEmpty, code.utf8.count <= 256 else { throw OAuthError.invalidRequest("code is required") }
         guard let redirectURI = form["redirect_uri"] else { throw OAuthError.invalidRequest("redirect_uri is required") }
         let now = clock.now()
