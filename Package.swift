@@ -156,6 +156,7 @@ let package = Package(
                 "GatehouseServer", "GatehouseTestSupport", "GatehouseDirectory", "GatehouseIssuer", "GatehouseOIDC",
                 "GatehouseJOSE", "GatehouseCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,6 +1,8 @@
 public import Foundation
 public import GatehouseCore
 internal import SQLKit
+internal import SQLiteKit
+internal import PostgresKit
 import Logging
 
 /// The Directory on SQL: one implementation of every store, shared by the SQLite and PostgreSQL
@@ -48,11 +50,12 @@ public final class SQLDirectory: Directory {
 
     /// Maps driver errors to `DirectoryError` without echoing bound values.
     static func translate(_ error: any Error) -> DirectoryError {
-        let text = String(reflecting: error)
-        if text.contains("UNIQUE constraint") || text.contains("23505") || text.contains("unique_violation")
-            || text.contains("duplicate key")
-        {
-            return DirectoryError(.conflict, "a record with the same key already exists")
+        let conflict = DirectoryError(.conflict, "a record with the same key already exists")
+        if let e = error as? SQLiteError, [.constraintUniqueFailed, .constraintPrimaryKeyFailed].contains(e.reason) {
+            return conflict
+        }
+        if let e = error as? PSQLError, e.serverInfo?[.sqlState] == "23505" {
+            return conflict
         }
         return DirectoryError(.unavailable, "database error: \(type(of: error))")
     }

@@ -19,23 +19,34 @@ public struct UnverifiedJWS: Sendable {
         guard token.utf8.count <= Self.maximumSize else {
             throw VerificationError(check: "format", reason: "token larger than \(Self.maximumSize) bytes")
         }
-        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3 else {
-            throw VerificationError(check: "format", reason: parts.count == 5 ? "encrypted tokens (JWE) are not accepted" : "not a compact JWS")
+        let bytes = Array(token.utf8)
+        var dots: [Int] = []
+        for (i, b) in bytes.enumerated() where b == UInt8(ascii: ".") {
+            dots.append(i)
+            if dots.count > 4 { break }
         }
-        guard let h = Base64URL.decode(parts[0]), let p = Base64URL.decode(parts[1]), let s = Base64URL.decode(parts[2]) else {
+        guard dots.count == 2 else {
+            throw VerificationError(check: "format", reason: dots.count == 4 ? "encrypted tokens (JWE) are not accepted" : "not a compact JWS")
+        }
+        let decoded = bytes.withUnsafeBufferPointer { all -> (Data, Data, Data)? in
+            guard let h = Base64URL.decode(bytes: UnsafeBufferPointer(rebasing: all[0..<dots[0]])),
+                let p = Base64URL.decode(bytes: UnsafeBufferPointer(rebasing: all[(dots[0] + 1)..<dots[1]])),
+                let s = Base64URL.decode(bytes: UnsafeBufferPointer(rebasing: all[(dots[1] + 1)...]))
+            else { return nil }
+            return (h, p, s)
+        }
+        guard let (h, p, s) = decoded else {
             throw VerificationError(check: "format", reason: "a part is not base64url")
         }
-        let decoder = JSONDecoder()
-        guard let header = try? decoder.decode([String: JSONValue].self, from: h) else {
-            throw VerificationError(check: "format", reason: "header is not a JSON object")
+        guard let header = try? JSONValue.parseObject(h) else {
+            throw VerificationError(check: "format", reason: "header is not a JSON object (or repeats a member)")
         }
-        guard let claims = try? decoder.decode([String: JSONValue].self, from: p) else {
-            throw VerificationError(check: "format", reason: "payload is not a JSON object")
+        guard let claims = try? JSONValue.parseObject(p) else {
+            throw VerificationError(check: "format", reason: "payload is not a JSON object (or repeats a member)")
         }
         self.header = header
         self.claims = claims
-        self.signingInput = Data(token.utf8.prefix(parts[0].utf8.count + 1 + parts[1].utf8.count))
+        self.signingInput = Data(bytes[0..<dots[1]])
         self.signature = s
     }
 

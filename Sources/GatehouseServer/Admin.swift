@@ -28,7 +28,8 @@ public struct Admin: Sendable {
     /// Creates an app client. Confidential clients get a generated secret, returned only here.
     public func createClient(
         pool: String, name: String, redirectURIs: [String], logoutURIs: [String] = [], confidential: Bool,
-        scopes: [String] = ["openid", "email", "profile"], providers: [String] = [], clientID: String? = nil
+        scopes: [String] = ["openid", "email", "profile"], providers: [String] = [], clientID: String? = nil,
+        lifetimes: (id: Int, access: Int, refresh: Int) = (AppClient.defaultIDTokenTTL, AppClient.defaultAccessTokenTTL, AppClient.defaultRefreshTokenTTL)
     ) async throws -> (client: AppClient, secret: String?) {
         let poolID = try PoolID(pool)
         guard try await directory.pool(poolID) != nil else { throw DirectoryError(.notFound, "no pool \(pool)") }
@@ -36,7 +37,8 @@ public struct Admin: Sendable {
         let client = AppClient(
             poolID: poolID, clientID: clientID ?? Secrets.randomToken(bytes: 16).lowercased().replacingOccurrences(of: "_", with: "x").replacingOccurrences(of: "-", with: "y"),
             name: name, secretHash: secret.map(Secrets.hash), redirectURIs: redirectURIs, logoutURIs: logoutURIs,
-            allowedScopes: scopes, allowedProviders: providers, createdAt: now)
+            allowedScopes: scopes, allowedProviders: providers, idTokenTTL: lifetimes.id, accessTokenTTL: lifetimes.access,
+            refreshTokenTTL: lifetimes.refresh, createdAt: now)
         try await directory.createClient(client)
         return (client, secret)
     }

@@ -96,28 +96,36 @@ public final class Gatehouse: Sendable {
         router.get("/{pool}/.well-known/jwks.json") { req, ctx in try await self.handle { try await self.jwks(req, ctx) } }
         router.get("/{pool}/oauth2/authorize") { req, ctx in try await self.handle { try await self.authorize(req, ctx) } }
         router.get("/{pool}/oauth2/idpresponse") { req, ctx in try await self.handle { try await self.callback(req, ctx) } }
-        router.post("/{pool}/oauth2/token") { req, ctx in try await self.handle { try await self.token(req, ctx) } }
-        router.get("/{pool}/oauth2/userInfo") { req, ctx in try await self.handle { try await self.userInfo(req, ctx) } }
-        router.post("/{pool}/oauth2/userInfo") { req, ctx in try await self.handle { try await self.userInfo(req, ctx) } }
-        router.post("/{pool}/oauth2/revoke") { req, ctx in try await self.handle { try await self.revoke(req, ctx) } }
+        router.post("/{pool}/oauth2/token") { req, ctx in try await self.handle(api: true) { try await self.token(req, ctx) } }
+        router.get("/{pool}/oauth2/userInfo") { req, ctx in try await self.handle(api: true) { try await self.userInfo(req, ctx) } }
+        router.post("/{pool}/oauth2/userInfo") { req, ctx in try await self.handle(api: true) { try await self.userInfo(req, ctx) } }
+        router.post("/{pool}/oauth2/revoke") { req, ctx in try await self.handle(api: true) { try await self.revoke(req, ctx) } }
         router.get("/{pool}/logout") { req, ctx in try await self.handle { try await self.logout(req, ctx) } }
         return router
     }
 
-    /// Renders the errors handlers throw; anything unexpected becomes a plain 503 page, never a 500
-    /// with detail (the detail goes to the log).
-    func handle(_ body: () async throws -> Response) async throws -> Response {
+    /// Renders the errors handlers throw; anything unexpected becomes a 503 (a plain page for people,
+    /// an RFC 6749 `temporarily_unavailable` JSON error for the `api` endpoints), never a 500 with
+    /// detail: the detail goes to the log.
+    func handle(api: Bool = false, _ body: () async throws -> Response) async throws -> Response {
         do {
             return try await body()
         } catch let e as OAuthError {
             return e.response()
         } catch let e as PageError {
+            if api {
+                return OAuthError(code: "invalid_request", description: e.message, status: e.status).response()
+            }
             return e.response()
         } catch let e as HTTPError {
+            if api { return OAuthError(code: "invalid_request", description: "the request could not be understood", status: e.status).response() }
             if e.status == .contentTooLarge { return PageError(status: .contentTooLarge, title: "Request too large", message: "The request body is too large.").response() }
             return PageError(status: e.status, title: "Bad request", message: "The request could not be understood.").response()
         } catch {
             logger.error("request failed", metadata: ["reason": "\(error)"])
+            if api {
+                return OAuthError(code: "temporarily_unavailable", description: "the service is temporarily unavailable", status: .serviceUnavailable).response()
+            }
             return PageError(status: .serviceUnavailable, title: "Temporarily unavailable", message: "Sign-in is temporarily unavailable. Please try again shortly.").response()
         }
     }

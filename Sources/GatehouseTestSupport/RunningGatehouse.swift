@@ -14,9 +14,12 @@ public final class RunningGatehouse: Sendable {
     private let task: Task<Void, any Error>
     private let http: UpstreamHTTP
 
-    public static func start(directory: any Directory, clock: any GatehouseClock = SystemClock(), logLevel: Logger.Level = .critical) async throws -> RunningGatehouse {
+    /// Starts on a free port; with `tls` (certificate and key PEM files) it serves https.
+    public static func start(directory: any Directory, clock: any GatehouseClock = SystemClock(), logLevel: Logger.Level = .critical, tls: (certificate: String, key: String)? = nil) async throws -> RunningGatehouse {
         let port = try LoopbackPort.pick()
-        let config = ServerConfiguration(publicBaseURL: "http://127.0.0.1:\(port)", host: "127.0.0.1", port: port)
+        let config = ServerConfiguration(
+            publicBaseURL: "\(tls == nil ? "http" : "https")://127.0.0.1:\(port)", host: "127.0.0.1", port: port,
+            tlsCertificateFile: tls?.certificate, tlsPrivateKeyFile: tls?.key)
         var logger = Logger(label: "gatehouse.test")
         logger.logLevel = logLevel
         let masterKey = try MasterKey(base64: MasterKey.generateBase64())

@@ -14,6 +14,10 @@ import GatehouseTestSupport
 /// exchange, and complete logins over HTTP on SQLite. Build with `-c release`.
 @main
 struct Benchmark {
+    /// `gatehouse-bench [mint|verify|exchange|login]` runs one section; no argument runs them all.
+    static let only = CommandLine.arguments.dropFirst().first
+    static func wanted(_ section: String) -> Bool { only == nil || only == section }
+
     static func measure(_ name: String, seconds: Double = 2, _ body: @Sendable () async throws -> Void) async rethrows {
         for _ in 0..<50 { try await body() }  // warm-up
         let clock = ContinuousClock()
@@ -37,7 +41,7 @@ struct Benchmark {
         let now = Date()
 
         // Minting.
-        for alg in [SigningAlgorithm.es256, .rs256] {
+        for alg in [SigningAlgorithm.es256, .rs256] where wanted("mint") {
             let ring = SigningKeyRing(store: MemoryKeyStore(), masterKey: try MasterKey(base64: MasterKey.generateBase64()), clock: SystemClock())
             try await ring.ensureKey(pool: pool, algorithm: alg)
             let minter = TokenMinter(keyRing: ring)
@@ -52,7 +56,7 @@ struct Benchmark {
         }
 
         // Upstream ID token verification, full policy.
-        for alg in [SigningAlgorithm.rs256, .es256] {
+        for alg in [SigningAlgorithm.rs256, .es256] where wanted("verify") {
             let key = try JWSSigningKey.generate(alg)
             let keys = StaticKeySource(JWKSet(keys: [try key.publicJWK(kid: "k1"), try JWSSigningKey.generate(alg).publicJWK(kid: "k2")]))
             let claims: [String: JSONValue] = [
@@ -63,9 +67,16 @@ struct Benchmark {
             let token = try JWSEncoder.sign(payloadJSON: Data(JSONValue.serialize(object: claims).utf8), key: key, kid: "k1")
             let policy = IDTokenPolicy(issuer: "https://idp.example", clientID: "gh", allowedAlgorithms: [alg.rawValue], clockSkew: 60, nonce: "n-123")
             try await measure("verify upstream ID token, full policy (\(alg.rawValue))") { _ = try await IDTokenVerifier.verify(token, keys: keys, policy: policy, now: now) }
+            let parsed = try UnverifiedJWS(compact: token)
+            let bare = try JWSVerificationKey(jwk: try key.publicJWK(kid: "k1"))
+            let jwsAlg = JWSAlgorithm(rawValue: alg.rawValue)!
+            try await measure("  bare signature check, same token (\(alg.rawValue))") {
+                guard jwsAlg.verify(signature: parsed.signature, input: parsed.signingInput, key: bare) else { throw ConfigurationError("bad signature") }
+            }
         }
 
         // One in-process token exchange on SQLite: redeem the code, create the refresh family, mint.
+        if wanted("exchange") {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-bench-\(UUID().uuidString)")
         let benchDirectory = try await DirectoryFactory.sqlite(path: folder.appendingPathComponent("bench.sqlite").path)
         try await benchDirectory.migrate()
@@ -82,8 +93,8 @@ struct Benchmark {
         _ = secret
         await running.stop()
         try await benchDirectory.shutdown()
-
-        try await LoginBenchmark.run()
+        }
+        if wanted("login") { try await LoginBenchmark.run() }
     }
 }
 

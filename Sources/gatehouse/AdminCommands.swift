@@ -43,11 +43,15 @@ struct ClientCommand: AsyncParsableCommand {
         @Option(name: .customLong("scope"), help: "Allowed scope (repeatable; default openid email profile).") var scopes: [String] = []
         @Option(name: .customLong("provider"), help: "Allowed identity provider (repeatable; default all).") var providers: [String] = []
         @Flag(name: .customLong("public"), help: "A public client (no secret; PKCE S256 required).") var isPublic = false
+        @Option(name: .customLong("id-token-ttl"), help: "ID token lifetime in seconds (300-86400).") var idTTL: Int = AppClient.defaultIDTokenTTL
+        @Option(name: .customLong("access-token-ttl"), help: "Access token lifetime in seconds (300-86400).") var accessTTL: Int = AppClient.defaultAccessTokenTTL
+        @Option(name: .customLong("refresh-token-ttl"), help: "Refresh token lifetime in seconds (default 30 days).") var refreshTTL: Int = AppClient.defaultRefreshTokenTTL
         func run() async throws {
             try await withEnvironment(common) { env in
                 let (client, secret) = try await env.admin.createClient(
                     pool: pool, name: name, redirectURIs: redirectURIs, logoutURIs: logoutURIs, confidential: !isPublic,
-                    scopes: scopes.isEmpty ? ["openid", "email", "profile"] : scopes, providers: providers)
+                    scopes: scopes.isEmpty ? ["openid", "email", "profile"] : scopes, providers: providers,
+                    lifetimes: (idTTL, accessTTL, refreshTTL))
                 print("client_id: \(client.clientID)")
                 if let secret { print("client_secret: \(secret)   (shown once; store it now)") }
             }

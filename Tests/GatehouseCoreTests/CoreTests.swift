@@ -88,3 +88,27 @@ import Testing
         #expect(!Secrets.constantTimeEquals("abc", "abcd"))
     }
 }
+
+@Suite struct JSONParserTests {
+    @Test func parsesWhatFoundationParses() throws {
+        let text = #"{"a":[1,-2.5,3e2,true,false,null],"s":"q\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00","o":{"k":{}},"e":[]}"#
+        let parsed = try JSONValue.parse(Data(text.utf8))
+        #expect(parsed == (try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))))
+        #expect(try JSONValue.parseObject(Data(#"{"x":"é😀"}"#.utf8))["x"] == .string("é😀"))
+    }
+
+    @Test(arguments: [
+        #"{"a":1,"a":2}"#, #"{"a":1,}"#, #"[1,]"#, #"{"a":1} x"#, #"{'a':1}"#, "{\"a\":\"\u{1}\"}", #"{"a":01}"#,
+        #"{"a":1e999}"#, #"{"a":"\ud800"}"#, #"{"a":"\x"}"#, #"{"a":tru}"#, "", #"{"a""#, #"{"a":1"#, "-", #"{"a":.5}"#,
+    ])
+    func refusesMalformedOrAmbiguousJSON(_ text: String) {
+        #expect(throws: JSONParseError.self) { try JSONValue.parse(Data(text.utf8)) }
+    }
+
+    @Test func boundsNesting() {
+        let deep = String(repeating: "[", count: 40) + String(repeating: "]", count: 40)
+        #expect(throws: JSONParseError.self) { try JSONValue.parse(Data(deep.utf8)) }
+        let ok = String(repeating: "[", count: 10) + String(repeating: "]", count: 10)
+        #expect(throws: Never.self) { try JSONValue.parse(Data(ok.utf8)) }
+    }
+}

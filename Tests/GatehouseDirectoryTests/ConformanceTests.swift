@@ -40,7 +40,7 @@ import GatehouseTestSupport
     @Test(arguments: backends) func poolsClientsAndProviders(_ backend: TestDatabases.Backend) async throws {
         try await withDirectory(backend) { d in
             let p = try await pool(d)
-            await #expect(throws: DirectoryError.self) { try await d.createPool(Pool(id: p, displayName: "again", createdAt: t0)) }
+            await #expect { try await d.createPool(Pool(id: p, displayName: "again", createdAt: t0)) } throws: { ($0 as? DirectoryError)?.code == .conflict }
             #expect(try await d.listPools().map(\.id) == [p])
 
             var client = AppClient(poolID: p, clientID: "web", name: "Web", secretHash: Secrets.hash("s"), redirectURIs: ["https://app.example/cb"], createdAt: t0)
@@ -171,7 +171,7 @@ import GatehouseTestSupport
             #expect(outcomes.filter { if case .redeemed = $0 { true } else { false } }.count == 1)
             #expect(outcomes.filter { $0 == .replayed(familyID: "f1") }.count == 19)
             // The replays left a revoked tombstone: the late exchange cannot create the family.
-            await #expect(throws: DirectoryError.self) { try await d.createFamily(family(p, id: "f1"), firstTokenHash: "r1") }
+            await #expect { try await d.createFamily(family(p, id: "f1"), firstTokenHash: "r1") } throws: { ($0 as? DirectoryError)?.code == .conflict }
             #expect(try await d.family(id: "f1")?.revokedAt != nil)
             // An expired code is invalid.
             try await d.saveAuthorizationCode(code(p, hash: "c2", family: "f2"))

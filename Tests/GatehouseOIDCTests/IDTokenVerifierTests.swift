@@ -121,6 +121,14 @@ actor CountingKeySource: VerificationKeySource {
         }
     }
 
+    @Test func aRepeatedClaimIsRefusedRatherThanGuessedAt() async throws {
+        let header = Base64URL.encode(Data(#"{"alg":"RS256","kid":"k1"}"#.utf8))
+        let body = #"{"iss":"https://idp.example","sub":"u1","aud":"evil","aud":"gh","exp":1800000300,"iat":1800000000,"nonce":"n1"}"#
+        let input = header + "." + Base64URL.encode(Data(body.utf8))
+        let t = input + "." + Base64URL.encode(try Self.rsa.sign(Data(input.utf8)))
+        await #expect(throws: VerificationError.self) { try await IDTokenVerifier.verify(t, keys: StaticKeySource(keys), policy: policy(), now: now) }
+    }
+
     @Test func aMissingKidIsAcceptedOnlyWithExactlyOneFittingKey() async throws {
         let t = try Self.token(header: ["alg": .string("RS256")], claims: claims(), key: Self.rsa)
         #expect(await failures(t, keys: JWKSet(keys: [try Self.rsa.publicJWK(kid: "k1")])) == [])

@@ -143,6 +143,18 @@ import GatehouseTestSupport
         }
     }
 
+    @Test func theBrowserCookieIsHttpOnlyAndLaxAndNotSecureOnLoopbackHTTP() async throws {
+        try await withFederation(.sqlite) { f, browser in
+            let start = try await browser.send(f.authorizeURL())
+            let cookie = try #require(start.headers.first(name: "Set-Cookie"))
+            #expect(cookie.hasPrefix("gatehouse_browser="))
+            #expect(cookie.contains("HttpOnly"))
+            #expect(cookie.contains("SameSite=Lax"))
+            #expect(!cookie.contains("Secure"))
+            #expect(start.headers.first(name: "X-Request-ID") != nil)
+        }
+    }
+
     @Test func upstreamErrorsReachTheAppAsOAuthErrors() async throws {
         try await withFederation(.sqlite) { f, browser in
             f.upstream.update { $0.authorizeError = "access_denied" }
@@ -150,6 +162,34 @@ import GatehouseTestSupport
             #expect(back.locationQuery["error"] == "access_denied")
             #expect(back.locationQuery["iss"] == f.issuer)
             #expect(try await f.directory.count(table: "users") == 0)
+        }
+    }
+
+    @Test func userinfoWhoseSubjectDiffersRejectsTheLogin() async throws {
+        try await withFederation(.sqlite) { f, browser in
+            var settings = OIDCProviderSettings(issuer: f.upstream.issuer, clientID: f.upstream.clientID)
+            settings.useUserInfo = true
+            try await f.gatehouse.admin.createOIDCProvider(pool: f.pool, name: "WithInfo", settings: settings, clientSecret: f.upstream.clientSecret)
+            f.upstream.update { $0.userinfoSubject = "someone-else" }
+            let (refused, _) = try await f.login(browser, url: f.authorizeURL(extra: [("identity_provider", "WithInfo")]))
+            #expect(refused.locationQuery["error"] == "access_denied")
+            #expect(try await f.directory.count(table: "users") == 0)
+            f.upstream.update { $0.userinfoSubject = nil; $0.claims["picture"] = .string("https://img.example/ada.png") }
+            let (ok, _) = try await f.login(browser, url: f.authorizeURL(extra: [("identity_provider", "WithInfo")]))
+            #expect(ok.locationQuery["code"] != nil)
+        }
+    }
+
+    @Test func clientLifetimesShapeTheTokens() async throws {
+        try await withFederation(.sqlite) { f, browser in
+            let (client, secret) = try await f.gatehouse.admin.createClient(pool: f.pool, name: "short", redirectURIs: [f.redirectURI], confidential: true, lifetimes: (300, 600, 3600))
+            let (back, _) = try await f.login(browser, url: f.authorizeURL(clientID: client.clientID))
+            let code = try #require(back.locationQuery["code"])
+            let tokens = try await browser.postForm("\(f.issuer)/oauth2/token", [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", f.redirectURI)], basic: (client.clientID, try #require(secret)))
+            #expect(tokens.json["expires_in"]?.numberValue == 600)
+            let id = try UnverifiedJWS(compact: try #require(tokens.json["id_token"]?.stringValue))
+            let iat = try #require(id.claims["iat"]?.numberValue)
+            #expect(id.claims["exp"]?.numberValue == iat + 300)
         }
     }
 

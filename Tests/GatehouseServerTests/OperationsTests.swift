@@ -1,0 +1,102 @@
+import Foundation
+import Testing
+import AsyncHTTPClient
+import NIOSSL
+import NIOCore
+import GatehouseCore
+import GatehouseServer
+import GatehouseTestSupport
+
+@Suite struct OperationsTests {
+    static let certificates: (certificate: String, key: String) = {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return (root.appendingPathComponent("certs/dev/localhost.crt").path, root.appendingPathComponent("certs/dev/localhost.key").path)
+    }()
+
+    @Test func servesTLSFromCertificateFilesWithSecureCookies() async throws {
+        let directory = try await TestDatabases.make(.sqlite)
+        let running = try await RunningGatehouse.start(directory: directory, tls: Self.certificates)
+        try await running.admin.createPool(name: "acme", displayName: nil)
+        let (client, _) = try await running.admin.createClient(pool: "acme", name: "web", redirectURIs: ["https://app.example/cb"], confidential: true)
+        try await running.admin.createOIDCProvider(pool: "acme", name: "Down", settings: OIDCProviderSettings(issuer: "http://127.0.0.1:1", clientID: "x"), clientSecret: "s")
+
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .file(Self.certificates.certificate)
+        var config = HTTPClient.Configuration(tlsConfiguration: tls)
+        config.redirectConfiguration = .disallow
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+        #expect(running.baseURL.hasPrefix("https://"))
+        let health = try await http.execute(HTTPClientRequest(url: running.baseURL + "/healthz"), timeout: .seconds(10))
+        #expect(health.status == .ok)
+        let doc = try await http.execute(HTTPClientRequest(url: running.baseURL + "/acme/.well-known/openid-configuration"), timeout: .seconds(10))
+        let body = try await doc.body.collect(upTo: 1 << 20)
+        #expect(String(buffer: body).contains("\"issuer\":\"\(running.baseURL)/acme\""))
+
+        // The browser cookie on https is Secure, HttpOnly and SameSite=Lax. (The upstream here is
+        // down, so the app gets temporarily_unavailable; the cookie is only set on a real redirect
+        // upstream, so look at a login that reaches one.)
+        let op = try TestOpenIDProvider()
+        try await op.start()
+        try await running.admin.createOIDCProvider(pool: "acme", name: "Up", settings: OIDCProviderSettings(issuer: op.issuer, clientID: op.clientID), clientSecret: op.clientSecret)
+        let q = FormEncodingTest.query([("response_type", "code"), ("client_id", client.clientID), ("redirect_uri", "https://app.example/cb"), ("scope", "openid"), ("identity_provider", "Up")])
+        let start = try await http.execute(HTTPClientRequest(url: running.baseURL + "/acme/oauth2/authorize?" + q), timeout: .seconds(10))
+        #expect(start.status == .found)
+        let cookie = try #require(start.headers.first(name: "Set-Cookie"))
+        #expect(cookie.contains("Secure"))
+        #expect(cookie.contains("HttpOnly"))
+        #expect(cookie.contains("SameSite=Lax"))
+
+        let down = try await http.execute(HTTPClientRequest(url: running.baseURL + "/acme/oauth2/authorize?" + FormEncodingTest.query([("response_type", "code"), ("client_id", client.clientID), ("redirect_uri", "https://app.example/cb"), ("scope", "openid"), ("identity_provider", "Down")])), timeout: .seconds(30))
+        #expect(down.status == .found)
+        #expect(down.headers.first(name: "Location")?.contains("error=temporarily_unavailable") == true)
+
+        try await http.shutdown()
+        await op.stop()
+        await running.stop()
+        try await directory.shutdown()
+    }
+
+    @Test func plainHTTPIssuersAreRefusedOutsideLoopback() throws {
+        #expect(throws: ConfigurationError.self) { try ServerConfiguration(publicBaseURL: "http://login.example.com").validate() }
+        #expect(throws: ConfigurationError.self) { try ServerConfiguration(publicBaseURL: "https://login.example.com/").validate() }
+        #expect(throws: ConfigurationError.self) { try ServerConfiguration(publicBaseURL: "https://login.example.com", tlsCertificateFile: "a.pem").validate() }
+        try ServerConfiguration(publicBaseURL: "https://login.example.com").validate()
+        try ServerConfiguration(publicBaseURL: "http://127.0.0.1:8080").validate()
+        #expect(ServerConfiguration(publicBaseURL: "https://login.example.com").secureCookies)
+        #expect(!ServerConfiguration(publicBaseURL: "http://127.0.0.1:8080").secureCookies)
+    }
+
+    @Test func configurationComesFromAFileThenTheEnvironment() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("gh-config-\(UUID().uuidString).json")
+        try Data(#"{"publicBaseURL": "https://login.example.com", "port": 9000, "trustedProxies": ["10.0.0.1"]}"#.utf8).write(to: file)
+        let config = try ServerConfiguration.load(file: file.path, environment: ["GATEHOUSE_PORT": "9443", "GATEHOUSE_DATABASE_URL": "postgres://u@db/x"])
+        #expect(config.publicBaseURL == "https://login.example.com")
+        #expect(config.port == 9443)
+        #expect(config.trustedProxies == ["10.0.0.1"])
+        #expect(config.databaseURL == "postgres://u@db/x")
+        #expect(throws: ConfigurationError.self) { try ServerConfiguration.load(file: nil, environment: ["GATEHOUSE_PUBLIC_URL": "http://login.example.com"]) }
+        #expect(throws: ConfigurationError.self) { try ServerConfiguration.load(file: nil, environment: ["GATEHOUSE_PORT": "http"]) }
+    }
+
+    @Test func theMasterKeyComesFromTheEnvironmentOrAFileNeverTheDatabase() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gh-mk-\(UUID().uuidString)")
+        let config = ServerConfiguration(sqlitePath: folder.appendingPathComponent("g.sqlite").path)
+        #expect(throws: ConfigurationError.self) { try config.loadMasterKey(environment: [:], createIfMissing: false) }
+        let created = try config.loadMasterKey(environment: [:], createIfMissing: true)
+        let path = folder.appendingPathComponent("master.key").path
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        let again = try config.loadMasterKey(environment: [:], createIfMissing: false)
+        let sealed = try created.seal(Data("x".utf8), purpose: "p")
+        #expect(try again.open(sealed, purpose: "p") == Data("x".utf8))
+        let inline = MasterKey.generateBase64()
+        let fromEnv = try config.loadMasterKey(environment: ["GATEHOUSE_MASTER_KEY": inline], createIfMissing: false)
+        #expect(throws: ConfigurationError.self) { try fromEnv.open(sealed, purpose: "p") }
+    }
+}
+
+enum FormEncodingTest {
+    static func query(_ pairs: [(String, String)]) -> String {
+        pairs.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }.joined(separator: "&")
+    }
+}
