@@ -161,5 +161,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
         ),
+        .testTarget(
+            name: "GatehouseCLITests",
+            dependencies: ["gatehouse", "GatehouseTestSupport", "GatehouseJOSE", "GatehouseCore"]
+        ),
     ]
 )

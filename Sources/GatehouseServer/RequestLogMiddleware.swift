@@ -13,10 +13,7 @@ struct RequestLogMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
-        var client = context.peerAddress?.ipAddress ?? "-"
-        if trustedProxies.contains(client), let forwarded = request.headers[.xForwardedFor] {
-            client = forwarded.split(separator: ",").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? client
-        }
+        let client = Self.clientAddress(peer: context.peerAddress?.ipAddress, forwardedFor: request.headers[.xForwardedFor], trustedProxies: trustedProxies)
         var response: Response
         do {
             response = try await next(request, context)
@@ -30,5 +27,15 @@ struct RequestLogMiddleware: RouterMiddleware {
             "ms": "\(Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)", "client": "\(client)",
         ])
         return response
+    }
+
+    /// The client's address: the peer's, unless the peer is a trusted proxy, in which case the last
+    /// address that proxy appended to `X-Forwarded-For` (earlier entries are the client's to forge).
+    static func clientAddress(peer: String?, forwardedFor: String?, trustedProxies: Set<String>) -> String {
+        guard let peer else { return "-" }
+        guard trustedProxies.contains(peer), let forwardedFor,
+            let last = forwardedFor.split(separator: ",").last?.trimmingCharacters(in: .whitespaces), !last.isEmpty
+        else { return peer }
+        return last
     }
 }

@@ -4,7 +4,7 @@ import AsyncHTTPClient
 import NIOSSL
 import NIOCore
 import GatehouseCore
-import GatehouseServer
+@testable import GatehouseServer
 import GatehouseTestSupport
 
 @Suite struct OperationsTests {
@@ -98,5 +98,14 @@ import GatehouseTestSupport
 enum FormEncodingTest {
     static func query(_ pairs: [(String, String)]) -> String {
         pairs.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }.joined(separator: "&")
+    }
+}
+
+@Suite struct ForwardedHeaderTests {
+    @Test func forwardedForIsBelievedOnlyFromTrustedProxies() {
+        #expect(RequestLogMiddleware.clientAddress(peer: "203.0.113.9", forwardedFor: "10.0.0.1", trustedProxies: []) == "203.0.113.9")
+        #expect(RequestLogMiddleware.clientAddress(peer: "10.0.0.2", forwardedFor: "1.2.3.4, 198.51.100.7", trustedProxies: ["10.0.0.2"]) == "198.51.100.7")
+        #expect(RequestLogMiddleware.clientAddress(peer: "10.0.0.2", forwardedFor: nil, trustedProxies: ["10.0.0.2"]) == "10.0.0.2")
+        #expect(RequestLogMiddleware.clientAddress(peer: nil, forwardedFor: "1.2.3.4", trustedProxies: ["10.0.0.2"]) == "-")
     }
 }
