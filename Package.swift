@@ -117,7 +117,7 @@ let package = Package(
             dependencies: [
                 "GatehouseCore", "GatehouseJOSE", "GatehouseServer", "GatehouseDirectory", "GatehouseOIDC",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Logging", package: "swift-log"), "GatehouseJOSE",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),

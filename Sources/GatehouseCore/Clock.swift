@@ -25,6 +25,11 @@ public final class ManualClock: GatehouseClock {
 
 extension Date {
     /// Whole seconds since the Unix epoch, as stored in the Directory and in JWT claims.
-    public var epochSeconds: Int64 { Int64(timeIntervalSince1970.rounded(.down)) }
+    /// Clamped to ±9e15 (about 285 million years) so a hostile value can never trap the conversion.
+    public var epochSeconds: Int64 {
+        let t = timeIntervalSince1970
+        guard t.isFinite else { return 0 }
+        return Int64(min(max(t, -9e15), 9e15).rounded(.down))
+    }
     public init(epochSeconds: Int64) { self.init(timeIntervalSince1970: TimeInterval(epochSeconds)) }
 }

@@ -36,7 +36,8 @@ public struct LoginResolution: Sendable, Equatable {
 }
 
 public protocol UserStore: Sendable {
-    /// Finds the user linked to `identity` (by pool, provider and upstream subject) and updates its
+    /// Finds the user linked to `identity` (by pool, provider, upstream issuer and subject: a subject
+    /// is unique only per issuer) and updates its
     /// attributes, or, in one transaction, creates the user and the link. Concurrent calls for the
     /// same upstream identity produce exactly one user.
     func resolveLogin(
@@ -58,9 +59,14 @@ public protocol UserStore: Sendable {
 
 public protocol LoginStateStore: Sendable {
     func saveLoginTransaction(_ transaction: LoginTransaction) async throws
-    /// Returns the transaction and deletes it, once; `nil` if unknown, already consumed, or expired.
-    func consumeLoginTransaction(id: String, now: Date) async throws -> LoginTransaction?
+    /// Returns the transaction and deletes it, once, if `browserBindingHash` is the one it was stored
+    /// with; `nil` if unknown, already consumed, expired, or started in another browser (which leaves
+    /// it in place for the browser that did start it).
+    func consumeLoginTransaction(id: String, browserBindingHash: String, now: Date) async throws -> LoginTransaction?
     func saveAuthorizationCode(_ code: AuthorizationCode) async throws
+    /// The stored code, consumed or not, without changing it: the token endpoint checks client,
+    /// redirect URI and PKCE before it consumes, so a wrong presentation does not burn the code.
+    func authorizationCode(hash: String) async throws -> AuthorizationCode?
     /// Consumes a code once. A second presentation revokes the code's refresh token family.
     func redeemAuthorizationCode(hash: String, now: Date) async throws -> CodeRedemption
 }
@@ -68,8 +74,11 @@ public protocol LoginStateStore: Sendable {
 public protocol RefreshTokenStore: Sendable {
     /// Stores a new family with its first token.
     func createFamily(_ family: RefreshTokenFamily, firstTokenHash: String) async throws
-    /// Spends `presentedHash` and stores `newTokenHash` in the same family, atomically.
-    func rotate(presentedHash: String, clientID: String, newTokenHash: String, now: Date) async throws -> RefreshRotation
+    /// Spends `presentedHash` and stores `newTokenHash` in the same family, atomically. Nothing is spent
+    /// unless the token belongs to `clientID` in `pool`, its family is live, and `requestedScope` (if
+    /// any) is within the family's scope. The family row is locked first, so a concurrent revocation
+    /// either wins (and this fails) or applies to the new token too.
+    func rotate(presentedHash: String, clientID: String, pool: PoolID, requestedScope: [String]?, newTokenHash: String, now: Date) async throws -> RefreshRotation
     /// Revokes the family a token belongs to, if the token was issued to `clientID`. Unknown tokens are ignored.
     func revokeFamily(containing tokenHash: String, clientID: String, now: Date) async throws
     func revokeFamily(id: String, now: Date) async throws

@@ -131,8 +131,10 @@ public enum RefreshRotation: Sendable, Equatable {
     case rotated(RefreshTokenFamily)
     /// The token had already been rotated: the whole family is now revoked.
     case reuseDetected(familyID: String)
-    /// Unknown, expired, revoked, or issued to another client.
+    /// Unknown, expired, revoked, or issued to another client or pool.
     case invalid
+    /// The requested scope is wider than the family's: nothing was spent.
+    case scopeWidened
 }
 
 /// A signing key of a pool, as stored: the private key sealed with the master key.

@@ -126,8 +126,16 @@ public struct AppClient: Sendable, Codable, Equatable {
         }
     }
 
+    /// `localhost`, `::1`, or a dotted-quad IPv4 address in 127.0.0.0/8 (not a name that merely starts with "127.").
     public static func isLoopbackHost(_ host: String) -> Bool {
-        host == "localhost" || host == "127.0.0.1" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+        if host == "localhost" || host == "::1" || host == "[::1]" { return true }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        guard octets.count == 4 else { return false }
+        let values = octets.map { o -> Int? in
+            guard (1...3).contains(o.count), o.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+            return Int(o).flatMap { $0 <= 255 ? $0 : nil }
+        }
+        return values.allSatisfy { $0 != nil } && values[0] == 127
     }
 }
 
@@ -221,7 +229,7 @@ public struct AttributeMapping: Sendable, Codable, Equatable {
 /// An upstream identity provider configured in a pool.
 public struct IdentityProvider: Sendable, Codable, Equatable {
     public var poolID: PoolID
-    /// The name apps pass as `identity_provider` (like Cognito's ProviderName); `[A-Za-z0-9_.-]{1,32}`.
+    /// The name apps pass as `identity_provider` (like Cognito's ProviderName); `[A-Za-z0-9.-]{1,32}`.
     public var name: String
     public var kind: ProviderKind
     public var oidc: OIDCProviderSettings?
@@ -250,10 +258,11 @@ public struct IdentityProvider: Sendable, Codable, Equatable {
 
     public func validate() throws {
         let ok = name.utf8.allSatisfy { c in
-            (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) || c == 0x5F || c == 0x2E || c == 0x2D
+            (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) || c == 0x2E || c == 0x2D
         }
         guard ok, (1...32).contains(name.utf8.count) else {
-            throw DirectoryError(.invalid, "a provider name is 1-32 characters of A-Z a-z 0-9 _ . -")
+            // No '_': usernames are `{provider}_{subject}`, and the first '_' must end the provider name.
+            throw DirectoryError(.invalid, "a provider name is 1-32 characters of A-Z a-z 0-9 . -")
         }
         switch kind {
         case .oidc:

@@ -35,7 +35,7 @@ enum Migrations {
             CREATE TABLE linked_identities (
                 pool_id TEXT NOT NULL, provider_name TEXT NOT NULL, upstream_subject TEXT NOT NULL,
                 provider_kind TEXT NOT NULL, upstream_issuer TEXT NOT NULL, user_id TEXT NOT NULL, created_at BIGINT NOT NULL,
-                PRIMARY KEY (pool_id, provider_name, upstream_subject))
+                PRIMARY KEY (pool_id, provider_name, upstream_issuer, upstream_subject))
             """,
             "CREATE INDEX linked_identities_by_user ON linked_identities (pool_id, user_id)",
             """
@@ -50,7 +50,8 @@ enum Migrations {
             "CREATE INDEX group_members_by_user ON group_members (pool_id, user_id)",
             """
             CREATE TABLE login_transactions (
-                id TEXT PRIMARY KEY, pool_id TEXT NOT NULL, body TEXT NOT NULL, expires_at BIGINT NOT NULL)
+                id TEXT PRIMARY KEY, pool_id TEXT NOT NULL, browser_binding_hash TEXT NOT NULL, body TEXT NOT NULL,
+                expires_at BIGINT NOT NULL)
             """,
             """
             CREATE TABLE authorization_codes (

@@ -8,13 +8,13 @@ extension SQLDirectory {
     public func saveLoginTransaction(_ transaction: LoginTransaction) async throws {
         let body = try Body.encode(transaction)
         try await session { db in
-            try await db.raw("INSERT INTO login_transactions (id, pool_id, body, expires_at) VALUES (\(bind: transaction.id), \(bind: transaction.poolID.rawValue), \(bind: body), \(bind: transaction.expiresAt.epochSeconds))").run()
+            try await db.raw("INSERT INTO login_transactions (id, pool_id, browser_binding_hash, body, expires_at) VALUES (\(bind: transaction.id), \(bind: transaction.poolID.rawValue), \(bind: transaction.browserBindingHash), \(bind: body), \(bind: transaction.expiresAt.epochSeconds))").run()
         }
     }
 
-    public func consumeLoginTransaction(id: String, now: Date) async throws -> LoginTransaction? {
+    public func consumeLoginTransaction(id: String, browserBindingHash: String, now: Date) async throws -> LoginTransaction? {
         try await session { db in
-            guard let row = try await db.raw("DELETE FROM login_transactions WHERE id = \(bind: id) RETURNING body, expires_at").first() else { return nil }
+            guard let row = try await db.raw("DELETE FROM login_transactions WHERE id = \(bind: id) AND browser_binding_hash = \(bind: browserBindingHash) RETURNING body, expires_at").first() else { return nil }
             guard try row.int("expires_at") > now.epochSeconds else { return nil }
             return try Body.decode(LoginTransaction.self, try row.string("body"))
         }
@@ -24,6 +24,13 @@ extension SQLDirectory {
         let body = try Body.encode(code)
         try await session { db in
             try await db.raw("INSERT INTO authorization_codes (code_hash, pool_id, family_id, body, expires_at, consumed_at) VALUES (\(bind: code.codeHash), \(bind: code.poolID.rawValue), \(bind: code.familyID), \(bind: body), \(bind: code.expiresAt.epochSeconds), NULL)").run()
+        }
+    }
+
+    public func authorizationCode(hash: String) async throws -> AuthorizationCode? {
+        try await session { db in
+            try await db.raw("SELECT body FROM authorization_codes WHERE code_hash = \(bind: hash)").first()
+                .map { try Body.decode(AuthorizationCode.self, try $0.string("body")) }
         }
     }
 
@@ -59,7 +66,7 @@ extension SQLDirectory {
         }
     }
 
-    public func rotate(presentedHash: String, clientID: String, newTokenHash: String, now: Date) async throws -> RefreshRotation {
+    public func rotate(presentedHash: String, clientID: String, pool: PoolID, requestedScope: [String]?, newTokenHash: String, now: Date) async throws -> RefreshRotation {
         let t = now.epochSeconds
         return try await transaction { db in
             guard let token = try await db.raw("SELECT family_id, client_id, spent_at FROM refresh_tokens WHERE token_hash = \(bind: presentedHash)").first() else {
@@ -71,16 +78,20 @@ extension SQLDirectory {
                 try await db.raw("UPDATE refresh_families SET revoked_at = \(bind: t) WHERE id = \(bind: familyID) AND revoked_at IS NULL").run()
                 return .reuseDetected(familyID: familyID)
             }
-            guard let famRow = try await db.raw("SELECT body, expires_at, revoked_at FROM refresh_families WHERE id = \(bind: familyID)").first(),
-                try famRow.optionalInt("revoked_at") == nil, try famRow.int("expires_at") > t
+            // A no-op UPDATE takes the family's row lock on both engines (SQLite's lock is the whole
+            // database); a revocation in flight is waited for and then makes this find nothing.
+            guard let famRow = try await db.raw("UPDATE refresh_families SET revoked_at = revoked_at WHERE id = \(bind: familyID) AND revoked_at IS NULL AND expires_at > \(bind: t) RETURNING body, pool_id").first(),
+                try famRow.string("pool_id") == pool.rawValue
             else { return .invalid }
+            let family = try Body.decode(RefreshTokenFamily.self, try famRow.string("body"))
+            if let requestedScope, !requestedScope.allSatisfy(family.scope.contains) { return .scopeWidened }
             // The conditional UPDATE is what makes rotation single-use under concurrency.
             guard try await db.raw("UPDATE refresh_tokens SET spent_at = \(bind: t) WHERE token_hash = \(bind: presentedHash) AND spent_at IS NULL RETURNING family_id").first() != nil else {
                 try await db.raw("UPDATE refresh_families SET revoked_at = \(bind: t) WHERE id = \(bind: familyID) AND revoked_at IS NULL").run()
                 return .reuseDetected(familyID: familyID)
             }
             try await db.raw("INSERT INTO refresh_tokens (token_hash, family_id, client_id, created_at, spent_at) VALUES (\(bind: newTokenHash), \(bind: familyID), \(bind: clientID), \(bind: t), NULL)").run()
-            return .rotated(try Body.decode(RefreshTokenFamily.self, try famRow.string("body")))
+            return .rotated(family)
         }
     }
 

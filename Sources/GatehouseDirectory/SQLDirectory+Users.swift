@@ -20,7 +20,7 @@ extension SQLDirectory {
         for _ in 0..<5 {
             let outcome: LoginResolution? = try await transaction { db in
                 let pool = identity.poolID.rawValue
-                if let link = try await db.raw("SELECT user_id FROM linked_identities WHERE pool_id = \(bind: pool) AND provider_name = \(bind: identity.providerName) AND upstream_subject = \(bind: identity.upstreamSubject)").first() {
+                if let link = try await db.raw("SELECT user_id FROM linked_identities WHERE pool_id = \(bind: pool) AND provider_name = \(bind: identity.providerName) AND upstream_issuer = \(bind: identity.upstreamIssuer) AND upstream_subject = \(bind: identity.upstreamSubject)").first() {
                     let userID = try link.string("user_id")
                     guard let row = try await db.raw("SELECT \(unsafeRaw: Self.userColumns) FROM users WHERE pool_id = \(bind: pool) AND id = \(bind: userID)").first() else {
                         throw DirectoryError(.invalid, "a linked identity points at a missing user")
@@ -52,7 +52,7 @@ extension SQLDirectory {
             if let outcome { return outcome }
             try await Task.sleep(for: .milliseconds(5))
         }
-        throw DirectoryError(.conflict, "username \(username) is taken by a user without this linked identity")
+        throw DirectoryError(.conflict, "the username for this identity is taken by a user without this linked identity")
     }
 
     public func user(pool: PoolID, id: String) async throws -> User? {

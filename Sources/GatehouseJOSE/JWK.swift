@@ -63,6 +63,8 @@ public enum JWSVerificationKey: Sendable {
             }
             do {
                 switch jwk.crv {
+                case "P-256" where x.count != 32 || y.count != 32, "P-384" where x.count != 48 || y.count != 48:
+                    throw VerificationError(check: "jwks", reason: "EC coordinates have the wrong length for \(jwk.crv ?? "")")
                 case "P-256": self = .p256(try P256.Signing.PublicKey(x963Representation: [0x04] + x + y))
                 case "P-384": self = .p384(try P384.Signing.PublicKey(x963Representation: [0x04] + x + y))
                 default: throw VerificationError(check: "jwks", reason: "unsupported curve \(jwk.crv ?? "none")")

@@ -103,10 +103,11 @@ public enum IDTokenVerifier {
         let audiences: [String]
         switch c["aud"] {
         case .string(let s): audiences = [s]
-        case .array(let a): audiences = a.compactMap(\.stringValue)
+        case .array(let a) where a.allSatisfy({ $0.stringValue != nil }) && !a.isEmpty: audiences = a.compactMap(\.stringValue)
         default: audiences = []
         }
-        if !audiences.contains(policy.clientID) { fail("aud", "audience \(audiences) does not contain \(policy.clientID)") }
+        if audiences.isEmpty { fail("aud", "aud must be a string or a non-empty array of strings") }
+        else if !audiences.contains(policy.clientID) { fail("aud", "audience \(audiences) does not contain \(policy.clientID)") }
         if let azp = c["azp"] {
             if azp.stringValue != policy.clientID { fail("azp", "authorized party is not \(policy.clientID)") }
         } else if audiences.count > 1 {

@@ -126,20 +126,28 @@ public final class OIDCAdapter: FederationAdapter {
             guard extra["sub"]?.stringValue == verified.subject else {
                 throw UpstreamError(.verification, "userinfo", failures: [.init(check: "userinfo_sub", reason: "userinfo sub does not match the ID token")])
             }
-            for (k, v) in extra where !["iss", "aud", "sub", "exp", "iat", "nonce", "azp"].contains(k) { claims[k] = v }
+            // Unsigned userinfo adds profile claims; it never overrides what the signed ID token
+            // says about the token itself or the authentication.
+            for (k, v) in extra where !Self.idTokenOnlyClaims.contains(k) { claims[k] = v }
         }
-        return Self.identity(provider: providerName, issuer: settings.issuer, claims: claims)
+        return Self.identity(provider: providerName, issuer: settings.issuer, claims: claims, verified: verified.claims, now: now, skew: TimeInterval(settings.clockSkewSeconds))
     }
 
-    /// Builds the verified identity from claims that passed verification.
-    static func identity(provider: String, issuer: String, claims: [String: JSONValue]) -> VerifiedIdentity {
-        let amr: [String] = if case .array(let a) = claims["amr"] { a.compactMap(\.stringValue) } else { [] }
+    static let idTokenOnlyClaims: Set<String> = ["iss", "aud", "sub", "exp", "iat", "nbf", "nonce", "azp", "auth_time", "acr", "amr", "sid", "jti", "at_hash", "c_hash"]
+
+    /// Builds the verified identity: profile claims from `claims`, the authentication context only
+    /// from the signed ID token, and an `auth_time` kept only if it is not in the future.
+    static func identity(provider: String, issuer: String, claims: [String: JSONValue], verified: [String: JSONValue], now: Date, skew: TimeInterval) -> VerifiedIdentity {
+        let amr: [String] = if case .array(let a) = verified["amr"] { a.compactMap(\.stringValue) } else { [] }
+        let authTime = verified["auth_time"]?.numberValue.flatMap { t -> Date? in
+            t > 0 && t <= now.timeIntervalSince1970 + skew ? Date(timeIntervalSince1970: t) : nil
+        }
         return VerifiedIdentity(
             providerName: provider, providerKind: .oidc, upstreamIssuer: issuer,
-            upstreamSubject: claims["sub"]?.stringValue ?? "",
+            upstreamSubject: verified["sub"]?.stringValue ?? "",
             attributes: JSONValue.flatten(claims),
-            authTime: claims["auth_time"]?.numberValue.map { Date(timeIntervalSince1970: $0) },
-            acr: claims["acr"]?.stringValue, amr: amr, sessionIndex: claims["sid"]?.stringValue)
+            authTime: authTime,
+            acr: verified["acr"]?.stringValue, amr: amr, sessionIndex: verified["sid"]?.stringValue)
     }
 }
 

@@ -97,6 +97,18 @@ public enum FormEncoding {
         return out
     }
 
+    /// Decodes one form-encoded component (`+` is a space, `%XX` two hex digits); `nil` if malformed.
+    public static func decodeComponent(_ s: Substring) -> String? { unescape(s) }
+
+    static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 0x30...0x39: c - 0x30
+        case 0x41...0x46: c - 0x41 + 10
+        case 0x61...0x66: c - 0x61 + 10
+        default: nil
+        }
+    }
+
     static func unescape(_ s: Substring) -> String? {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(s.utf8.count)
@@ -104,8 +116,8 @@ public enum FormEncoding {
         while let b = it.next() {
             if b == UInt8(ascii: "+") { bytes.append(0x20) }
             else if b == UInt8(ascii: "%") {
-                guard let h = it.next(), let l = it.next(), let v = UInt8(String(decoding: [h, l], as: UTF8.self), radix: 16) else { return nil }
-                bytes.append(v)
+                guard let h = it.next().flatMap(hexValue), let l = it.next().flatMap(hexValue) else { return nil }
+                bytes.append(h << 4 | l)
             } else { bytes.append(b) }
         }
         return String(validating: bytes, as: UTF8.self)

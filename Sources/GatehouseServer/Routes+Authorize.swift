@@ -8,7 +8,15 @@ import GatehouseOIDC
 import GatehouseMapping
 
 extension Gatehouse {
-    static let browserCookie = "gatehouse_browser"
+    /// The browser-binding cookie. With Secure cookies it carries the `__Host-` prefix, so a sibling
+    /// subdomain cannot plant a value (loopback http cannot use the prefix, which requires Secure).
+    var browserCookieName: String { configuration.secureCookies ? "__Host-gatehouse_browser" : "gatehouse_browser" }
+
+    /// Finds `uri` among registered URIs comparing bytes (not Unicode-canonical equality) and returns
+    /// the registered string, which is what Gatehouse redirects to.
+    static func registered(_ uri: String, in list: [String]) -> String? {
+        list.first { $0.utf8.elementsEqual(uri.utf8) }
+    }
 
     /// Errors after the redirect URI is known to be registered go back to the app (RFC 6749 §4.1.2.1)
     /// with `state` echoed and `iss` (RFC 9207); errors before that are a page.
@@ -31,7 +39,7 @@ extension Gatehouse {
         guard let clientID = q["client_id"], let client = try await directory.client(pool: pool.id, clientID: clientID) else {
             throw PageError(status: .badRequest, title: "Unknown application", message: "The application that sent you here is not registered.")
         }
-        guard let redirectURI = q["redirect_uri"], client.redirectURIs.contains(redirectURI) else {
+        guard let requested = q["redirect_uri"], let redirectURI = Self.registered(requested, in: client.redirectURIs) else {
             throw PageError(status: .badRequest, title: "Unregistered redirect", message: "The application asked to return to an address it has not registered.")
         }
         let state = q["state"]
@@ -96,7 +104,7 @@ extension Gatehouse {
         }
 
         // The browser binding: a random value in an HttpOnly cookie; the transaction stores its hash.
-        let existing = request.cookies[Self.browserCookie]?.value
+        let existing = request.cookies[browserCookieName]?.value
         let browserSecret = (existing.map { $0.utf8.count == 43 && Base64URL.decode($0) != nil } ?? false) ? existing! : Secrets.randomToken()
         let now = clock.now()
         let transaction = LoginTransaction(
@@ -123,7 +131,7 @@ extension Gatehouse {
     /// The upstream's redirect back to the callback is a top-level cross-site GET, on which a
     /// SameSite=Lax cookie is sent: Lax is the narrowest setting this flow allows.
     func browserCookie(_ value: String) -> Cookie {
-        Cookie(name: Self.browserCookie, value: value, maxAge: 86400, path: "/", secure: configuration.secureCookies, httpOnly: true, sameSite: .lax)
+        Cookie(name: browserCookieName, value: value, maxAge: 86400, path: "/", secure: configuration.secureCookies, httpOnly: true, sameSite: .lax)
     }
 
     func callback(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
@@ -131,22 +139,23 @@ extension Gatehouse {
         let q = try query(request)
         let issuer = configuration.issuer(for: pool.id)
         let now = clock.now()
+        // The transaction is consumed only together with this browser's binding: another browser
+        // (or someone who learnt `state`) can neither use nor cancel it.
+        guard let cookie = request.cookies[browserCookieName]?.value, cookie.utf8.count <= 64 else {
+            countVerificationFailure("browser_binding")
+            throw PageError(status: .badRequest, title: "Sign-in not recognised", message: "This sign-in was started in another browser, or cookies are blocked. Please start again from the application.")
+        }
         guard let state = q["state"], state.utf8.count <= 128,
-            let transaction = try await directory.consumeLoginTransaction(id: state, now: now), transaction.poolID == pool.id
+            let transaction = try await directory.consumeLoginTransaction(id: state, browserBindingHash: Secrets.hash(cookie), now: now),
+            transaction.poolID == pool.id
         else {
             countVerificationFailure("state")
-            throw PageError(status: .badRequest, title: "Sign-in expired", message: "This sign-in has expired or was already completed. Please start again from the application.")
-        }
-        guard let cookie = request.cookies[Self.browserCookie]?.value,
-            Secrets.constantTimeEquals(Secrets.hash(cookie), transaction.browserBindingHash)
-        else {
-            countVerificationFailure("browser_binding")
-            throw PageError(status: .badRequest, title: "Sign-in not recognised", message: "This sign-in was started in another browser. Please start again from the application.")
+            throw PageError(status: .badRequest, title: "Sign-in expired", message: "This sign-in has expired, was already completed, or was started in another browser. Please start again from the application.")
         }
         let back = { (code: String, description: String) -> Response in
             self.errorRedirect(AppRedirectError(code: code, description: description), redirectURI: transaction.redirectURI, state: transaction.appState, issuer: issuer)
         }
-        guard let client = try await directory.client(pool: pool.id, clientID: transaction.clientID), client.redirectURIs.contains(transaction.redirectURI) else {
+        guard let client = try await directory.client(pool: pool.id, clientID: transaction.clientID), Self.registered(transaction.redirectURI, in: client.redirectURIs) != nil else {
             throw PageError(status: .badRequest, title: "Unknown application", message: "The application is no longer registered.")
         }
         guard let provider = try await directory.provider(pool: pool.id, name: transaction.providerName) else {

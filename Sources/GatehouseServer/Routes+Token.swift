@@ -37,8 +37,9 @@ extension Gatehouse {
             guard let raw = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
                 let text = String(data: raw, encoding: .utf8), let colon = text.firstIndex(of: ":")
             else { return ("", "") }
-            let user = FormEncoding.decode("u=" + text[..<colon])?["u"] ?? ""
-            let pass = FormEncoding.decode("p=" + text[text.index(after: colon)...])?["p"] ?? ""
+            guard let user = FormEncoding.decodeComponent(text[..<colon]),
+                let pass = FormEncoding.decodeComponent(text[text.index(after: colon)...])
+            else { return ("", "") }
             return (user, pass)
         }
         if let (u, p) = basic {
@@ -85,22 +86,28 @@ extension Gatehouse {
         guard let code = form["code"], !code.isEmpty, code.utf8.count <= 256 else { throw OAuthError.invalidRequest("code is required") }
         guard let redirectURI = form["redirect_uri"] else { throw OAuthError.invalidRequest("redirect_uri is required") }
         let now = clock.now()
-        let grant: AuthorizationCode
-        switch try await directory.redeemAuthorizationCode(hash: Secrets.hash(code), now: now) {
-        case .redeemed(let c): grant = c
-        case .replayed:
-            countVerificationFailure("code_replay")
-            throw OAuthError.invalidGrant("the authorization code was already used; tokens issued from it are revoked")
-        case .invalid: throw OAuthError.invalidGrant("the authorization code is invalid or expired")
+        let hash = Secrets.hash(code)
+        // Check the binding first: a presentation by the wrong client, with the wrong redirect URI
+        // or PKCE verifier, is refused without burning the code of the rightful client.
+        guard let stored = try await directory.authorizationCode(hash: hash) else {
+            throw OAuthError.invalidGrant("the authorization code is invalid or expired")
         }
-        guard grant.poolID == pool.id, grant.clientID == client.clientID else { throw OAuthError.invalidGrant("the code was issued to another client") }
-        guard grant.redirectURI == redirectURI else { throw OAuthError.invalidGrant("redirect_uri does not match the authorization request") }
-        if let challenge = grant.codeChallenge {
+        guard stored.poolID == pool.id, stored.clientID == client.clientID else { throw OAuthError.invalidGrant("the code was issued to another client") }
+        guard stored.redirectURI.utf8.elementsEqual(redirectURI.utf8) else { throw OAuthError.invalidGrant("redirect_uri does not match the authorization request") }
+        if let challenge = stored.codeChallenge {
             guard let verifier = form["code_verifier"], Secrets.isWellFormedPKCEVerifier(verifier),
                 Secrets.constantTimeEquals(Secrets.pkceChallenge(verifier: verifier), challenge)
             else { throw OAuthError.invalidGrant("PKCE verification failed") }
         } else if form["code_verifier"] != nil {
             throw OAuthError.invalidGrant("a code_verifier was sent for a request without code_challenge")
+        }
+        let grant: AuthorizationCode
+        switch try await directory.redeemAuthorizationCode(hash: hash, now: now) {
+        case .redeemed(let c): grant = c
+        case .replayed:
+            countVerificationFailure("code_replay")
+            throw OAuthError.invalidGrant("the authorization code was already used; tokens issued from it are revoked")
+        case .invalid: throw OAuthError.invalidGrant("the authorization code is invalid or expired")
         }
         guard let user = try await directory.user(pool: pool.id, id: grant.userID), user.enabled else {
             throw OAuthError.invalidGrant("the user is unavailable")
@@ -122,19 +129,19 @@ extension Gatehouse {
         }
         let now = clock.now()
         let next = Secrets.randomToken()
-        let family: RefreshTokenFamily
-        switch try await directory.rotate(presentedHash: Secrets.hash(presented), clientID: client.clientID, newTokenHash: Secrets.hash(next), now: now) {
+        let requested = form["scope"].map { $0.split(separator: " ").map(String.init) }
+        var family: RefreshTokenFamily
+        switch try await directory.rotate(presentedHash: Secrets.hash(presented), clientID: client.clientID, pool: pool.id, requestedScope: requested, newTokenHash: Secrets.hash(next), now: now) {
         case .rotated(let f): family = f
         case .reuseDetected:
             countVerificationFailure("refresh_reuse")
             throw OAuthError.invalidGrant("the refresh token was already used; its family is revoked")
         case .invalid: throw OAuthError.invalidGrant("the refresh token is invalid, expired or revoked")
+        case .scopeWidened: throw OAuthError(code: "invalid_scope", description: "a refresh cannot widen the scope")
         }
-        guard family.poolID == pool.id else { throw OAuthError.invalidGrant("the refresh token belongs to another pool") }
-        if let requested = form["scope"] {
-            let scope = requested.split(separator: " ").map(String.init)
-            guard scope.allSatisfy(family.scope.contains) else { throw OAuthError(code: "invalid_scope", description: "a refresh cannot widen the scope") }
-        }
+        // RFC 6749 §6: the new tokens carry the narrower scope if one was asked for; the refresh
+        // token keeps the family's.
+        if let requested, !requested.isEmpty { family.scope = requested }
         guard let user = try await directory.user(pool: pool.id, id: family.userID), user.enabled else {
             try await directory.revokeFamily(id: family.id, now: now)
             throw OAuthError.invalidGrant("the user is unavailable")
@@ -205,7 +212,7 @@ extension Gatehouse {
         guard let clientID = q["client_id"], let client = try await directory.client(pool: pool.id, clientID: clientID) else {
             throw PageError(status: .badRequest, title: "Unknown application", message: "The application that sent you here is not registered.")
         }
-        guard let target = q["logout_uri"] ?? q["post_logout_redirect_uri"], client.logoutURIs.contains(target) else {
+        guard let asked = q["logout_uri"] ?? q["post_logout_redirect_uri"], let target = Self.registered(asked, in: client.logoutURIs) else {
             throw PageError(status: .badRequest, title: "Unregistered address", message: "The application asked to return to an address it has not registered for sign-out.")
         }
         if let hint = q["id_token_hint"], let familyID = try await idTokenHintFamily(hint, pool: pool.id, clientID: client.clientID) {
@@ -214,7 +221,7 @@ extension Gatehouse {
         var params: [(String, String)] = []
         if let s = q["state"] { params.append(("state", s)) }
         let location = params.isEmpty ? target : Responses.appending(params, to: target)
-        let expired = Cookie(name: Self.browserCookie, value: "", maxAge: 0, path: "/", secure: configuration.secureCookies, httpOnly: true, sameSite: .lax)
+        let expired = Cookie(name: browserCookieName, value: "", maxAge: 0, path: "/", secure: configuration.secureCookies, httpOnly: true, sameSite: .lax)
         return Responses.redirect(location, cookies: [expired])
     }
 

@@ -42,6 +42,21 @@ import Testing
         #expect(((try? client(uris).validate()) != nil) == valid)
     }
 
+    @Test(arguments: [("localhost", true), ("127.0.0.1", true), ("127.1.2.3", true), ("::1", true), ("127.attacker.example", false), ("127.0.0.1.nip.io", false), ("1270.0.0.1", false), ("128.0.0.1", false), ("127.0.0.256", false)])
+    func loopbackMeansLoopback(_ host: String, _ loopback: Bool) {
+        #expect(AppClient.isLoopbackHost(host) == loopback)
+    }
+
+    @Test func hostileEpochValuesDoNotTrap() {
+        #expect(Date(timeIntervalSince1970: 1e19).epochSeconds == 9_000_000_000_000_000)
+        #expect(Date(timeIntervalSince1970: -.infinity).epochSeconds == 0)
+    }
+
+    @Test func providerNamesCannotContainTheUsernameSeparator() {
+        let p = IdentityProvider(poolID: try! PoolID("p"), name: "a_b", kind: .oidc, oidc: OIDCProviderSettings(issuer: "https://i.example", clientID: "c"), sealedClientSecret: nil, attributeMapping: .oidcStandard, createdAt: Date())
+        #expect(throws: DirectoryError.self) { try p.validate() }
+    }
+
     @Test func tokenLifetimesAreBounded() {
         #expect(throws: DirectoryError.self) { try client(["https://a.example/cb"], idTTL: 60).validate() }
         #expect(throws: DirectoryError.self) { try client(["https://a.example/cb"], idTTL: 2 * 86400).validate() }

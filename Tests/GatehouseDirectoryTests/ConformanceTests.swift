@@ -142,13 +142,17 @@ import GatehouseTestSupport
             let p = try await pool(d)
             try await d.saveLoginTransaction(transaction(p, id: "tx1", expires: t0.addingTimeInterval(600)))
             let wins = try await withThrowingTaskGroup(of: Bool.self) { group in
-                for _ in 0..<20 { group.addTask { try await d.consumeLoginTransaction(id: "tx1", now: t0) != nil } }
+                for _ in 0..<20 { group.addTask { try await d.consumeLoginTransaction(id: "tx1", browserBindingHash: "h", now: t0) != nil } }
                 return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
             }
             #expect(wins == 1)
             try await d.saveLoginTransaction(transaction(p, id: "tx2", expires: t0.addingTimeInterval(600)))
-            #expect(try await d.consumeLoginTransaction(id: "tx2", now: t0.addingTimeInterval(601)) == nil)
-            #expect(try await d.consumeLoginTransaction(id: "never", now: t0) == nil)
+            #expect(try await d.consumeLoginTransaction(id: "tx2", browserBindingHash: "h", now: t0.addingTimeInterval(601)) == nil)
+            #expect(try await d.consumeLoginTransaction(id: "never", browserBindingHash: "h", now: t0) == nil)
+            // Another browser's binding neither consumes nor cancels the transaction.
+            try await d.saveLoginTransaction(transaction(p, id: "tx3", expires: t0.addingTimeInterval(600)))
+            #expect(try await d.consumeLoginTransaction(id: "tx3", browserBindingHash: "other", now: t0) == nil)
+            #expect(try await d.consumeLoginTransaction(id: "tx3", browserBindingHash: "h", now: t0)?.id == "tx3")
         }
     }
 
@@ -184,16 +188,45 @@ import GatehouseTestSupport
         try await withDirectory(backend) { d in
             let p = try await pool(d)
             try await d.createFamily(family(p, id: "fam"), firstTokenHash: "r0")
-            #expect(try await d.rotate(presentedHash: "r0", clientID: "other", newTokenHash: "x", now: t0) == .invalid)
-            guard case .rotated(let f) = try await d.rotate(presentedHash: "r0", clientID: "web", newTokenHash: "r1", now: t0) else {
+            #expect(try await d.rotate(presentedHash: "r0", clientID: "other", pool: p, requestedScope: nil, newTokenHash: "x", now: t0) == .invalid)
+            guard case .rotated(let f) = try await d.rotate(presentedHash: "r0", clientID: "web", pool: p, requestedScope: nil, newTokenHash: "r1", now: t0) else {
                 Issue.record("first rotation must succeed")
                 return
             }
             #expect(f.id == "fam")
-            #expect(try await d.rotate(presentedHash: "r0", clientID: "web", newTokenHash: "r2", now: t0) == .reuseDetected(familyID: "fam"))
+            #expect(try await d.rotate(presentedHash: "r0", clientID: "web", pool: p, requestedScope: nil, newTokenHash: "r2", now: t0) == .reuseDetected(familyID: "fam"))
             // The whole family is revoked: the current token no longer works either.
-            #expect(try await d.rotate(presentedHash: "r1", clientID: "web", newTokenHash: "r3", now: t0) == .invalid)
+            #expect(try await d.rotate(presentedHash: "r1", clientID: "web", pool: p, requestedScope: nil, newTokenHash: "r3", now: t0) == .invalid)
             #expect(try await d.family(id: "fam")?.revokedAt != nil)
+        }
+    }
+
+    @Test(arguments: backends) func rotationChecksPoolAndScopeBeforeSpending(_ backend: TestDatabases.Backend) async throws {
+        try await withDirectory(backend) { d in
+            let p = try await pool(d)
+            let other = try await pool(d, "other")
+            try await d.createFamily(family(p, id: "fam"), firstTokenHash: "r0")
+            #expect(try await d.rotate(presentedHash: "r0", clientID: "web", pool: other, requestedScope: nil, newTokenHash: "x1", now: t0) == .invalid)
+            #expect(try await d.rotate(presentedHash: "r0", clientID: "web", pool: p, requestedScope: ["openid", "admin"], newTokenHash: "x2", now: t0) == .scopeWidened)
+            // Neither refusal spent the token.
+            guard case .rotated = try await d.rotate(presentedHash: "r0", clientID: "web", pool: p, requestedScope: ["openid"], newTokenHash: "r1", now: t0) else {
+                Issue.record("the token must still be current")
+                return
+            }
+            try await d.revokeFamily(id: "fam", now: t0)
+            #expect(try await d.rotate(presentedHash: "r1", clientID: "web", pool: p, requestedScope: nil, newTokenHash: "r2", now: t0) == .invalid)
+        }
+    }
+
+    @Test(arguments: backends) func linksAreKeyedByIssuerToo(_ backend: TestDatabases.Backend) async throws {
+        try await withDirectory(backend) { d in
+            let p = try await pool(d)
+            let first = try await d.resolveLogin(identity: link(p, subject: "42"), username: "Okta_42", attributes: [:], now: t0)
+            var moved = link(p, subject: "42")
+            moved.upstreamIssuer = "https://other-tenant.example"
+            // Same provider name and subject at another issuer is another person: never the first user.
+            await #expect(throws: DirectoryError.self) { try await d.resolveLogin(identity: moved, username: "Okta_42", attributes: [:], now: t0) }
+            #expect(try await d.linkedIdentities(pool: p, userID: first.user.id).count == 1)
         }
     }
 
@@ -202,11 +235,16 @@ import GatehouseTestSupport
             let p = try await pool(d)
             try await d.createFamily(family(p, id: "fam"), firstTokenHash: "r0")
             let outcomes = try await withThrowingTaskGroup(of: RefreshRotation.self) { group in
-                for i in 0..<10 { group.addTask { try await d.rotate(presentedHash: "r0", clientID: "web", newTokenHash: "n\(i)", now: t0) } }
+                for i in 0..<10 { group.addTask { try await d.rotate(presentedHash: "r0", clientID: "web", pool: p, requestedScope: nil, newTokenHash: "n\(i)", now: t0) } }
                 return try await group.reduce(into: []) { $0.append($1) }
             }
-            #expect(outcomes.filter { if case .rotated = $0 { true } else { false } }.count <= 1)
-            #expect(try await d.count(table: "refresh_tokens") <= 2)
+            // Exactly one presentation wins; a later one finds the token spent and revokes the family,
+            // after which the rest find the family revoked.
+            #expect(outcomes.filter { if case .rotated = $0 { true } else { false } }.count == 1)
+            #expect(outcomes.filter { $0 == .reuseDetected(familyID: "fam") }.count >= 1)
+            #expect(outcomes.filter { $0 == .invalid || $0 == .reuseDetected(familyID: "fam") }.count == 9)
+            #expect(try await d.count(table: "refresh_tokens") == 2)
+            #expect(try await d.family(id: "fam")?.revokedAt != nil)
         }
     }
 

@@ -187,7 +187,33 @@ actor CountingKeySource: VerificationKeySource {
         #expect(IDTokenCheck.parseInstant("2027-01-15T08:00:00Z") != nil)
     }
 
+    @Test func nonStringAudiencesAreRefused() async throws {
+        let t = try Self.token(header: ["alg": .string("RS256"), "kid": .string("k1")], claims: claims { $0["aud"] = .array([.string("gh"), .number(1)]) }, key: Self.rsa)
+        #expect(await failures(t).contains("aud"))
+    }
+
+    @Test func ecKeysWithWrongCoordinateLengthsAreRefused() throws {
+        var jwk = try Self.ec.publicJWK(kid: "e1")
+        jwk.x = Base64URL.encode(Data([0]) + Base64URL.decode(jwk.x!)!)
+        #expect(throws: VerificationError.self) { try JWSVerificationKey(jwk: jwk) }
+    }
+
+    @Test func userinfoNeverOverridesTheSignedAuthenticationContext() {
+        let now = Date(epochSeconds: 1_800_000_000)
+        let signed: [String: JSONValue] = ["sub": .string("u1"), "auth_time": .number(1_799_999_000), "acr": .string("mfa")]
+        var merged = signed
+        merged["acr"] = .string("none")
+        merged["auth_time"] = .number(1e19)
+        let identity = OIDCAdapter.identity(provider: "P", issuer: "https://i", claims: merged, verified: signed, now: now, skew: 60)
+        #expect(identity.acr == "mfa")
+        #expect(identity.authTime == Date(epochSeconds: 1_799_999_000))
+        let future = OIDCAdapter.identity(provider: "P", issuer: "https://i", claims: [:], verified: ["sub": .string("u1"), "auth_time": .number(1e19)], now: now, skew: 60)
+        #expect(future.authTime == nil)
+    }
+
     @Test func formEncodingRefusesRepeatedParameters() {
+        #expect(FormEncoding.decode("a=%+A") == nil)
+        #expect(FormEncoding.decode("a=%-0") == nil)
         #expect(FormEncoding.decode("a=1&b=2+3&c=%41") == ["a": "1", "b": "2 3", "c": "A"])
         #expect(FormEncoding.decode("a=1&a=2") == nil)
         #expect(FormEncoding.decode("a=%4") == nil)

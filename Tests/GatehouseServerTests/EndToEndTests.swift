@@ -134,12 +134,21 @@ import GatehouseTestSupport
         try await withFederation(.sqlite) { f, browser in
             let start = try await browser.send(f.authorizeURL())
             let atUpstream = try await browser.send(try #require(start.location), withCookies: false)
+            let callback = try #require(atUpstream.location)
             let other = TestBrowser()
-            let back = try await other.send(try #require(atUpstream.location))
+            other.cookies["gatehouse_browser"] = Secrets.randomToken()
+            let back = try await other.send(callback)
+            let cookieless = TestBrowser()
+            let noCookie = try await cookieless.send(callback)
+            await cookieless.shutdown()
             await other.shutdown()
             #expect(back.status == 400)
             #expect(back.location == nil)
+            #expect(noCookie.status == 400)
             #expect(try await f.directory.count(table: "users") == 0)
+            // The other browser could not cancel it: the browser that started the login finishes it.
+            let mine = try await browser.send(callback)
+            #expect(mine.locationQuery["code"] != nil)
         }
     }
 
@@ -212,6 +221,35 @@ import GatehouseTestSupport
             let ok = try await browser.postForm("\(f.issuer)/oauth2/token", [("grant_type", "authorization_code"), ("code", try #require(back2.locationQuery["code"])), ("redirect_uri", f.redirectURI), ("client_id", f.publicClientID), ("code_verifier", verifier)])
             #expect(ok.status == 200)
             #expect(ok.json["id_token"] != nil)
+        }
+    }
+
+    @Test func aWrongPresentationDoesNotBurnTheCode() async throws {
+        try await withFederation(.sqlite) { f, browser in
+            let (back, _) = try await f.login(browser)
+            let code = try #require(back.locationQuery["code"])
+            let wrongRedirect = try await browser.postForm("\(f.issuer)/oauth2/token", [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", f.redirectURI + "x")], basic: (f.clientID, f.clientSecret))
+            #expect(wrongRedirect.json["error"]?.stringValue == "invalid_grant")
+            let wrongClient = try await browser.postForm("\(f.issuer)/oauth2/token", [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", f.redirectURI), ("client_id", f.publicClientID)])
+            #expect(wrongClient.json["error"]?.stringValue == "invalid_grant")
+            let right = try await f.redeem(browser, code: code)
+            #expect(right.status == 200)
+        }
+    }
+
+    @Test func refreshCanNarrowButNotWidenTheScope() async throws {
+        try await withFederation(.sqlite) { f, browser in
+            let (back, _) = try await f.login(browser)
+            let tokens = try await f.redeem(browser, code: try #require(back.locationQuery["code"]))
+            let refresh = try #require(tokens.json["refresh_token"]?.stringValue)
+            let wider = try await browser.postForm("\(f.issuer)/oauth2/token", [("grant_type", "refresh_token"), ("refresh_token", refresh), ("scope", "openid email phone")], basic: (f.clientID, f.clientSecret))
+            #expect(wider.json["error"]?.stringValue == "invalid_scope")
+            let narrower = try await browser.postForm("\(f.issuer)/oauth2/token", [("grant_type", "refresh_token"), ("refresh_token", refresh), ("scope", "openid")], basic: (f.clientID, f.clientSecret))
+            #expect(narrower.status == 200, "the refused widening did not spend the token")
+            let access = try UnverifiedJWS(compact: try #require(narrower.json["access_token"]?.stringValue))
+            #expect(access.claims["scope"]?.stringValue == "openid")
+            let id = try UnverifiedJWS(compact: try #require(narrower.json["id_token"]?.stringValue))
+            #expect(id.claims["email"] == nil)
         }
     }
 
