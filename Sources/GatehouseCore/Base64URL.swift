@@ -51,26 +51,37 @@ public enum Base64URL {
     }
 
     public static func decode(bytes: UnsafeBufferPointer<UInt8>) -> Data? {
+        decodeToArray(bytes: bytes).map { Data($0) }
+    }
+
+    /// The same decoding into a byte array (no `Data` on the token hot path).
+    public static func decodeToArray(bytes: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
         let n = bytes.count
         if n % 4 == 1 { return nil }
-        var out = [UInt8]()
-        out.reserveCapacity(n * 3 / 4)
-        let reverse = Self.reverse
-        var i = 0
-        var acc: UInt32 = 0
-        var bits = 0
-        while i < n {
-            let v = reverse[Int(bytes[i])]
-            if v == 0xFF { return nil }
-            acc = acc << 6 | UInt32(v)
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
+        var valid = true
+        let out = [UInt8](unsafeUninitializedCapacity: n * 3 / 4) { buffer, written in
+            var o = 0
+            var acc: UInt32 = 0
+            var bits: UInt32 = 0
+            Self.reverse.withUnsafeBufferPointer { reverse in
+            for i in 0..<n {
+                let v = reverse[Int(bytes[i])]
+                if v == 0xFF {
+                    valid = false
+                    break
+                }
+                acc = acc << 6 | UInt32(v)
+                bits += 6
+                if bits >= 8 {
+                    bits -= 8
+                    buffer[o] = UInt8(truncatingIfNeeded: acc >> bits)
+                    o += 1
+                }
             }
-            i += 1
+            }
+            if valid, bits > 0, acc & ((1 << bits) - 1) != 0 { valid = false }
+            written = o
         }
-        if bits > 0, acc & ((1 << UInt32(bits)) - 1) != 0 { return nil }
-        return Data(out)
+        return valid ? out : nil
     }
 }

@@ -7,7 +7,11 @@ extension JSONValue {
     ///
     /// Written by hand because it is on the hot path of every token verification.
     public static func parse<D: DataProtocol>(_ data: D, maximumDepth: Int = 32) throws -> JSONValue {
-        let bytes = Array(data)
+        try parse(bytes: Array(data), maximumDepth: maximumDepth)
+    }
+
+    /// `parse` for a byte array: not generic, so callers in other modules pay no generic dispatch.
+    public static func parse(bytes: [UInt8], maximumDepth: Int = 32) throws -> JSONValue {
         var parser = JSONByteParser(bytes: bytes, maximumDepth: maximumDepth)
         parser.skipWhitespace()
         let value = try parser.value(depth: 0)
@@ -18,7 +22,11 @@ extension JSONValue {
 
     /// Parses a JSON object into its members; anything else is an error.
     public static func parseObject<D: DataProtocol>(_ data: D) throws -> [String: JSONValue] {
-        guard case .object(let o) = try parse(data) else { throw JSONParseError(offset: 0, reason: "not an object") }
+        try parseObject(bytes: Array(data))
+    }
+
+    public static func parseObject(bytes: [UInt8]) throws -> [String: JSONValue] {
+        guard case .object(let o) = try parse(bytes: bytes) else { throw JSONParseError(offset: 0, reason: "not an object") }
         return o
     }
 }
@@ -42,7 +50,12 @@ struct JSONByteParser {
     func fail(_ reason: String) -> JSONParseError { JSONParseError(offset: index, reason: reason) }
 
     mutating func skipWhitespace() {
-        while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x20, 0x09, 0x0A, 0x0D: index += 1
+            default: return
+            }
+        }
     }
 
     mutating func expect(_ literal: StaticString) throws {
@@ -133,14 +146,21 @@ struct JSONByteParser {
     mutating func string() throws -> String {
         index += 1
         let start = index
-        // Fast path: no escapes.
+        // Fast path: no escapes; pure ASCII needs no UTF-8 validation.
+        var ascii = true
         while index < bytes.count {
             let c = bytes[index]
             if c == UInt8(ascii: "\"") {
-                guard let s = String(validating: bytes[start..<index], as: UTF8.self) else { throw fail("invalid UTF-8") }
+                let end = index
+                let s: String? = bytes.withUnsafeBufferPointer { all in
+                    let slice = UnsafeBufferPointer(rebasing: all[start..<end])
+                    return ascii ? String(decoding: slice, as: UTF8.self) : String(validating: slice, as: UTF8.self)
+                }
+                guard let s else { throw fail("invalid UTF-8") }
                 index += 1
                 return s
             }
+            if c >= 0x80 { ascii = false }
             if c == UInt8(ascii: "\\") { break }
             if c < 0x20 { throw fail("control character in string") }
             index += 1

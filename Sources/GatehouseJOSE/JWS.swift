@@ -28,9 +28,9 @@ public struct UnverifiedJWS: Sendable {
         guard dots.count == 2 else {
             throw VerificationError(check: "format", reason: dots.count == 4 ? "encrypted tokens (JWE) are not accepted" : "not a compact JWS")
         }
-        let decoded = bytes.withUnsafeBufferPointer { all -> (Data, Data, Data)? in
-            guard let h = Base64URL.decode(bytes: UnsafeBufferPointer(rebasing: all[0..<dots[0]])),
-                let p = Base64URL.decode(bytes: UnsafeBufferPointer(rebasing: all[(dots[0] + 1)..<dots[1]])),
+        let decoded = bytes.withUnsafeBufferPointer { all -> ([UInt8], [UInt8], Data)? in
+            guard let h = Base64URL.decodeToArray(bytes: UnsafeBufferPointer(rebasing: all[0..<dots[0]])),
+                let p = Base64URL.decodeToArray(bytes: UnsafeBufferPointer(rebasing: all[(dots[0] + 1)..<dots[1]])),
                 let s = Base64URL.decode(bytes: UnsafeBufferPointer(rebasing: all[(dots[1] + 1)...]))
             else { return nil }
             return (h, p, s)
@@ -38,10 +38,10 @@ public struct UnverifiedJWS: Sendable {
         guard let (h, p, s) = decoded else {
             throw VerificationError(check: "format", reason: "a part is not base64url")
         }
-        guard let header = try? JSONValue.parseObject(h) else {
+        guard let header = try? JSONValue.parseObject(bytes: h) else {
             throw VerificationError(check: "format", reason: "header is not a JSON object (or repeats a member)")
         }
-        guard let claims = try? JSONValue.parseObject(p) else {
+        guard let claims = try? JSONValue.parseObject(bytes: p) else {
             throw VerificationError(check: "format", reason: "payload is not a JSON object (or repeats a member)")
         }
         self.header = header
