@@ -22,7 +22,11 @@ if [ -z "${GATEHOUSE_TEST_DATABASE_URL:-}" ]; then
   pg_dir=$(mktemp -d /tmp/gatehouse-pg.XXXXXX)
   trap stop_postgres EXIT
   [ "$(id -u)" = 0 ] && chown postgres "$pg_dir"
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+  # A free port: nothing answers on it (bash's /dev/tcp, no other tool needed).
+  while :; do
+    port=$((20000 + RANDOM % 40000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
+  done
   pg_run "$PGBIN/initdb" -D "$pg_dir/data" -A trust -U gatehouse >/dev/null
   pg_run "$PGBIN/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
     -o "-k $pg_dir -p $port -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=500" start >/dev/null

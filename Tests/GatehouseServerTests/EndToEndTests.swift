@@ -253,6 +253,66 @@ import GatehouseTestSupport
         }
     }
 
+    @Test(arguments: backends) func revocationAndLogoutEndTheLoginsTokens(_ backend: TestDatabases.Backend) async throws {
+        try await withFederation(backend) { f, browser in
+            func tokens() async throws -> [String: JSONValue] {
+                let (back, _) = try await f.login(browser)
+                return try await f.redeem(browser, code: try #require(back.locationQuery["code"])).json
+            }
+            func refresh(_ token: String) async throws -> Int {
+                try await browser.postForm("\(f.issuer)/oauth2/token", [("grant_type", "refresh_token"), ("refresh_token", token)], basic: (f.clientID, f.clientSecret)).status
+            }
+            func userInfo(_ access: String) async throws -> Int {
+                try await browser.send("\(f.issuer)/oauth2/userInfo", headers: [("Authorization", "Bearer \(access)")], withCookies: false).status
+            }
+
+            // RFC 7009 with the refresh token: the family is gone.
+            let a = try await tokens()
+            let aRefresh = try #require(a["refresh_token"]?.stringValue)
+            let wrongClient = try await browser.postForm("\(f.issuer)/oauth2/revoke", [("token", aRefresh), ("client_id", f.publicClientID)])
+            #expect(wrongClient.status == 200)
+            #expect(try await refresh(aRefresh) == 200, "another client cannot revoke this client's token")
+            let b = try await tokens()
+            let bRefresh = try #require(b["refresh_token"]?.stringValue)
+            #expect(try await browser.postForm("\(f.issuer)/oauth2/revoke", [("token", bRefresh), ("token_type_hint", "refresh_token")], basic: (f.clientID, f.clientSecret)).status == 200)
+            #expect(try await refresh(bRefresh) == 400)
+            #expect(try await userInfo(try #require(b["access_token"]?.stringValue)) == 401)
+
+            // Revoking by access token ends its family too.
+            let c = try await tokens()
+            #expect(try await browser.postForm("\(f.issuer)/oauth2/revoke", [("token", try #require(c["access_token"]?.stringValue))], basic: (f.clientID, f.clientSecret)).status == 200)
+            #expect(try await refresh(try #require(c["refresh_token"]?.stringValue)) == 400)
+
+            // Logout with an id_token_hint revokes that login's refresh tokens.
+            let d = try await tokens()
+            let hint = try #require(d["id_token"]?.stringValue)
+            let bye = try await browser.send("\(f.issuer)/logout?" + FormEncoding.encode([("client_id", f.clientID), ("post_logout_redirect_uri", "http://127.0.0.1:9/app/bye"), ("id_token_hint", hint), ("state", "s1")]))
+            #expect(bye.status == 302)
+            #expect(bye.location == "http://127.0.0.1:9/app/bye?state=s1")
+            #expect(try await refresh(try #require(d["refresh_token"]?.stringValue)) == 400)
+        }
+    }
+
+    @Test func keyRotationKeepsOldTokensVerifiable() async throws {
+        try await withFederation(.sqlite) { f, browser in
+            let (first, _) = try await f.login(browser)
+            let before = try await f.redeem(browser, code: try #require(first.locationQuery["code"]))
+            let oldToken = try #require(before.json["id_token"]?.stringValue)
+            // Published now, signing after 0 s: the next tokens use the new key.
+            let record = try await f.gatehouse.admin.rotateKeys(pool: f.pool, activationDelay: 0)
+            let keys = try await f.publishedKeys(browser)
+            #expect(keys.prepared.count == 2)
+            let (second, _) = try await f.login(browser)
+            let after = try await f.redeem(browser, code: try #require(second.locationQuery["code"]))
+            let newToken = try #require(after.json["id_token"]?.stringValue)
+            #expect(try UnverifiedJWS(compact: newToken).keyID == record.kid)
+            #expect(try UnverifiedJWS(compact: oldToken).keyID != record.kid)
+            let policy = IDTokenPolicy(issuer: f.issuer, clientID: f.clientID, allowedAlgorithms: ["ES256"], clockSkew: 5, nonce: "app-nonce")
+            _ = try await IDTokenVerifier.verify(oldToken, keys: keys, policy: policy, now: Date())
+            _ = try await IDTokenVerifier.verify(newToken, keys: keys, policy: policy, now: Date())
+        }
+    }
+
     @Test func aReplayedCodeRevokesWhatItIssued() async throws {
         try await withFederation(.sqlite) { f, browser in
             let (back, _) = try await f.login(browser)
