@@ -68,9 +68,14 @@ public enum JSONValue: Sendable, Equatable, Codable {
 extension JSONValue {
     /// Compact JSON text of an object, written directly (no Foundation encoder on the token hot path).
     public static func serialize(object: [String: JSONValue]) -> String {
+        serialize(.object(object))
+    }
+
+    /// Compact JSON text of any value.
+    public static func serialize(_ value: JSONValue) -> String {
         var out = ""
         out.reserveCapacity(512)
-        write(.object(object), into: &out)
+        write(value, into: &out)
         return out
     }
 

@@ -23,7 +23,7 @@ public enum AttributeMapper {
             } else if values.count == 1 {
                 value = values[0]
             } else {
-                value = "[" + values.map(jsonQuoted).joined(separator: ",") + "]"
+                value = JSONValue.serialize(.array(values.map(JSONValue.string)))
             }
             if value.utf8.count > maximumValueLength { value = String(decoding: value.utf8.prefix(maximumValueLength), as: UTF8.self) }
             if target == "email" { value = value.trimmingWhitespace() }
@@ -36,22 +36,6 @@ public enum AttributeMapper {
     /// as Cognito does. Deterministic, so concurrent first logins of one identity agree on it.
     public static func username(for identity: VerifiedIdentity) -> String {
         "\(identity.providerName)_\(identity.upstreamSubject)"
-    }
-
-    static func jsonQuoted(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
-            }
-        }
-        return out + "\""
     }
 }
 

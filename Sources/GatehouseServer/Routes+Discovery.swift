@@ -3,6 +3,7 @@ import Logging
 import GatehouseJOSE
 import Hummingbird
 import HTTPTypes
+import NIOCore
 import GatehouseCore
 import GatehouseIssuer
 import GatehouseOIDC
@@ -32,18 +33,8 @@ extension Gatehouse {
     func jwks(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
         let pool = try await pool(context)
         let set = try await keyRing.jwks(pool: pool.id)
-        let keys: [JSONValue] = set.keys.map { k in
-            var o: [String: JSONValue] = ["kty": .string(k.kty), "use": .string("sig")]
-            if let v = k.kid { o["kid"] = .string(v) }
-            if let v = k.alg { o["alg"] = .string(v) }
-            if let v = k.n { o["n"] = .string(v) }
-            if let v = k.e { o["e"] = .string(v) }
-            if let v = k.crv { o["crv"] = .string(v) }
-            if let v = k.x { o["x"] = .string(v) }
-            if let v = k.y { o["y"] = .string(v) }
-            return .object(o)
-        }
         // Short caching: a key published ahead of rotation must reach relying parties before it signs.
-        return Responses.json(["keys": .array(keys)], cache: "public, max-age=300")
+        return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "public, max-age=300"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: try JSONEncoder().encode(set))))
     }
 }
