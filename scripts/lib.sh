@@ -24,4 +24,6 @@ ensure_packages() {
   fi
 }
 
-BUILD_PACKAGES=(libxml2-dev libxmlsec1-dev libssl-dev libcurl4-openssl-dev pkg-config)
+# What Swift needs to build and link on Debian 12, and the C libraries Gatehouse links.
+BUILD_PACKAGES=(binutils git libc6-dev libgcc-12-dev libstdc++-12-dev zlib1g-dev tzdata libedit2 pkg-config
+  libxml2-dev libxmlsec1-dev libssl-dev libcurl4-openssl-dev)

@@ -36,10 +36,15 @@ extension SQLDirectory {
 
     public func redeemAuthorizationCode(hash: String, now: Date) async throws -> CodeRedemption {
         let t = now.epochSeconds
+        // The common case is one conditional statement, atomic by itself; only a failed redemption
+        // needs a transaction, to tell a replay from an unknown code and revoke what the replay's
+        // original produced.
+        let redeemed = try await session { db in
+            try await db.raw("UPDATE authorization_codes SET consumed_at = \(bind: t) WHERE code_hash = \(bind: hash) AND consumed_at IS NULL AND expires_at > \(bind: t) RETURNING body").first()
+                .map { try Body.decode(AuthorizationCode.self, try $0.string("body")) }
+        }
+        if let redeemed { return .redeemed(redeemed) }
         return try await transaction { db in
-            if let row = try await db.raw("UPDATE authorization_codes SET consumed_at = \(bind: t) WHERE code_hash = \(bind: hash) AND consumed_at IS NULL AND expires_at > \(bind: t) RETURNING body").first() {
-                return .redeemed(try Body.decode(AuthorizationCode.self, try row.string("body")))
-            }
             guard let row = try await db.raw("SELECT body, consumed_at FROM authorization_codes WHERE code_hash = \(bind: hash)").first(),
                 try row.optionalInt("consumed_at") != nil
             else { return .invalid }

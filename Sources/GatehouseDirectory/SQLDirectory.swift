@@ -212,6 +212,13 @@ extension SQLDirectory {
         try await session { db in try await db.raw("\(unsafeRaw: sql)").run() }
     }
 
+    /// Runs statements in one transaction: all of them, or (if one fails) none.
+    package func execute(unsafeSQLInTransaction statements: [String]) async throws {
+        try await transaction { db in
+            for sql in statements { try await db.raw("\(unsafeRaw: sql)").run() }
+        }
+    }
+
     /// Counts the rows of a table (tests assert that rejected logins leave nothing behind).
     package func count(table: String) async throws -> Int {
         try await session { db in Int(try await db.raw("SELECT COUNT(*) AS n FROM \(unsafeRaw: table)").first()?.int("n") ?? 0) }

@@ -15,19 +15,30 @@ public final class RunningGatehouse: Sendable {
     private let http: UpstreamHTTP
 
     /// Starts on a free port; with `tls` (certificate and key PEM files) it serves https.
-    public static func start(directory: any Directory, clock: any GatehouseClock = SystemClock(), logLevel: Logger.Level = .critical, tls: (certificate: String, key: String)? = nil) async throws -> RunningGatehouse {
+    public static func start(directory: any Directory, clock: any GatehouseClock = SystemClock(), logLevel: Logger.Level = .critical, tls: (certificate: String, key: String)? = nil, logHandler: (any LogHandler)? = nil) async throws -> RunningGatehouse {
         let port = try LoopbackPort.pick()
         let config = ServerConfiguration(
             publicBaseURL: "\(tls == nil ? "http" : "https")://127.0.0.1:\(port)", host: "127.0.0.1", port: port,
             tlsCertificateFile: tls?.certificate, tlsPrivateKeyFile: tls?.key)
-        var logger = Logger(label: "gatehouse.test")
+        var logger = logHandler.map { handler in Logger(label: "gatehouse.test") { _ in handler } } ?? Logger(label: "gatehouse.test")
         logger.logLevel = logLevel
         let masterKey = try MasterKey(base64: MasterKey.generateBase64())
         let http = UpstreamHTTP()
         let gatehouse = Gatehouse(configuration: config, directory: directory, masterKey: masterKey, clock: clock, http: http, logger: logger)
-        let app = try gatehouse.makeApplication()
-        let task = Task { try await app.run() }
-        try await LoopbackPort.waitUntilListening(port)
+        let task: Task<Void, any Error>
+        do {
+            let app = try gatehouse.makeApplication()
+            task = Task { try await app.run() }
+        } catch {
+            try? await http.shutdown()
+            throw error
+        }
+        do { try await LoopbackPort.waitUntilListening(port) } catch {
+            task.cancel()
+            _ = await task.result
+            try? await http.shutdown()
+            throw error
+        }
         return RunningGatehouse(gatehouse: gatehouse, admin: Admin(gatehouse: gatehouse, masterKey: masterKey), baseURL: config.publicBaseURL, task: task, http: http)
     }
 

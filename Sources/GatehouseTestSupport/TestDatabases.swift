@@ -16,8 +16,12 @@ public enum TestDatabases {
         return (v?.isEmpty ?? true) ? nil : v
     }
 
-    /// The backends this run can test: SQLite always, PostgreSQL when a server is configured.
-    public static var available: [Backend] { postgresURL == nil ? [.sqlite] : [.sqlite, .postgresql] }
+    /// The backends this run tests: SQLite always; PostgreSQL when a server is configured, or when
+    /// `GATEHOUSE_TEST_REQUIRE_POSTGRES` is set (then a missing server fails the tests, not skips them).
+    public static var available: [Backend] {
+        let required = ProcessInfo.processInfo.environment["GATEHOUSE_TEST_REQUIRE_POSTGRES"] == "1"
+        return postgresURL == nil && !required ? [.sqlite] : [.sqlite, .postgresql]
+    }
 
     public static func make(_ backend: Backend) async throws -> SQLDirectory {
         var logger = Logger(label: "gatehouse.test.directory")
@@ -33,13 +37,19 @@ public enum TestDatabases {
             }
             let name = "gh_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(20)
             let admin = try await DirectoryFactory.postgres(url: base, logger: logger)
-            try await admin.execute(unsafeSQL: "CREATE DATABASE \(name)")
+            do { try await admin.execute(unsafeSQL: "CREATE DATABASE \(name)") } catch {
+                try? await admin.shutdown()
+                throw error
+            }
             try await admin.shutdown()
             components.path = "/" + name
             guard let url = components.string else { throw TestDatabaseError(reason: "bad database URL") }
             directory = try await DirectoryFactory.postgres(url: url, logger: logger)
         }
-        try await directory.migrate()
+        do { try await directory.migrate() } catch {
+            try? await directory.shutdown()
+            throw error
+        }
         return directory
     }
 }

@@ -28,6 +28,10 @@ public final class TestOpenIDProvider: Sendable {
         case algNone
         /// A `jwk` header parameter carrying the forger's own key.
         case embeddedKey
+        /// The authorization response names another issuer (an RFC 9207 mix-up).
+        case wrongIssParameter
+        /// The provider advertises `iss` in authorization responses but leaves it out.
+        case missingIssParameter
     }
 
     public struct Settings: Sendable {
@@ -83,6 +87,7 @@ public final class TestOpenIDProvider: Sendable {
                 "token_endpoint": .string(self.issuer + "/token"), "jwks_uri": .string(self.issuer + "/jwks"),
                 "userinfo_endpoint": .string(self.issuer + "/userinfo"), "response_types_supported": .array([.string("code")]),
                 "subject_types_supported": .array([.string("public")]), "id_token_signing_alg_values_supported": .array([.string("RS256")]),
+                "code_challenge_methods_supported": .array([.string("S256")]), "authorization_response_iss_parameter_supported": .bool(true),
             ])
         }
         router.get("/jwks") { _, _ in
@@ -96,7 +101,10 @@ public final class TestOpenIDProvider: Sendable {
             }
             let s = self.settings
             var params: [(String, String)] = []
-            if let error = s.authorizeError {
+            if q["code_challenge_method"] != "S256" || (q["code_challenge"]?.utf8.count ?? 0) != 43 {
+                // This provider, like a careful real one, requires PKCE S256.
+                params.append(("error", "invalid_request"))
+            } else if let error = s.authorizeError {
                 params.append(("error", error))
             } else {
                 let code = Secrets.randomToken()
@@ -104,6 +112,11 @@ public final class TestOpenIDProvider: Sendable {
                 params.append(("code", code))
             }
             if let state = q["state"] { params.append(("state", state)) }
+            switch s.misbehaviour {
+            case .missingIssParameter: break
+            case .wrongIssParameter: params.append(("iss", "http://127.0.0.1:1/evil"))
+            default: params.append(("iss", self.issuer))
+            }
             return Response(status: .found, headers: [.location: redirect + "?" + FormEncoding.encode(params)])
         }
         router.post("/token") { request, _ in
@@ -115,10 +128,8 @@ public final class TestOpenIDProvider: Sendable {
             guard form["grant_type"] == "authorization_code", let code = form["code"],
                 let issued = self.codes.withLock({ $0.removeValue(forKey: code) }), issued.redirectURI == form["redirect_uri"]
             else { return Self.json(["error": .string("invalid_grant")], status: .badRequest) }
-            if let challenge = issued.challenge {
-                guard let verifier = form["code_verifier"], Secrets.pkceChallenge(verifier: verifier) == challenge else {
-                    return Self.json(["error": .string("invalid_grant")], status: .badRequest)
-                }
+            guard let challenge = issued.challenge, let verifier = form["code_verifier"], Secrets.pkceChallenge(verifier: verifier) == challenge else {
+                return Self.json(["error": .string("invalid_grant")], status: .badRequest)
             }
             let accessToken = Secrets.randomToken()
             self.accessTokens.withLock { $0[accessToken] = issued.subject }

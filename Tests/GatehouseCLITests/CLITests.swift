@@ -2,6 +2,10 @@ import Foundation
 import Testing
 import GatehouseCore
 import GatehouseJOSE
+import GatehouseTestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Runs the real `gatehouse` binary, as an admin would, against a SQLite file in a temporary folder.
 @Suite struct CLITests {
@@ -32,6 +36,8 @@ import GatehouseJOSE
         let input = Pipe()
         process.standardInput = input
         try process.run()
+        // A hung binary must not hang the suite.
+        DispatchQueue.global().asyncAfter(deadline: .now() + 120) { if process.isRunning { process.terminate() } }
         if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
         try input.fileHandleForWriting.close()
         let data = out.fileHandleForReading.readDataToEndOfFile()
@@ -74,6 +80,42 @@ import GatehouseJOSE
         let users = try Self.run(["user", "list", "--pool", "demo"], environment: env)
         #expect(users.status == 0)
         #expect(users.output.trimmingCharacters(in: .whitespacesAndNewlines) == "[\n\n]" || users.output.contains("[]"))
+    }
+
+    @Test func serveStartsOnTheEmbeddedDefaultAndStopsGracefullyOnSIGTERM() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gh-serve-\(UUID().uuidString)")
+        let port = try LoopbackPort.pick()
+        let process = Process()
+        process.executableURL = Self.binary
+        process.arguments = ["serve"]
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "GATEHOUSE_DATABASE_URL")
+        env.removeValue(forKey: "GATEHOUSE_MASTER_KEY")
+        env["GATEHOUSE_SQLITE_PATH"] = folder.appendingPathComponent("g.sqlite").path
+        env["GATEHOUSE_PORT"] = String(port)
+        env["GATEHOUSE_PUBLIC_URL"] = "http://127.0.0.1:\(port)"
+        process.environment = env
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = out
+        try process.run()
+        do {
+            try await LoopbackPort.waitUntilListening(port)
+        } catch {
+            process.terminate()
+            throw error
+        }
+        kill(process.processIdentifier, SIGTERM)
+        for _ in 0..<200 where process.isRunning { try await Task.sleep(for: .milliseconds(50)) }
+        if process.isRunning { process.terminate() }
+        #expect(!process.isRunning)
+        process.waitUntilExit()
+        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationReason == .exit)
+        #expect(process.terminationStatus == 0, "\(output)")
+        #expect(output.contains("Gatehouse is listening on http://127.0.0.1:\(port)"))
+        #expect(output.contains("No pool yet"))
+        #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("master.key").path))
     }
 
     @Test func oidcVerifyPrintsClaimsOrEveryFailedCheck() throws {

@@ -101,12 +101,21 @@ import GatehouseTestSupport
 
     @Test(arguments: backends) func aFailedTransactionLeavesNothingHalfWritten(_ backend: TestDatabases.Backend) async throws {
         try await withDirectory(backend) { d in
+            // A write, then a failing statement: the write is rolled back.
+            await #expect(throws: (any Error).self) {
+                try await d.execute(unsafeSQLInTransaction: [
+                    "INSERT INTO pools (id, display_name, signing_alg, created_at) VALUES ('ghost', 'g', 'ES256', 0)",
+                    "INSERT INTO no_such_table VALUES (1)",
+                ])
+            }
+            #expect(try await d.pool(try PoolID("ghost")) == nil)
+            // The session is usable after the rollback.
             let p = try await pool(d)
             _ = try await d.resolveLogin(identity: link(p, subject: "a"), username: "taken", attributes: [:], now: t0)
             // Another identity whose username collides: refused, and no link or user is left behind.
-            await #expect(throws: DirectoryError.self) {
+            await #expect {
                 try await d.resolveLogin(identity: link(p, subject: "b"), username: "taken", attributes: [:], now: t0)
-            }
+            } throws: { ($0 as? DirectoryError)?.code == .conflict }
             #expect(try await d.countUsers(pool: p) == 1)
             #expect(try await d.count(table: "linked_identities") == 1)
         }

@@ -75,6 +75,8 @@ actor CountingKeySource: VerificationKeySource {
         ("x5u header", ["alg": "RS256", "kid": "k1", "x5u": "https://evil.example/cert"], "", "rsa", "header"),
         ("x5c header", ["alg": "RS256", "kid": "k1", "x5c": "MIIB"], "", "rsa", "header"),
         ("crit header", ["alg": "RS256", "kid": "k1", "crit": "exp"], "", "rsa", "header"),
+        ("jwk header", ["alg": "RS256", "kid": "k1", "jwk": "{}"], "", "rsa", "header"),
+        ("not yet valid", ["alg": "RS256", "kid": "k1"], "nbf", "rsa", "nbf"),
         ("unknown kid", ["alg": "RS256", "kid": "nope"], "", "rsa", "kid"),
         ("RSA alg on EC key", ["alg": "RS256", "kid": "e1"], "", "rsa", "alg"),
         ("wrong issuer", ["alg": "RS256", "kid": "k1"], "iss", "rsa", "iss"),
@@ -101,6 +103,7 @@ actor CountingKeySource: VerificationKeySource {
             case "nonce": c["nonce"] = .string("n2")
             case "nononce": c["nonce"] = nil
             case "nosub": c["sub"] = nil
+            case "nbf": c["nbf"] = .number(Double(now.epochSeconds + 120))
             default: break
             }
         }
@@ -123,7 +126,7 @@ actor CountingKeySource: VerificationKeySource {
 
     @Test func aRepeatedClaimIsRefusedRatherThanGuessedAt() async throws {
         let header = Base64URL.encode(Data(#"{"alg":"RS256","kid":"k1"}"#.utf8))
-        let body = #"{"iss":"https://idp.example","sub":"u1","aud":"evil","aud":"gh","exp":1800000300,"iat":1800000000,"nonce":"n1"}"#
+        let body = #"{"iss":"https://idp.example","sub":"u1","aud":"gh","aud":"gh","exp":1800000300,"iat":1800000000,"nonce":"n1"}"#
         let input = header + "." + Base64URL.encode(Data(body.utf8))
         let t = input + "." + Base64URL.encode(try Self.rsa.sign(Data(input.utf8)))
         await #expect(throws: VerificationError.self) { try await IDTokenVerifier.verify(t, keys: StaticKeySource(keys), policy: policy(), now: now) }
@@ -142,36 +145,49 @@ actor CountingKeySource: VerificationKeySource {
         let t = try Self.token(header: ["alg": .string("RS256"), "kid": .string("k2")], claims: claims(), key: Self.other)
         _ = try await IDTokenVerifier.verify(t, keys: source, policy: policy(), now: now)
         #expect(await source.refetches == 1)
-        let stranger = try Self.token(header: ["alg": .string("RS256"), "kid": .string("k9")], claims: claims(), key: Self.rsa)
+        // Signed by the one key the set holds, under a kid it does not: a fallback would accept it.
+        let stranger = try Self.token(header: ["alg": .string("RS256"), "kid": .string("k9")], claims: claims(), key: Self.other)
         await #expect(throws: VerificationError.self) { try await IDTokenVerifier.verify(stranger, keys: source, policy: policy(), now: now) }
         #expect(await source.refetches == 2)
     }
 
-    @Test func jwksRefetchesAreRateLimitedOverHTTP() async throws {
+    /// Runs `body` against a live test provider and always stops both it and the HTTP client.
+    func withProvider(_ body: (TestOpenIDProvider, UpstreamHTTP) async throws -> Void) async throws {
         let op = try TestOpenIDProvider()
-        try await op.start()
         let http = UpstreamHTTP()
-        let clock = ManualClock(Date())
-        let cache = JWKSCache(jwksURI: op.issuer + "/jwks", http: http, clock: clock, minimumRefetchInterval: 30)
-        _ = try await cache.keys(refreshingFor: nil)
-        for _ in 0..<5 { _ = try await cache.keys(refreshingFor: "unknown") }
-        #expect(await cache.fetchCount == 2, "one initial fetch and one forced refetch")
-        clock.advance(by: 31)
-        _ = try await cache.keys(refreshingFor: "unknown")
-        #expect(await cache.fetchCount == 3)
+        do {
+            try await op.start()
+            try await body(op, http)
+        } catch {
+            try? await http.shutdown()
+            await op.stop()
+            throw error
+        }
         try await http.shutdown()
         await op.stop()
     }
 
+    @Test func jwksRefetchesAreRateLimitedOverHTTP() async throws {
+        try await withProvider { op, http in
+            let clock = ManualClock(Date())
+            let cache = JWKSCache(jwksURI: op.issuer + "/jwks", http: http, clock: clock, minimumRefetchInterval: 30)
+            _ = try await cache.keys(refreshingFor: nil)
+            for _ in 0..<5 { _ = try await cache.keys(refreshingFor: "unknown") }
+            #expect(await cache.fetchCount == 2, "one initial fetch and one forced refetch")
+            clock.advance(by: 31)
+            _ = try await cache.keys(refreshingFor: "unknown")
+            #expect(await cache.fetchCount == 3)
+        }
+    }
+
     @Test func discoveryIssuerMustMatchExactly() async throws {
-        let op = try TestOpenIDProvider()
-        try await op.start()
-        let http = UpstreamHTTP()
-        let doc = try await DiscoveryDocument.fetch(issuer: op.issuer, http: http)
-        #expect(doc.jwksURI == op.issuer + "/jwks")
-        await #expect(throws: UpstreamError.self) { try await DiscoveryDocument.fetch(issuer: op.issuer + "/", http: http) }
-        try await http.shutdown()
-        await op.stop()
+        try await withProvider { op, http in
+            let doc = try await DiscoveryDocument.fetch(issuer: op.issuer, http: http)
+            #expect(doc.jwksURI == op.issuer + "/jwks")
+            await #expect { try await DiscoveryDocument.fetch(issuer: op.issuer + "/", http: http) } throws: {
+                ($0 as? UpstreamError)?.kind == .misconfigured
+            }
+        }
     }
 
     @Test func theCLICheckNamesEveryFailedCheck() async throws {

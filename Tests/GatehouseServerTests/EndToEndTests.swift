@@ -10,8 +10,8 @@ import GatehouseTestSupport
 @Suite struct EndToEnd {
     static let backends = TestDatabases.available
 
-    func withFederation(_ backend: TestDatabases.Backend, _ body: (Federation, TestBrowser) async throws -> Void) async throws {
-        let f = try await Federation.start(backend)
+    func withFederation(_ backend: TestDatabases.Backend, logSink: CapturingLogHandler.Sink? = nil, _ body: (Federation, TestBrowser) async throws -> Void) async throws {
+        let f = try await Federation.start(backend, logSink: logSink)
         let browser = TestBrowser()
         do { try await body(f, browser) } catch {
             await browser.shutdown()
@@ -95,7 +95,7 @@ import GatehouseTestSupport
 
     @Test(arguments: backends) func rejectedLoginsLeaveNoUserNoCodeNoToken(_ backend: TestDatabases.Backend) async throws {
         try await withFederation(backend) { f, browser in
-            let bad: [TestOpenIDProvider.Misbehaviour] = [.badSignature, .wrongAudience, .wrongNonce, .wrongIssuer, .expired, .algNone, .embeddedKey]
+            let bad: [TestOpenIDProvider.Misbehaviour] = [.badSignature, .wrongAudience, .wrongNonce, .wrongIssuer, .expired, .algNone, .embeddedKey, .wrongIssParameter, .missingIssParameter]
             var lastCallback = ""
             for misbehaviour in bad {
                 f.upstream.update { $0.misbehaviour = misbehaviour }
@@ -135,13 +135,10 @@ import GatehouseTestSupport
             let start = try await browser.send(f.authorizeURL())
             let atUpstream = try await browser.send(try #require(start.location), withCookies: false)
             let callback = try #require(atUpstream.location)
-            let other = TestBrowser()
-            other.cookies["gatehouse_browser"] = Secrets.randomToken()
-            let back = try await other.send(callback)
-            let cookieless = TestBrowser()
-            let noCookie = try await cookieless.send(callback)
-            await cookieless.shutdown()
-            await other.shutdown()
+            let (back, noCookie) = try await withBrowsers(2) { b in
+                b[0].cookies["gatehouse_browser"] = Secrets.randomToken()
+                return (try await b[0].send(callback), try await b[1].send(callback))
+            }
             #expect(back.status == 400)
             #expect(back.location == nil)
             #expect(noCookie.status == 400)
@@ -202,8 +199,8 @@ import GatehouseTestSupport
         }
     }
 
-    @Test func publicClientsMustUsePKCE() async throws {
-        try await withFederation(.sqlite) { f, browser in
+    @Test(arguments: backends) func publicClientsMustUsePKCE(_ backend: TestDatabases.Backend) async throws {
+        try await withFederation(backend) { f, browser in
             let refused = try await browser.send(f.authorizeURL(clientID: f.publicClientID))
             #expect(refused.status == 302)
             #expect(refused.locationQuery["error"] == "invalid_request")
@@ -224,8 +221,8 @@ import GatehouseTestSupport
         }
     }
 
-    @Test func aWrongPresentationDoesNotBurnTheCode() async throws {
-        try await withFederation(.sqlite) { f, browser in
+    @Test(arguments: backends) func aWrongPresentationDoesNotBurnTheCode(_ backend: TestDatabases.Backend) async throws {
+        try await withFederation(backend) { f, browser in
             let (back, _) = try await f.login(browser)
             let code = try #require(back.locationQuery["code"])
             let wrongRedirect = try await browser.postForm("\(f.issuer)/oauth2/token", [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", f.redirectURI + "x")], basic: (f.clientID, f.clientSecret))
@@ -293,8 +290,8 @@ import GatehouseTestSupport
         }
     }
 
-    @Test func keyRotationKeepsOldTokensVerifiable() async throws {
-        try await withFederation(.sqlite) { f, browser in
+    @Test(arguments: backends) func keyRotationKeepsOldTokensVerifiable(_ backend: TestDatabases.Backend) async throws {
+        try await withFederation(backend) { f, browser in
             let (first, _) = try await f.login(browser)
             let before = try await f.redeem(browser, code: try #require(first.locationQuery["code"]))
             let oldToken = try #require(before.json["id_token"]?.stringValue)
@@ -313,8 +310,8 @@ import GatehouseTestSupport
         }
     }
 
-    @Test func aReplayedCodeRevokesWhatItIssued() async throws {
-        try await withFederation(.sqlite) { f, browser in
+    @Test(arguments: backends) func aReplayedCodeRevokesWhatItIssued(_ backend: TestDatabases.Backend) async throws {
+        try await withFederation(backend) { f, browser in
             let (back, _) = try await f.login(browser)
             let code = try #require(back.locationQuery["code"])
             let first = try await f.redeem(browser, code: code)
@@ -354,6 +351,98 @@ import GatehouseTestSupport
             #expect(routed.location?.hasPrefix(f.upstream.issuer) == true)
             let unknown = try await browser.send(f.authorizeURL(extra: [("idp_identifier", "x@nowhere.test")]))
             #expect(unknown.locationQuery["error"] == "invalid_request")
+        }
+    }
+
+    @Test func aTamperedStateIsAPageAndTheRealLoginSurvives() async throws {
+        try await withFederation(.sqlite) { f, browser in
+            let start = try await browser.send(f.authorizeURL())
+            let atUpstream = try await browser.send(try #require(start.location), withCookies: false)
+            let callback = try #require(atUpstream.location)
+            var parts = try #require(URLComponents(string: callback))
+            parts.queryItems = parts.queryItems?.map { $0.name == "state" ? URLQueryItem(name: "state", value: Secrets.randomToken()) : $0 }
+            let tampered = try await browser.send(try #require(parts.string))
+            #expect(tampered.status == 400)
+            #expect(tampered.location == nil)
+            #expect(try await browser.send(callback).locationQuery["code"] != nil)
+        }
+    }
+
+    @Test func redirectURIsMatchExactly() async throws {
+        try await withFederation(.sqlite) { f, browser in
+            for variant in [f.redirectURI + "/", f.redirectURI + "?x=1", "http://127.0.0.1:9/APP/callback", "HTTP://127.0.0.1:9/app/callback", "http://127.0.0.1:9/app%2Fcallback", "http://127.0.0.1:09/app/callback"] {
+                let r = try await browser.send(f.authorizeURL(redirectURI: variant))
+                #expect(r.status == 400, "\(variant)")
+                #expect(r.location == nil, "\(variant)")
+            }
+            for variant in ["http://127.0.0.1:9/app/bye/", "http://127.0.0.1:9/app/bye?next=https://evil.example"] {
+                let r = try await browser.send("\(f.issuer)/logout?" + FormEncoding.encode([("client_id", f.clientID), ("logout_uri", variant)]))
+                #expect(r.status == 400, "\(variant)")
+                #expect(r.location == nil)
+            }
+        }
+    }
+
+    @Test func clientSecretPostAuthenticatesAndTwoMethodsAreRefused() async throws {
+        try await withFederation(.sqlite) { f, browser in
+            let (back, _) = try await f.login(browser)
+            let code = try #require(back.locationQuery["code"])
+            let both = try await browser.postForm("\(f.issuer)/oauth2/token", [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", f.redirectURI), ("client_secret", f.clientSecret)], basic: (f.clientID, f.clientSecret))
+            #expect(both.json["error"]?.stringValue == "invalid_request")
+            let wrong = try await browser.postForm("\(f.issuer)/oauth2/token", [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", f.redirectURI), ("client_id", f.clientID), ("client_secret", "nope")])
+            #expect(wrong.status == 401)
+            #expect(wrong.headers.first(name: "WWW-Authenticate") == nil, "no Basic challenge when Basic was not used")
+            let post = try await browser.postForm("\(f.issuer)/oauth2/token", [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", f.redirectURI), ("client_id", f.clientID), ("client_secret", f.clientSecret)])
+            #expect(post.status == 200)
+            #expect(post.json["id_token"] != nil)
+        }
+    }
+
+    @Test func aRotatedKeyIsPublishedBeforeItSigns() async throws {
+        try await withFederation(.sqlite) { f, browser in
+            let (first, _) = try await f.login(browser)
+            let before = try await f.redeem(browser, code: try #require(first.locationQuery["code"]))
+            let currentKid = try UnverifiedJWS(compact: try #require(before.json["id_token"]?.stringValue)).keyID
+            let record = try await f.gatehouse.admin.rotateKeys(pool: f.pool, activationDelay: 3600)
+            let published = try await f.publishedKeys(browser).prepared.compactMap(\.jwk.kid)
+            #expect(Set(published) == Set([record.kid, try #require(currentKid)]))
+            let (second, _) = try await f.login(browser)
+            let after = try await f.redeem(browser, code: try #require(second.locationQuery["code"]))
+            #expect(try UnverifiedJWS(compact: try #require(after.json["id_token"]?.stringValue)).keyID == currentKid, "the new key does not sign before its time")
+        }
+    }
+
+    @Test func logsCarryRequestIDsAndNoSecrets() async throws {
+        let sink = CapturingLogHandler.Sink()
+        var secrets: [String] = []
+        try await withFederation(.sqlite, logSink: sink) { f, browser in
+            let (back, callback) = try await f.login(browser, url: f.authorizeURL(state: "state-value-9f8e7d"))
+            let code = try #require(back.locationQuery["code"])
+            let tokens = try await f.redeem(browser, code: code)
+            _ = try await browser.postForm("\(f.issuer)/oauth2/token", [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", f.redirectURI)], basic: (f.clientID, "wrong-secret-value"))
+            let upstreamQuery = try #require(URLComponents(string: callback)?.queryItems)
+            secrets = [code, f.clientSecret, "wrong-secret-value", "state-value-9f8e7d", f.upstream.clientSecret,
+                       try #require(tokens.json["refresh_token"]?.stringValue), try #require(tokens.json["access_token"]?.stringValue),
+                       try #require(tokens.json["id_token"]?.stringValue), try #require(browser.cookies["gatehouse_browser"])]
+                + upstreamQuery.compactMap { $0.name == "code" || $0.name == "state" ? $0.value : nil }
+        }
+        let lines = sink.captured
+        let requests = lines.filter { $0.contains(" request ") }
+        #expect(requests.count == 4, "authorize, callback and two token requests")
+        #expect(requests.allSatisfy { $0.contains("hb.request.id=") && $0.contains("status=") && $0.contains("path=/") })
+        #expect(requests.contains { $0.contains("path=/acme/oauth2/token") && $0.contains("status=401") })
+        for secret in secrets {
+            #expect(!lines.contains { $0.contains(secret) }, "a secret reached the log")
+        }
+    }
+
+    @Test func readinessFailsWhenTheDirectoryIsGone() async throws {
+        try await withFederation(.sqlite) { f, browser in
+            #expect(try await browser.send("\(f.gatehouse.baseURL)/readyz").status == 200)
+            try await f.directory.shutdown()
+            let r = try await browser.send("\(f.gatehouse.baseURL)/readyz")
+            #expect(r.status == 503)
+            #expect(try await browser.send("\(f.gatehouse.baseURL)/healthz").status == 200)
         }
     }
 

@@ -71,18 +71,30 @@ struct Federation {
 
     var issuer: String { "\(gatehouse.baseURL)/\(pool)" }
 
-    static func start(_ backend: TestDatabases.Backend) async throws -> Federation {
+    static func start(_ backend: TestDatabases.Backend, logSink: CapturingLogHandler.Sink? = nil) async throws -> Federation {
         let directory = try await TestDatabases.make(backend)
-        let upstream = try TestOpenIDProvider()
-        try await upstream.start()
-        let gatehouse = try await RunningGatehouse.start(directory: directory)
-        try await gatehouse.admin.createPool(name: "acme", displayName: "Acme Corp")
-        let (client, secret) = try await gatehouse.admin.createClient(pool: "acme", name: "web", redirectURIs: ["http://127.0.0.1:9/app/callback"], logoutURIs: ["http://127.0.0.1:9/app/bye"], confidential: true)
-        let (publicClient, _) = try await gatehouse.admin.createClient(pool: "acme", name: "spa", redirectURIs: ["http://127.0.0.1:9/app/callback"], confidential: false)
-        try await gatehouse.admin.createOIDCProvider(
-            pool: "acme", name: "TestOP", settings: OIDCProviderSettings(issuer: upstream.issuer, clientID: upstream.clientID),
-            clientSecret: upstream.clientSecret, idpIdentifiers: ["example.com"])
-        return Federation(gatehouse: gatehouse, upstream: upstream, directory: directory, clientID: client.clientID, clientSecret: secret!, publicClientID: publicClient.clientID)
+        var upstream: TestOpenIDProvider?
+        var gatehouse: RunningGatehouse?
+        do {
+            let op = try TestOpenIDProvider()
+            upstream = op
+            try await op.start()
+            let running = try await RunningGatehouse.start(
+                directory: directory, logLevel: logSink == nil ? .critical : .info, logHandler: logSink.map { CapturingLogHandler(sink: $0) })
+            gatehouse = running
+            try await running.admin.createPool(name: "acme", displayName: "Acme Corp")
+            let (client, secret) = try await running.admin.createClient(pool: "acme", name: "web", redirectURIs: ["http://127.0.0.1:9/app/callback"], logoutURIs: ["http://127.0.0.1:9/app/bye"], confidential: true)
+            let (publicClient, _) = try await running.admin.createClient(pool: "acme", name: "spa", redirectURIs: ["http://127.0.0.1:9/app/callback"], confidential: false)
+            try await running.admin.createOIDCProvider(
+                pool: "acme", name: "TestOP", settings: OIDCProviderSettings(issuer: op.issuer, clientID: op.clientID),
+                clientSecret: op.clientSecret, idpIdentifiers: ["example.com"])
+            return Federation(gatehouse: running, upstream: op, directory: directory, clientID: client.clientID, clientSecret: secret ?? "", publicClientID: publicClient.clientID)
+        } catch {
+            await gatehouse?.stop()
+            await upstream?.stop()
+            try? await directory.shutdown()
+            throw error
+        }
     }
 
     func stop() async {
@@ -91,8 +103,8 @@ struct Federation {
         try? await directory.shutdown()
     }
 
-    func authorizeURL(clientID: String? = nil, state: String = "app-state", nonce: String? = "app-nonce", challenge: String? = nil, extra: [(String, String)] = [("identity_provider", "TestOP")]) -> String {
-        var q: [(String, String)] = [("response_type", "code"), ("client_id", clientID ?? self.clientID), ("redirect_uri", redirectURI), ("scope", "openid email profile"), ("state", state)]
+    func authorizeURL(clientID: String? = nil, state: String = "app-state", nonce: String? = "app-nonce", challenge: String? = nil, redirectURI: String? = nil, extra: [(String, String)] = [("identity_provider", "TestOP")]) -> String {
+        var q: [(String, String)] = [("response_type", "code"), ("client_id", clientID ?? self.clientID), ("redirect_uri", redirectURI ?? self.redirectURI), ("scope", "openid email profile"), ("state", state)]
         if let nonce { q.append(("nonce", nonce)) }
         if let challenge { q += [("code_challenge", challenge), ("code_challenge_method", "S256")] }
         return "\(issuer)/oauth2/authorize?" + FormEncoding.encode(q + extra)
@@ -120,6 +132,20 @@ struct Federation {
     func publishedKeys(_ browser: TestBrowser) async throws -> StaticKeySource {
         let reply = try await browser.send("\(issuer)/.well-known/jwks.json")
         return StaticKeySource(try JSONDecoder().decode(JWKSet.self, from: Data(reply.body.utf8)))
+    }
+}
+
+/// Runs `body` with fresh test browsers and always shuts them down (an HTTP client freed while open
+/// aborts the test process).
+func withBrowsers<R>(_ count: Int, _ body: ([TestBrowser]) async throws -> R) async throws -> R {
+    let browsers = (0..<count).map { _ in TestBrowser() }
+    do {
+        let result = try await body(browsers)
+        for b in browsers { await b.shutdown() }
+        return result
+    } catch {
+        for b in browsers { await b.shutdown() }
+        throw error
     }
 }
 

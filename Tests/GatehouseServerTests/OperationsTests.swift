@@ -15,45 +15,57 @@ import GatehouseTestSupport
 
     @Test func servesTLSFromCertificateFilesWithSecureCookies() async throws {
         let directory = try await TestDatabases.make(.sqlite)
-        let running = try await RunningGatehouse.start(directory: directory, tls: Self.certificates)
-        try await running.admin.createPool(name: "acme", displayName: nil)
-        let (client, _) = try await running.admin.createClient(pool: "acme", name: "web", redirectURIs: ["https://app.example/cb"], confidential: true)
-        try await running.admin.createOIDCProvider(pool: "acme", name: "Down", settings: OIDCProviderSettings(issuer: "http://127.0.0.1:1", clientID: "x"), clientSecret: "s")
-
+        var running: RunningGatehouse?
+        let op = try TestOpenIDProvider()
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.trustRoots = .file(Self.certificates.certificate)
         var config = HTTPClient.Configuration(tlsConfiguration: tls)
         config.redirectConfiguration = .disallow
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
-        #expect(running.baseURL.hasPrefix("https://"))
-        let health = try await http.execute(HTTPClientRequest(url: running.baseURL + "/healthz"), timeout: .seconds(10))
-        #expect(health.status == .ok)
-        let doc = try await http.execute(HTTPClientRequest(url: running.baseURL + "/acme/.well-known/openid-configuration"), timeout: .seconds(10))
-        let body = try await doc.body.collect(upTo: 1 << 20)
-        #expect(String(buffer: body).contains("\"issuer\":\"\(running.baseURL)/acme\""))
+        func cleanUp() async {
+            try? await http.shutdown()
+            await op.stop()
+            await running?.stop()
+            try? await directory.shutdown()
+        }
+        do {
+            let gatehouse = try await RunningGatehouse.start(directory: directory, tls: Self.certificates)
+            running = gatehouse
+            try await op.start()
+            try await gatehouse.admin.createPool(name: "acme", displayName: nil)
+            let (client, _) = try await gatehouse.admin.createClient(pool: "acme", name: "web", redirectURIs: ["https://app.example/cb"], confidential: true)
+            try await gatehouse.admin.createOIDCProvider(pool: "acme", name: "Down", settings: OIDCProviderSettings(issuer: "http://127.0.0.1:1", clientID: "x"), clientSecret: "s")
+            try await gatehouse.admin.createOIDCProvider(pool: "acme", name: "Up", settings: OIDCProviderSettings(issuer: op.issuer, clientID: op.clientID), clientSecret: op.clientSecret)
 
-        // The browser cookie on https is Secure, HttpOnly and SameSite=Lax. (The upstream here is
-        // down, so the app gets temporarily_unavailable; the cookie is only set on a real redirect
-        // upstream, so look at a login that reaches one.)
-        let op = try TestOpenIDProvider()
-        try await op.start()
-        try await running.admin.createOIDCProvider(pool: "acme", name: "Up", settings: OIDCProviderSettings(issuer: op.issuer, clientID: op.clientID), clientSecret: op.clientSecret)
-        let q = FormEncodingTest.query([("response_type", "code"), ("client_id", client.clientID), ("redirect_uri", "https://app.example/cb"), ("scope", "openid"), ("identity_provider", "Up")])
-        let start = try await http.execute(HTTPClientRequest(url: running.baseURL + "/acme/oauth2/authorize?" + q), timeout: .seconds(10))
-        #expect(start.status == .found)
-        let cookie = try #require(start.headers.first(name: "Set-Cookie"))
-        #expect(cookie.contains("Secure"))
-        #expect(cookie.contains("HttpOnly"))
-        #expect(cookie.contains("SameSite=Lax"))
+            #expect(gatehouse.baseURL.hasPrefix("https://"))
+            let health = try await http.execute(HTTPClientRequest(url: gatehouse.baseURL + "/healthz"), timeout: .seconds(10))
+            #expect(health.status == .ok)
+            let doc = try await http.execute(HTTPClientRequest(url: gatehouse.baseURL + "/acme/.well-known/openid-configuration"), timeout: .seconds(10))
+            let body = try await doc.body.collect(upTo: 1 << 20)
+            #expect(String(buffer: body).contains("\"issuer\":\"\(gatehouse.baseURL)/acme\""))
 
-        let down = try await http.execute(HTTPClientRequest(url: running.baseURL + "/acme/oauth2/authorize?" + FormEncodingTest.query([("response_type", "code"), ("client_id", client.clientID), ("redirect_uri", "https://app.example/cb"), ("scope", "openid"), ("identity_provider", "Down")])), timeout: .seconds(30))
-        #expect(down.status == .found)
-        #expect(down.headers.first(name: "Location")?.contains("error=temporarily_unavailable") == true)
+            // On https the binding cookie is __Host-prefixed, Secure, HttpOnly and SameSite=Lax.
+            func authorize(_ provider: String) -> String {
+                gatehouse.baseURL + "/acme/oauth2/authorize?" + FormEncodingTest.query([("response_type", "code"), ("client_id", client.clientID), ("redirect_uri", "https://app.example/cb"), ("scope", "openid"), ("identity_provider", provider)])
+            }
+            let start = try await http.execute(HTTPClientRequest(url: authorize("Up")), timeout: .seconds(10))
+            #expect(start.status == .found)
+            let cookie = try #require(start.headers.first(name: "Set-Cookie"))
+            #expect(cookie.hasPrefix("__Host-gatehouse_browser="))
+            #expect(cookie.contains("Secure"))
+            #expect(cookie.contains("HttpOnly"))
+            #expect(cookie.contains("SameSite=Lax"))
+            #expect(cookie.contains("Path=/"))
 
-        try await http.shutdown()
-        await op.stop()
-        await running.stop()
-        try await directory.shutdown()
+            // An unreachable upstream: the app hears temporarily_unavailable, on its registered URI.
+            let down = try await http.execute(HTTPClientRequest(url: authorize("Down")), timeout: .seconds(30))
+            #expect(down.status == .found)
+            #expect(down.headers.first(name: "Location")?.hasPrefix("https://app.example/cb?error=temporarily_unavailable") == true)
+        } catch {
+            await cleanUp()
+            throw error
+        }
+        await cleanUp()
     }
 
     @Test func plainHTTPIssuersAreRefusedOutsideLoopback() throws {
