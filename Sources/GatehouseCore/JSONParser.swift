@@ -82,7 +82,7 @@ struct JSONByteParser {
 
     mutating func object(depth: Int) throws -> JSONValue {
         index += 1
-        var members: [String: JSONValue] = [:]
+        var members = [String: JSONValue](minimumCapacity: 16)
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
             index += 1
@@ -152,9 +152,10 @@ struct JSONByteParser {
             let c = bytes[index]
             if c == UInt8(ascii: "\"") {
                 let end = index
+                let isASCII = ascii
                 let s: String? = bytes.withUnsafeBufferPointer { all in
                     let slice = UnsafeBufferPointer(rebasing: all[start..<end])
-                    return ascii ? String(decoding: slice, as: UTF8.self) : String(validating: slice, as: UTF8.self)
+                    return isASCII ? String(decoding: slice, as: UTF8.self) : String(validating: slice, as: UTF8.self)
                 }
                 guard let s else { throw fail("invalid UTF-8") }
                 index += 1
@@ -215,9 +216,25 @@ struct JSONByteParser {
 
     mutating func number() throws -> Double {
         let start = index
-        if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
+        var negative = false
+        if index < bytes.count, bytes[index] == UInt8(ascii: "-") {
+            negative = true
+            index += 1
+        }
         guard index < bytes.count, (0x30...0x39).contains(bytes[index]) else { throw fail("unexpected character") }
-        if bytes[index] == 0x30 { index += 1 } else { while index < bytes.count, (0x30...0x39).contains(bytes[index]) { index += 1 } }
+        var integer: Int64 = 0
+        var digits = 0
+        if bytes[index] == 0x30 { index += 1; digits = 1 } else {
+            while index < bytes.count, (0x30...0x39).contains(bytes[index]) {
+                if digits < 18 { integer = integer * 10 + Int64(bytes[index] - 0x30) }
+                digits += 1
+                index += 1
+            }
+        }
+        // Fast path: a plain integer of up to 15 digits is exact as a Double.
+        if digits <= 15, index == bytes.count || (bytes[index] != UInt8(ascii: ".") && bytes[index] != UInt8(ascii: "e") && bytes[index] != UInt8(ascii: "E")) {
+            return Double(negative ? -integer : integer)
+        }
         if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
             index += 1
             guard index < bytes.count, (0x30...0x39).contains(bytes[index]) else { throw fail("bad fraction") }

@@ -20,11 +20,12 @@ public struct UnverifiedJWS: Sendable {
             throw VerificationError(check: "format", reason: "token larger than \(Self.maximumSize) bytes")
         }
         let bytes = Array(token.utf8)
-        var dots: [Int] = []
+        var found: [Int] = []
         for (i, b) in bytes.enumerated() where b == UInt8(ascii: ".") {
-            dots.append(i)
-            if dots.count > 4 { break }
+            found.append(i)
+            if found.count > 4 { break }
         }
+        let dots = found
         guard dots.count == 2 else {
             throw VerificationError(check: "format", reason: dots.count == 4 ? "encrypted tokens (JWE) are not accepted" : "not a compact JWS")
         }

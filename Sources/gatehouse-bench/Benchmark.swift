@@ -19,8 +19,9 @@ struct Benchmark {
     static func wanted(_ section: String) -> Bool { only == nil || only == section }
 
     static func measure(_ name: String, seconds: Double = 2, _ body: @Sendable () async throws -> Void) async rethrows {
-        for _ in 0..<50 { try await body() }  // warm-up
         let clock = ContinuousClock()
+        let warmUp = clock.now
+        while clock.now - warmUp < .milliseconds(500) { try await body() }  // warm-up: caches, branch predictors, CPU clock
         var count = 0
         let start = clock.now
         let budget = Duration.milliseconds(Int64(seconds * 1000))

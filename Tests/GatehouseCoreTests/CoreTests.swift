@@ -110,6 +110,8 @@ import Testing
         let parsed = try JSONValue.parse(Data(text.utf8))
         #expect(parsed == (try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))))
         #expect(try JSONValue.parseObject(Data(#"{"x":"é😀"}"#.utf8))["x"] == .string("é😀"))
+        let numbers = #"[0,-0,-42,1800000000,123456789012345,1234567890123456789,0.5,-1e-3,2E+2]"#
+        #expect(try JSONValue.parse(Data(numbers.utf8)) == (try JSONDecoder().decode(JSONValue.self, from: Data(numbers.utf8))))
     }
 
     @Test(arguments: [
