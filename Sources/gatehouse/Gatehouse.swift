@@ -98,6 +98,7 @@ struct Serve: AsyncParsableCommand {
         } else {
             for pool in pools { print("Pool \(pool.id): issuer \(env.configuration.issuer(for: pool.id))") }
         }
+        fflush(nil)  // flush stdout even when it is a pipe or a file
         do { try await group.run() } catch {
             await env.close()
             throw error
