@@ -143,7 +143,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GatehouseIssuerTests",
-            dependencies: ["GatehouseIssuer", "GatehouseJOSE", "GatehouseCore"],
+            dependencies: ["GatehouseIssuer", "GatehouseJOSE", "GatehouseCore", "GatehouseTestSupport"],
         ),
         .testTarget(
             name: "GatehouseOIDCTests",

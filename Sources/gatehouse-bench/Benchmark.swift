@@ -43,7 +43,7 @@ struct Benchmark {
 
         // Minting.
         for alg in [SigningAlgorithm.es256, .rs256] where wanted("mint") {
-            let ring = SigningKeyRing(store: MemoryKeyStore(), masterKey: try MasterKey(base64: MasterKey.generateBase64()), clock: SystemClock())
+            let ring = SigningKeyRing(store: MemorySigningKeyStore(), masterKey: try MasterKey(base64: MasterKey.generateBase64()), clock: SystemClock())
             try await ring.ensureKey(pool: pool, algorithm: alg)
             let minter = TokenMinter(keyRing: ring)
             let client = AppClient(poolID: pool, clientID: "web", name: "Web", secretHash: nil, redirectURIs: ["https://a.example/cb"], createdAt: now)

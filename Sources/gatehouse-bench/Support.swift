@@ -8,14 +8,6 @@ import GatehouseDirectory
 import GatehouseServer
 import GatehouseTestSupport
 
-/// A SigningKeyStore in memory, so minting figures measure minting, not a database.
-actor MemoryKeyStore: SigningKeyStore {
-    var keys: [SigningKeyRecord] = []
-    func addSigningKey(_ key: SigningKeyRecord) { keys.append(key) }
-    func updateSigningKey(_ key: SigningKeyRecord) { keys = keys.map { $0.kid == key.kid ? key : $0 } }
-    func signingKeys(pool: PoolID) -> [SigningKeyRecord] { keys.filter { $0.poolID == pool } }
-}
-
 /// Complete logins over real HTTP on 127.0.0.1 with SQLite: authorize -> loopback OpenID provider ->
 /// callback -> token, several in flight at once. The figure covers the whole machine (both cores are
 /// shared by Gatehouse, the test provider and the client).

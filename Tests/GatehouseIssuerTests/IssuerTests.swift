@@ -2,21 +2,14 @@ import Foundation
 import Testing
 import GatehouseCore
 import GatehouseJOSE
+import GatehouseTestSupport
 @testable import GatehouseIssuer
-
-/// A SigningKeyStore in memory: the issuer's unit tests need storage semantics, not a database.
-actor MemoryKeyStore: SigningKeyStore {
-    var keys: [SigningKeyRecord] = []
-    func addSigningKey(_ key: SigningKeyRecord) { keys.append(key) }
-    func updateSigningKey(_ key: SigningKeyRecord) { keys = keys.map { $0.kid == key.kid ? key : $0 } }
-    func signingKeys(pool: PoolID) -> [SigningKeyRecord] { keys.filter { $0.poolID == pool } }
-}
 
 @Suite struct IssuerTests {
     let pool = try! PoolID("acme")
     let t0 = Date(epochSeconds: 1_800_000_000)
 
-    func ring(_ clock: ManualClock, store: MemoryKeyStore = MemoryKeyStore()) throws -> SigningKeyRing {
+    func ring(_ clock: ManualClock, store: MemorySigningKeyStore = MemorySigningKeyStore()) throws -> SigningKeyRing {
         SigningKeyRing(store: store, masterKey: try MasterKey(base64: MasterKey.generateBase64()), clock: clock, reloadInterval: 0)
     }
 
@@ -44,7 +37,7 @@ actor MemoryKeyStore: SigningKeyStore {
 
     @Test func sealedKeysOpenOnlyWithTheirMasterKey() async throws {
         let clock = ManualClock(t0)
-        let store = MemoryKeyStore()
+        let store = MemorySigningKeyStore()
         try await ring(clock, store: store).ensureKey(pool: pool, algorithm: .rs256)
         let stored = await store.keys
         #expect(stored.count == 1)
