@@ -67,10 +67,13 @@ public final class TestOpenIDProvider: Sendable {
     private let runner = Mutex<Task<Void, any Error>?>(nil)
     private let tokenRequests = Mutex(0)
 
-    public init(clientID: String = "gatehouse", clientSecret: String = "upstream-secret") throws {
+    /// The JWS algorithm of this provider's ID tokens (RS256 unless asked otherwise).
+    public var algorithm: SigningAlgorithm { key.algorithm }
+
+    public init(clientID: String = "gatehouse", clientSecret: String = "upstream-secret", algorithm: SigningAlgorithm = .rs256) throws {
         self.clientID = clientID
         self.clientSecret = clientSecret
-        self.key = try JWSSigningKey.generate(.rs256)
+        self.key = try JWSSigningKey.generate(algorithm)
         self.forgerKey = try JWSSigningKey.generate(.rs256)
         self.port = try LoopbackPort.pick()
     }
@@ -86,13 +89,13 @@ public final class TestOpenIDProvider: Sendable {
                 "issuer": .string(self.issuer), "authorization_endpoint": .string(self.issuer + "/authorize"),
                 "token_endpoint": .string(self.issuer + "/token"), "jwks_uri": .string(self.issuer + "/jwks"),
                 "userinfo_endpoint": .string(self.issuer + "/userinfo"), "response_types_supported": .array([.string("code")]),
-                "subject_types_supported": .array([.string("public")]), "id_token_signing_alg_values_supported": .array([.string("RS256")]),
+                "subject_types_supported": .array([.string("public")]), "id_token_signing_alg_values_supported": .array([.string(self.algorithm.rawValue)]),
                 "code_challenge_methods_supported": .array([.string("S256")]), "authorization_response_iss_parameter_supported": .bool(true),
             ])
         }
         router.get("/jwks") { _, _ in
-            let jwk = try self.key.publicJWK(kid: self.kid)
-            return Self.json(["keys": .array([.object(["kty": .string(jwk.kty), "kid": .string(self.kid), "use": .string("sig"), "alg": .string("RS256"), "n": .string(jwk.n!), "e": .string(jwk.e!)])])])
+            let set = JWKSet(keys: [try self.key.publicJWK(kid: self.kid)])
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try JSONEncoder().encode(set))))
         }
         router.get("/authorize") { request, _ in
             let q = FormEncoding.decode(request.uri.query ?? "") ?? [:]
