@@ -13,7 +13,7 @@ public enum DirectoryFactory {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let sessions = try await SQLiteSessions.open(path: path, logger: logger)
-        return SQLDirectory(sessions: sessions, logger: logger)
+        return SQLDirectory(sessions: sessions)
     }
 
     /// PostgreSQL from a URL: `postgres://user[:password]@host[:port]/database`.
@@ -30,7 +30,7 @@ public enum DirectoryFactory {
             tls: tlsOff ? .disable : .require(.makeClientConfiguration()))
         config.options.maximumConnections = 16
         let sessions = PostgresSessions(client: PostgresClient(configuration: config, backgroundLogger: logger))
-        return SQLDirectory(sessions: sessions, logger: logger)
+        return SQLDirectory(sessions: sessions)
     }
 }
 

@@ -3,7 +3,6 @@ public import GatehouseCore
 internal import SQLKit
 internal import SQLiteKit
 internal import PostgresKit
-import Logging
 
 /// The Directory on SQL: one implementation of every store, shared by the SQLite and PostgreSQL
 /// backends, which differ only in how they hand out sessions.
@@ -12,11 +11,9 @@ import Logging
 /// `DELETE … RETURNING`, so exactly one of several concurrent callers wins on either engine.
 public final class SQLDirectory: Directory {
     let sessions: any SQLSessionProvider
-    let logger: Logger
 
-    init(sessions: any SQLSessionProvider, logger: Logger) {
+    init(sessions: any SQLSessionProvider) {
         self.sessions = sessions
-        self.logger = logger
     }
 
     public var backendName: String { sessions.backend.rawValue }

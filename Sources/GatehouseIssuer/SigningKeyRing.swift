@@ -14,6 +14,8 @@ public final class SigningKeyRing: Sendable {
         let record: SigningKeyRecord
         let key: JWSSigningKey
         let jwk: JWK
+        /// Built once at load, so checking an access token parses no key.
+        let verificationKey: JWSVerificationKey
     }
     struct Entry: Sendable {
         let loadedAt: Date
@@ -51,7 +53,7 @@ public final class SigningKeyRing: Sendable {
         let now = clock.now()
         let records = try await store.signingKeys(pool: pool)
         let activates = now.addingTimeInterval(max(0, activationDelay))
-        return try await addKey(pool: pool, algorithm: algorithm, activatesAt: activates, retiring: records.filter { $0.retiresAt == nil || $0.retiresAt! > activates }, now: now)
+        return try await addKey(pool: pool, algorithm: algorithm, activatesAt: activates, retiring: records.filter { ($0.retiresAt ?? .distantFuture) > activates }, now: now)
     }
 
     private func addKey(pool: PoolID, algorithm: SigningAlgorithm, activatesAt: Date, retiring: [SigningKeyRecord], now: Date) async throws -> SigningKeyRecord {
@@ -83,7 +85,8 @@ public final class SigningKeyRing: Sendable {
         for record in records {
             let pem = try masterKey.open(record.sealedPrivateKey, purpose: SigningKeyRecord.purpose(pool: pool, kid: record.kid))
             let key = try JWSSigningKey(pem: String(decoding: pem, as: UTF8.self), algorithm: record.algorithm)
-            keys.append(LoadedKey(record: record, key: key, jwk: try key.publicJWK(kid: record.kid)))
+            let jwk = try key.publicJWK(kid: record.kid)
+            keys.append(LoadedKey(record: record, key: key, jwk: jwk, verificationKey: try JWSVerificationKey(jwk: jwk)))
         }
         let entry = Entry(loadedAt: now, keys: keys)
         cache.withLock { $0[pool] = entry }
@@ -110,6 +113,6 @@ public final class SigningKeyRing: Sendable {
     public func verificationKey(pool: PoolID, kid: String) async throws -> (JWSVerificationKey, SigningAlgorithm)? {
         let now = clock.now()
         guard let k = try await loaded(pool: pool).first(where: { $0.record.kid == kid && $0.record.isPublished(at: now) }) else { return nil }
-        return (try JWSVerificationKey(jwk: k.jwk), k.record.algorithm)
+        return (k.verificationKey, k.record.algorithm)
     }
 }

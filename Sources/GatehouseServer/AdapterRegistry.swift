@@ -42,5 +42,4 @@ final class AdapterRegistry: Sendable {
         return adapter
     }
 
-    var all: [any FederationAdapter] { entries.withLock { $0.values.map(\.adapter) } }
 }

@@ -63,7 +63,16 @@ public final class Gatehouse: Sendable {
         do {
             for pool in try await directory.listPools() {
                 for provider in try await directory.listProviders(pool: pool.id) {
-                    guard let adapter = try? adapters.adapter(for: provider) as? OIDCAdapter else { continue }
+                    let adapter: OIDCAdapter
+                    do {
+                        guard let oidc = try adapters.adapter(for: provider) as? OIDCAdapter else { continue }
+                        adapter = oidc
+                    } catch {
+                        // A provider whose secret does not open or whose settings are unusable is
+                        // reported here, at start, rather than at the first login.
+                        logger.error("provider cannot be used", metadata: ["pool": "\(pool.id)", "provider": "\(provider.name)", "reason": "\(error)"])
+                        continue
+                    }
                     do { try await adapter.warm() } catch {
                         logger.warning("provider warm-up failed", metadata: ["pool": "\(pool.id)", "provider": "\(provider.name)", "reason": "\(error)"])
                     }

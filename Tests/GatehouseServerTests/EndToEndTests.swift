@@ -491,10 +491,15 @@ import GatehouseTestSupport
             #expect(evil.location == nil)
             #expect(try await browser.send("\(f.gatehouse.baseURL)/healthz").status == 200)
             #expect(try await browser.send("\(f.gatehouse.baseURL)/readyz").status == 200)
+            let (back, _) = try await f.login(browser)
+            #expect(try await f.redeem(browser, code: try #require(back.locationQuery["code"])).status == 200)
+            f.upstream.update { $0.misbehaviour = .badSignature }
             _ = try await f.login(browser)
             let metrics = try await browser.send("\(f.gatehouse.baseURL)/metrics").body
-            #expect(metrics.contains("gatehouse_logins_total"))
-            #expect(metrics.contains("provider=\"TestOP\""))
+            #expect(metrics.contains("gatehouse_logins_total{provider=\"TestOP\",outcome=\"success_new_user\"} 1"))
+            #expect(metrics.contains("gatehouse_logins_total{provider=\"TestOP\",outcome=\"verification\"} 1"))
+            #expect(metrics.contains("gatehouse_verification_failures_total{reason=\"signature\"} 1"))
+            #expect(metrics.contains("gatehouse_token_endpoint_duration_seconds"))
         }
     }
 }
