@@ -19,26 +19,26 @@ public struct UnverifiedJWS: Sendable {
         guard token.utf8.count <= Self.maximumSize else {
             throw VerificationError(check: "format", reason: "token larger than \(Self.maximumSize) bytes")
         }
-        let bytes = Array(token.utf8)
-        var found: [Int] = []
-        for (i, b) in bytes.enumerated() where b == UInt8(ascii: ".") {
-            found.append(i)
-            if found.count > 4 { break }
+        var token = token
+        token.makeContiguousUTF8()
+        let parts = token.utf8.withContiguousStorageIfAvailable { all -> Result<([UInt8], [UInt8], Data, Data), VerificationError> in
+            var dots = (0, 0)
+            var count = 0
+            for i in 0..<all.count where all[i] == UInt8(ascii: ".") {
+                count += 1
+                if count == 1 { dots.0 = i } else if count == 2 { dots.1 = i } else if count > 4 { break }
+            }
+            guard count == 2 else {
+                return .failure(VerificationError(check: "format", reason: count == 4 ? "encrypted tokens (JWE) are not accepted" : "not a compact JWS"))
+            }
+            guard let h = Base64URL.decodeToArray(bytes: UnsafeBufferPointer(rebasing: all[0..<dots.0])),
+                let p = Base64URL.decodeToArray(bytes: UnsafeBufferPointer(rebasing: all[(dots.0 + 1)..<dots.1])),
+                let s = Base64URL.decodeToArray(bytes: UnsafeBufferPointer(rebasing: all[(dots.1 + 1)...]))
+            else { return .failure(VerificationError(check: "format", reason: "a part is not base64url")) }
+            return .success((h, p, Data(s), Data(UnsafeBufferPointer(rebasing: all[0..<dots.1]))))
         }
-        let dots = found
-        guard dots.count == 2 else {
-            throw VerificationError(check: "format", reason: dots.count == 4 ? "encrypted tokens (JWE) are not accepted" : "not a compact JWS")
-        }
-        let decoded = bytes.withUnsafeBufferPointer { all -> ([UInt8], [UInt8], Data)? in
-            guard let h = Base64URL.decodeToArray(bytes: UnsafeBufferPointer(rebasing: all[0..<dots[0]])),
-                let p = Base64URL.decodeToArray(bytes: UnsafeBufferPointer(rebasing: all[(dots[0] + 1)..<dots[1]])),
-                let s = Base64URL.decode(bytes: UnsafeBufferPointer(rebasing: all[(dots[1] + 1)...]))
-            else { return nil }
-            return (h, p, s)
-        }
-        guard let (h, p, s) = decoded else {
-            throw VerificationError(check: "format", reason: "a part is not base64url")
-        }
+        guard let parts else { throw VerificationError(check: "format", reason: "not a compact JWS") }
+        let (h, p, s, signingInput) = try parts.get()
         guard let header = try? JSONValue.parseObject(bytes: h) else {
             throw VerificationError(check: "format", reason: "header is not a JSON object (or repeats a member)")
         }
@@ -47,7 +47,7 @@ public struct UnverifiedJWS: Sendable {
         }
         self.header = header
         self.claims = claims
-        self.signingInput = Data(bytes[0..<dots[1]])
+        self.signingInput = signingInput
         self.signature = s
     }
 

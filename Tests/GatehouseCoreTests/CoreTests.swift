@@ -13,6 +13,31 @@ import Testing
         #expect(Base64URL.decode("a") == nil)
     }
 
+    @Test func base64URLAgreesWithFoundationAtEveryLengthAndRefusesNonCanonicalForms() {
+        var generator = SystemRandomNumberGenerator()
+        for length in 0..<70 {
+            let bytes = Data((0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) })
+            let reference = bytes.base64EncodedString()
+                .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+                .replacingOccurrences(of: "=", with: "")
+            #expect(Base64URL.encode(bytes) == reference)
+            #expect(Base64URL.decode(reference) == bytes)
+            // A character outside the alphabet is refused wherever it stands.
+            for position in stride(from: 0, to: reference.count, by: 5) {
+                var broken = Array(reference.utf8)
+                broken[position] = UInt8(ascii: "*")
+                #expect(Base64URL.decode(String(decoding: broken, as: UTF8.self)) == nil)
+            }
+        }
+        // "QQ" is the one encoding of "A"; "QR" sets a trailing bit and is refused, as are the
+        // three-character forms with the same defect.
+        #expect(Base64URL.decode("QQ") == Data("A".utf8))
+        #expect(Base64URL.decode("QR") == nil)
+        #expect(Base64URL.decode("QUE") == Data("AA".utf8))
+        #expect(Base64URL.decode("QUF") == nil)
+        #expect(Base64URL.decode("") == Data())
+    }
+
     @Test func masterKeySealsBoundToPurpose() throws {
         let key = try MasterKey(base64: MasterKey.generateBase64())
         let sealed = try key.seal(Data("secret".utf8), purpose: "signing-key:acme/k1")
