@@ -81,7 +81,21 @@ let package = Package(
             ],
             swiftSettings: strictness
         ),
-        .target(name: "GatehouseSAML", dependencies: ["GatehouseCore"], swiftSettings: strictness),
+        /// libxml2, libxmlsec1 (OpenSSL backend, linked directly) and OpenSSL, seen through one header.
+        .systemLibrary(
+            name: "CXMLSec",
+            pkgConfig: "xmlsec1-openssl",
+            providers: [.apt(["libxmlsec1-dev", "libxml2-dev", "libssl-dev"])]
+        ),
+        .target(
+            name: "GatehouseSAML",
+            dependencies: [
+                "GatehouseCore", "CXMLSec",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strictness
+        ),
         .target(
             name: "GatehouseServer",
             dependencies: [
@@ -160,6 +174,11 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+        ),
+        .testTarget(
+            name: "GatehouseSAMLTests",
+            dependencies: ["GatehouseSAML", "GatehouseCore"],
+            exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "GatehouseCLITests",

@@ -1,0 +1,214 @@
+internal import CXMLSec
+import Foundation
+import GatehouseCore
+
+/// XML namespaces SAML documents use.
+enum NS {
+    static let protocol_: StaticString = "urn:oasis:names:tc:SAML:2.0:protocol"
+    static let assertion: StaticString = "urn:oasis:names:tc:SAML:2.0:assertion"
+    static let metadata: StaticString = "urn:oasis:names:tc:SAML:2.0:metadata"
+    static let dsig: StaticString = "http://www.w3.org/2000/09/xmldsig#"
+    static let xenc: StaticString = "http://www.w3.org/2001/04/xmlenc#"
+    static let xenc11: StaticString = "http://www.w3.org/2009/xmlenc11#"
+}
+
+/// A parsed XML document that owns its libxml2 tree; freed with the object.
+///
+/// Parsing refuses every document type declaration (so no entity can be declared, expanded or
+/// fetched), never touches the network, refuses encodings other than UTF-8, and gives the tree
+/// exactly as the bytes say it (no blank-node removal, which would change digests).
+final class XMLTree {
+    let doc: xmlDocPtr
+
+    private init(doc: xmlDocPtr) { self.doc = doc }
+    deinit { xmlFreeDoc(doc) }
+
+    /// Largest document the parser is handed; callers apply their own, smaller, limits first.
+    static let maximumSize = 1 << 20
+
+    static func parse(_ bytes: [UInt8], what: String = "document") throws -> XMLTree {
+        try XMLLibrary.require()
+        guard bytes.count <= maximumSize else {
+            throw VerificationError(check: "size", reason: "\(what) larger than \(maximumSize) bytes")
+        }
+        // libxml2 has no option that refuses a DTD, so refuse it here, before parsing. A NUL byte
+        // means UTF-16 or UTF-32, whose markup a byte scan could not see: refused as well.
+        if bytes.contains(0) {
+            throw VerificationError(check: "xml", reason: "\(what) is not UTF-8")
+        }
+        if containsDeclaration(bytes) {
+            throw VerificationError(check: "xml", reason: "\(what) has a document type declaration (DOCTYPE or ENTITY)")
+        }
+        let options = Int32(XML_PARSE_NONET.rawValue | XML_PARSE_NOERROR.rawValue | XML_PARSE_NOWARNING.rawValue
+            | XML_PARSE_NOCDATA.rawValue)
+        guard let context = xmlNewParserCtxt() else {
+            throw VerificationError(check: "internal", reason: "out of memory")
+        }
+        defer { xmlFreeParserCtxt(context) }
+        let parsed = bytes.withUnsafeBufferPointer { buffer in
+            buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buffer.count) { chars in
+                xmlCtxtReadMemory(context, chars, Int32(buffer.count), nil, "UTF-8", options)
+            }
+        }
+        guard let parsed else {
+            throw VerificationError(check: "xml", reason: "\(what) is not well-formed XML")
+        }
+        let tree = XMLTree(doc: parsed)
+        // A second line of defence: whatever the scan missed, no DTD of any kind may have been read.
+        guard parsed.pointee.intSubset == nil, parsed.pointee.extSubset == nil else {
+            throw VerificationError(check: "xml", reason: "\(what) has a document type declaration")
+        }
+        return tree
+    }
+
+    /// Whether the bytes contain `<!DOCTYPE` or `<!ENTITY` in any letter case.
+    static func containsDeclaration(_ bytes: [UInt8]) -> Bool {
+        let n = bytes.count
+        var i = 0
+        while i + 2 < n {
+            if bytes[i] == UInt8(ascii: "<"), bytes[i + 1] == UInt8(ascii: "!") {
+                let c = bytes[i + 2] | 0x20
+                if c == UInt8(ascii: "d") || c == UInt8(ascii: "e") {
+                    let word = c == UInt8(ascii: "d") ? Array("doctype".utf8) : Array("entity".utf8)
+                    if i + 2 + word.count <= n,
+                        (0..<word.count).allSatisfy({ bytes[i + 2 + $0] | 0x20 == word[$0] }) {
+                        return true
+                    }
+                }
+            }
+            i += 1
+        }
+        return false
+    }
+
+    var root: XMLElement? {
+        guard let node = xmlDocGetRootElement(doc) else { return nil }
+        return XMLElement(node)
+    }
+
+    /// Every element of the document, in document order.
+    func allElements() -> [XMLElement] {
+        var out: [XMLElement] = []
+        func walk(_ node: XMLElement) {
+            out.append(node)
+            for child in node.children { walk(child) }
+        }
+        if let root { walk(root) }
+        return out
+    }
+
+    /// Serializes the whole document (as libxml2 writes it, UTF-8).
+    func serialized() -> [UInt8] {
+        var memory: UnsafeMutablePointer<xmlChar>?
+        var size: Int32 = 0
+        xmlDocDumpMemoryEnc(doc, &memory, &size, "UTF-8")
+        guard let memory else { return [] }
+        defer { gh_xml_free(memory) }
+        return Array(UnsafeBufferPointer(start: memory, count: Int(size)))
+    }
+}
+
+/// An element of an `XMLTree`. Valid only while its tree is alive; never leaves this module.
+struct XMLElement {
+    let node: xmlNodePtr
+    init(_ node: xmlNodePtr) { self.node = node }
+
+    var localName: String { String(cString: node.pointee.name) }
+    var namespace: String? { node.pointee.ns.flatMap { $0.pointee.href.map { String(cString: $0) } } }
+
+    /// Whether this element is `name` in namespace `ns`.
+    func `is`(_ ns: StaticString, _ name: StaticString) -> Bool {
+        guard let href = node.pointee.ns?.pointee.href else { return false }
+        return equals(node.pointee.name, name) && equals(href, ns)
+    }
+
+    /// Child elements, in order (text, comments and processing instructions skipped).
+    var children: [XMLElement] {
+        var out: [XMLElement] = []
+        var child = node.pointee.children
+        while let c = child {
+            if c.pointee.type == XML_ELEMENT_NODE { out.append(XMLElement(c)) }
+            child = c.pointee.next
+        }
+        return out
+    }
+
+    func children(_ ns: StaticString, _ name: StaticString) -> [XMLElement] {
+        children.filter { $0.is(ns, name) }
+    }
+
+    var parent: XMLElement? {
+        guard let p = node.pointee.parent, p.pointee.type == XML_ELEMENT_NODE else { return nil }
+        return XMLElement(p)
+    }
+
+    /// The value of the attribute `name` in no namespace, or nil.
+    func attribute(_ name: StaticString) -> String? {
+        var attr = node.pointee.properties
+        while let a = attr {
+            if a.pointee.ns == nil, equals(a.pointee.name, name) {
+                return Self.text(of: a.pointee.children)
+            }
+            attr = a.pointee.next
+        }
+        return nil
+    }
+
+    /// Every attribute as (namespace, local name, value).
+    var attributes: [(namespace: String?, name: String, value: String)] {
+        var out: [(String?, String, String)] = []
+        var attr = node.pointee.properties
+        while let a = attr {
+            let ns = a.pointee.ns.flatMap { $0.pointee.href.map { String(cString: $0) } }
+            out.append((ns, String(cString: a.pointee.name), Self.text(of: a.pointee.children)))
+            attr = a.pointee.next
+        }
+        return out
+    }
+
+    /// The element's text: every text child joined, comments and processing instructions skipped
+    /// (as exclusive canonicalization skips them, so the value read is the value signed). A child
+    /// element is refused, so that no part of the value can hide in markup.
+    func text() throws -> String {
+        var out = ""
+        var child = node.pointee.children
+        while let c = child {
+            switch c.pointee.type {
+            case XML_TEXT_NODE, XML_CDATA_SECTION_NODE:
+                if let content = c.pointee.content { out += String(cString: content) }
+            case XML_COMMENT_NODE, XML_PI_NODE:
+                break
+            default:
+                throw VerificationError(check: "structure", reason: "<\(localName)> holds markup where text was expected")
+            }
+            child = c.pointee.next
+        }
+        return out
+    }
+
+    /// `text()`, trimmed of XML whitespace, for values such as URIs and identifiers.
+    func trimmedText() throws -> String {
+        try text().trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    private static func text(of node: xmlNodePtr?) -> String {
+        var out = ""
+        var n = node
+        while let c = n {
+            if let content = c.pointee.content { out += String(cString: content) }
+            n = c.pointee.next
+        }
+        return out
+    }
+}
+
+private func equals(_ a: UnsafePointer<xmlChar>, _ b: StaticString) -> Bool {
+    b.withUTF8Buffer { lit in
+        var i = 0
+        while i < lit.count {
+            if a[i] != lit[i] { return false }
+            i += 1
+        }
+        return a[i] == 0
+    }
+}
