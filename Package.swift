@@ -99,7 +99,8 @@ let package = Package(
         .target(
             name: "GatehouseServer",
             dependencies: [
-                "GatehouseCore", "GatehouseMapping", "GatehouseDirectory", "GatehouseIssuer", "GatehouseOIDC",
+                "GatehouseCore", "GatehouseMapping", "GatehouseDirectory", "GatehouseIssuer", "GatehouseOIDC", "GatehouseSAML",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -129,7 +130,7 @@ let package = Package(
         .target(
             name: "GatehouseTestSupport",
             dependencies: [
-                "GatehouseCore", "GatehouseJOSE", "GatehouseServer", "GatehouseDirectory", "GatehouseOIDC",
+                "GatehouseCore", "GatehouseJOSE", "GatehouseServer", "GatehouseDirectory", "GatehouseOIDC", "GatehouseSAML",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -44,5 +44,10 @@ fi
 # The suite must not quietly skip PostgreSQL.
 export GATEHOUSE_TEST_REQUIRE_POSTGRES=1
 
+# A real SAML IdP for the end-to-end tests: Debian's SimpleSAMLphp under PHP's built-in server (the
+# package pulls in apache2, which is not started). The C compiler checks xmlsec's struct layout.
+ensure_packages simplesamlphp php-cli php-xml php-mbstring php-curl gcc pkg-config
+export GATEHOUSE_TEST_REQUIRE_SIMPLESAMLPHP=1
+
 swift build --build-tests
 swift test --skip-build "$@"

@@ -50,6 +50,8 @@ typedef uint16_t UChar;
 #include <openssl/bio.h>
 #include <openssl/asn1.h>
 
+#include <zlib.h>
+
 // Macros and globals Swift cannot use directly.
 
 /// `xmlFree` is a mutable global function pointer, which Swift 6 refuses to read.
@@ -58,6 +60,10 @@ static inline void gh_xml_free(void *p) { xmlFree(p); }
 /// The struct sizes this header gives, checked by a test against what the library was built with.
 static inline int gh_dsig_ctx_size(void) { return (int)sizeof(xmlSecDSigCtx); }
 static inline int gh_enc_ctx_size(void) { return (int)sizeof(xmlSecEncCtx); }
+
+/// zlib's init macros pass the library version and struct size; Swift cannot expand them.
+static inline int gh_deflate_init_raw(z_stream *s) { return deflateInit2(s, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY); }
+static inline int gh_inflate_init_raw(z_stream *s) { return inflateInit2(s, -15); }
 
 /// `xmlSecCheckVersion()` is a macro over the compile-time version.
 static inline int gh_xmlsec_check_version(void) { return xmlSecCheckVersion(); }

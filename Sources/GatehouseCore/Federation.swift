@@ -62,7 +62,36 @@ public struct UpstreamCallback: Sendable {
 public protocol FederationAdapter: Sendable {
     var providerName: String { get }
     func begin(_ state: UpstreamLoginState) async throws -> URL
+    /// How the browser goes upstream: a redirect (the default, `begin`'s URL) or a form it posts.
+    func start(_ state: UpstreamLoginState) async throws -> UpstreamRequest
     func complete(_ callback: UpstreamCallback, state: UpstreamLoginState, now: Date) async throws -> VerifiedIdentity
+}
+
+extension FederationAdapter {
+    public func start(_ state: UpstreamLoginState) async throws -> UpstreamRequest { .redirect(try await begin(state)) }
+}
+
+/// Where the browser goes to sign in upstream.
+public enum UpstreamRequest: Sendable, Equatable {
+    case redirect(URL)
+    /// An auto-submitting form (SAML's HTTP-POST binding): the fields, in order, to `action`.
+    case formPost(action: URL, fields: [FormField])
+
+    public struct FormField: Sendable, Equatable {
+        public let name: String
+        public let value: String
+        public init(_ name: String, _ value: String) {
+            self.name = name
+            self.value = value
+        }
+    }
+}
+
+/// An adapter that can accept a login nobody asked for (SAML IdP-initiated SSO), when its provider
+/// allows it.
+public protocol UnsolicitedLoginAdapter: FederationAdapter {
+    var allowsUnsolicited: Bool { get }
+    func completeUnsolicited(_ callback: UpstreamCallback, now: Date) async throws -> VerifiedIdentity
 }
 
 /// Why an upstream login failed, in terms the server can act on.

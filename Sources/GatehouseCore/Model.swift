@@ -196,6 +196,79 @@ public struct OIDCProviderSettings: Sendable, Codable, Equatable {
     }
 }
 
+/// Settings of an upstream SAML 2.0 identity provider. The IdP's metadata document is kept as
+/// imported (the last good copy when it comes from a URL); the SP side's private key is sealed with
+/// the master key (purpose `saml-sp-key:{pool}/{name}`).
+public struct SAMLProviderSettings: Sendable, Codable, Equatable {
+    public enum RequestBinding: String, Sendable, Codable, CaseIterable {
+        case redirect, post
+    }
+    /// Exactly as the IdP's metadata spells its entityID.
+    public var idpEntityID: String
+    /// The IdP's metadata XML as last imported and verified.
+    public var metadataXML: String
+    /// Where the metadata is refreshed from in the background, if it came from a URL (https).
+    public var metadataURL: String?
+    /// A certificate (PEM) the metadata itself must be signed with, if the admin pinned one.
+    public var metadataSigningCertificatePEM: String?
+    /// Gatehouse's SP entity ID and ACS URL for this provider.
+    public var spEntityID: String
+    public var acsURL: String
+    public var spCertificatePEM: String
+    public var sealedSPPrivateKey: String
+    /// Which of Response and Assertion must be signed: assertion, response, either, both.
+    public var signatures: String
+    public var clockSkewSeconds: Int
+    public var requestBinding: RequestBinding
+    public var nameIDFormat: String?
+    public var forceAuthn: Bool
+    public var requestedAuthnContext: [String]
+    /// IdP-initiated (unsolicited) login; off unless the admin turns it on.
+    public var allowIdPInitiated: Bool
+
+    public init(
+        idpEntityID: String, metadataXML: String, metadataURL: String? = nil, metadataSigningCertificatePEM: String? = nil,
+        spEntityID: String, acsURL: String, spCertificatePEM: String, sealedSPPrivateKey: String,
+        signatures: String = "assertion", clockSkewSeconds: Int = 60, requestBinding: RequestBinding = .redirect,
+        nameIDFormat: String? = nil, forceAuthn: Bool = false, requestedAuthnContext: [String] = [], allowIdPInitiated: Bool = false
+    ) {
+        self.idpEntityID = idpEntityID
+        self.metadataXML = metadataXML
+        self.metadataURL = metadataURL
+        self.metadataSigningCertificatePEM = metadataSigningCertificatePEM
+        self.spEntityID = spEntityID
+        self.acsURL = acsURL
+        self.spCertificatePEM = spCertificatePEM
+        self.sealedSPPrivateKey = sealedSPPrivateKey
+        self.signatures = signatures
+        self.clockSkewSeconds = clockSkewSeconds
+        self.requestBinding = requestBinding
+        self.nameIDFormat = nameIDFormat
+        self.forceAuthn = forceAuthn
+        self.requestedAuthnContext = requestedAuthnContext
+        self.allowIdPInitiated = allowIdPInitiated
+    }
+
+    public static func spKeyPurpose(pool: PoolID, provider: String) -> String { "saml-sp-key:\(pool)/\(provider)" }
+
+    public func validate() throws {
+        guard !idpEntityID.isEmpty, !metadataXML.isEmpty else { throw DirectoryError(.invalid, "a SAML provider needs its IdP metadata") }
+        guard !spEntityID.isEmpty, spEntityID.utf8.count <= 1024 else { throw DirectoryError(.invalid, "the SP entity ID is 1-1024 characters") }
+        guard let acs = URL(string: acsURL), let host = acs.host, acs.scheme == "https" || (acs.scheme == "http" && AppClient.isLoopbackHost(host)) else {
+            throw DirectoryError(.invalid, "the ACS URL must use https (plain http only on loopback)")
+        }
+        if let metadataURL {
+            guard let u = URL(string: metadataURL), let host = u.host, u.scheme == "https" || (u.scheme == "http" && AppClient.isLoopbackHost(host)) else {
+                throw DirectoryError(.invalid, "the metadata URL must use https (plain http only on loopback)")
+            }
+        }
+        guard ["assertion", "response", "either", "both"].contains(signatures) else {
+            throw DirectoryError(.invalid, "signatures must be assertion, response, either or both")
+        }
+        guard (0...600).contains(clockSkewSeconds) else { throw DirectoryError(.invalid, "clock skew must be 0-600 seconds") }
+    }
+}
+
 /// Cognito-style flat attribute mapping: pool attribute name -> upstream attribute or claim name.
 public struct AttributeMapping: Sendable, Codable, Equatable {
     public var rules: [String: String]
@@ -233,6 +306,7 @@ public struct IdentityProvider: Sendable, Codable, Equatable {
     public var name: String
     public var kind: ProviderKind
     public var oidc: OIDCProviderSettings?
+    public var saml: SAMLProviderSettings?
     /// The upstream client secret, sealed with the master key (purpose `provider-secret:{pool}/{name}`).
     public var sealedClientSecret: String?
     public var attributeMapping: AttributeMapping
@@ -242,12 +316,13 @@ public struct IdentityProvider: Sendable, Codable, Equatable {
 
     public init(
         poolID: PoolID, name: String, kind: ProviderKind, oidc: OIDCProviderSettings?, sealedClientSecret: String?,
-        attributeMapping: AttributeMapping, idpIdentifiers: [String] = [], createdAt: Date
+        attributeMapping: AttributeMapping, idpIdentifiers: [String] = [], createdAt: Date, saml: SAMLProviderSettings? = nil
     ) {
         self.poolID = poolID
         self.name = name
         self.kind = kind
         self.oidc = oidc
+        self.saml = saml
         self.sealedClientSecret = sealedClientSecret
         self.attributeMapping = attributeMapping
         self.idpIdentifiers = idpIdentifiers
@@ -269,7 +344,8 @@ public struct IdentityProvider: Sendable, Codable, Equatable {
             guard let oidc else { throw DirectoryError(.invalid, "an OIDC provider needs its settings") }
             try oidc.validate()
         case .saml:
-            throw DirectoryError(.invalid, "SAML providers are not available yet")
+            guard let saml else { throw DirectoryError(.invalid, "a SAML provider needs its settings") }
+            try saml.validate()
         }
         try attributeMapping.validate()
         for id in idpIdentifiers where id.isEmpty || id.utf8.count > 255 || id != id.lowercased() {

@@ -4,6 +4,7 @@ import GatehouseJOSE
 import Synchronization
 import GatehouseCore
 import GatehouseOIDC
+import GatehouseSAML
 
 /// Finds the federation adapter of a configured provider. Adapters (and their discovery and JWKS
 /// caches) are kept while the provider's configuration is unchanged, so concurrent logins share
@@ -16,11 +17,13 @@ final class AdapterRegistry: Sendable {
     private let entries = Mutex<[String: Entry]>([:])
     private let http: UpstreamHTTP
     private let masterKey: MasterKey
+    private let replayCache: any ReplayCache
     private let clock: any GatehouseClock
 
-    init(http: UpstreamHTTP, masterKey: MasterKey, clock: any GatehouseClock) {
+    init(http: UpstreamHTTP, masterKey: MasterKey, replayCache: any ReplayCache, clock: any GatehouseClock) {
         self.http = http
         self.masterKey = masterKey
+        self.replayCache = replayCache
         self.clock = clock
     }
 
@@ -36,7 +39,11 @@ final class AdapterRegistry: Sendable {
             }
             adapter = OIDCAdapter(providerName: provider.name, settings: settings, clientSecret: secret, http: http, clock: clock)
         case .saml:
-            throw ConfigurationError("SAML providers are not available yet")
+            guard let settings = provider.saml else { throw ConfigurationError("provider \(provider.name) has no SAML settings") }
+            let key = String(decoding: try masterKey.open(settings.sealedSPPrivateKey, purpose: SAMLProviderSettings.spKeyPurpose(pool: provider.poolID, provider: provider.name)), as: UTF8.self)
+            adapter = try SAMLAdapter(
+                poolID: provider.poolID, providerName: provider.name, settings: settings, spPrivateKeyPEM: key,
+                replayCache: replayCache, now: clock.now())
         }
         entries.withLock { $0[key] = Entry(fingerprint: provider, adapter: adapter) }
         return adapter

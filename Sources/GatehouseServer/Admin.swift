@@ -1,6 +1,7 @@
 public import Foundation
 public import GatehouseCore
 import GatehouseIssuer
+import GatehouseSAML
 
 /// The admin operations the CLI (and tests) use: pools, app clients, providers, users, keys.
 /// Validation lives in the model; this type adds secret handling (generated client secrets are
@@ -53,6 +54,51 @@ public struct Admin: Sendable {
         guard try await directory.pool(poolID) != nil else { throw DirectoryError(.notFound, "no pool \(pool)") }
         let sealed = try clientSecret.map { try masterKey.seal(Data($0.utf8), purpose: IdentityProvider.secretPurpose(pool: poolID, provider: name)) }
         let provider = IdentityProvider(poolID: poolID, name: name, kind: .oidc, oidc: settings, sealedClientSecret: sealed, attributeMapping: mapping, idpIdentifiers: idpIdentifiers.map { $0.lowercased() }, createdAt: now)
+        try await directory.createProvider(provider)
+        return provider
+    }
+
+    /// Options of a new SAML provider beyond its metadata.
+    public struct SAMLOptions: Sendable {
+        public var spEntityID: String?
+        public var signatures: String = "assertion"
+        public var clockSkewSeconds: Int = 60
+        public var requestBinding: SAMLProviderSettings.RequestBinding = .redirect
+        public var nameIDFormat: String?
+        public var forceAuthn = false
+        public var requestedAuthnContext: [String] = []
+        public var allowIdPInitiated = false
+        public var metadataURL: String?
+        public var metadataSigningCertificatePEM: String?
+        public init() {}
+    }
+
+    /// Adds an upstream SAML identity provider from its metadata. Gatehouse's SP side gets a new
+    /// RSA key (sealed with the master key) and a self-signed certificate; its entity ID defaults to
+    /// `{issuer}/saml2/sp/{name}` and its ACS is `{issuer}/saml2/acs/{name}`.
+    @discardableResult
+    public func createSAMLProvider(
+        pool: String, name: String, metadataXML: String, idpEntityID: String? = nil, options: SAMLOptions = SAMLOptions(),
+        mapping: AttributeMapping = AttributeMapping([:]), idpIdentifiers: [String] = []
+    ) async throws -> IdentityProvider {
+        let poolID = try PoolID(pool)
+        guard try await directory.pool(poolID) != nil else { throw DirectoryError(.notFound, "no pool \(pool)") }
+        let pinned = try options.metadataSigningCertificatePEM.map { try SAMLCertificate(base64OrPEM: $0) }
+        let metadata = try SAMLIdentityProviderMetadata.parse(Array(metadataXML.utf8), entityID: idpEntityID, pinnedCertificate: pinned, now: now)
+        let issuer = gatehouse.configuration.issuer(for: poolID)
+        let spEntityID = options.spEntityID ?? "\(issuer)/saml2/sp/\(name)"
+        let (keyPEM, certificatePEM) = try SAMLSigningCredential.generate(commonName: String(spEntityID.prefix(64)), now: now)
+        let sealed = try masterKey.seal(Data(keyPEM.utf8), purpose: SAMLProviderSettings.spKeyPurpose(pool: poolID, provider: name))
+        let settings = SAMLProviderSettings(
+            idpEntityID: metadata.entityID, metadataXML: metadataXML, metadataURL: options.metadataURL,
+            metadataSigningCertificatePEM: options.metadataSigningCertificatePEM, spEntityID: spEntityID,
+            acsURL: "\(issuer)/saml2/acs/\(name)", spCertificatePEM: certificatePEM, sealedSPPrivateKey: sealed,
+            signatures: options.signatures, clockSkewSeconds: options.clockSkewSeconds, requestBinding: options.requestBinding,
+            nameIDFormat: options.nameIDFormat, forceAuthn: options.forceAuthn, requestedAuthnContext: options.requestedAuthnContext,
+            allowIdPInitiated: options.allowIdPInitiated)
+        let provider = IdentityProvider(
+            poolID: poolID, name: name, kind: .saml, oidc: nil, sealedClientSecret: nil, attributeMapping: mapping,
+            idpIdentifiers: idpIdentifiers.map { $0.lowercased() }, createdAt: now, saml: settings)
         try await directory.createProvider(provider)
         return provider
     }

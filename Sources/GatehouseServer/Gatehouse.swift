@@ -32,7 +32,7 @@ public final class Gatehouse: Sendable {
         self.keyRing = SigningKeyRing(store: directory, masterKey: masterKey, clock: clock)
         self.minter = TokenMinter(keyRing: keyRing)
         self.accessTokens = LocalAccessTokenVerifier(keyRing: keyRing)
-        self.adapters = AdapterRegistry(http: http, masterKey: masterKey, clock: clock)
+        self.adapters = AdapterRegistry(http: http, masterKey: masterKey, replayCache: directory, clock: clock)
         self.metrics = PrometheusCollectorRegistry()
         self.metricsFactory = PrometheusMetricsFactory(registry: metrics)
     }
@@ -110,6 +110,8 @@ public final class Gatehouse: Sendable {
         router.post("/{pool}/oauth2/userInfo") { req, ctx in try await self.handle(api: true) { try await self.userInfo(req, ctx) } }
         router.post("/{pool}/oauth2/revoke") { req, ctx in try await self.handle(api: true) { try await self.revoke(req, ctx) } }
         router.get("/{pool}/logout") { req, ctx in try await self.handle { try await self.logout(req, ctx) } }
+        router.get("/{pool}/saml2/metadata/{provider}") { req, ctx in try await self.handle { try await self.samlMetadata(req, ctx) } }
+        router.post("/{pool}/saml2/acs/{provider}") { req, ctx in try await self.handle { try await self.assertionConsumer(req, ctx) } }
         return router
     }
 

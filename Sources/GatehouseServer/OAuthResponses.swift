@@ -65,6 +65,17 @@ enum Responses {
         return response
     }
 
+    /// A page that posts `fields` to `action` at once (SAML's HTTP-POST binding), with a button for
+    /// browsers without script. The one inline script is allowed by its hash, and the form only to
+    /// the action's origin.
+    static func autoPost(action: URL, fields: [UpstreamRequest.FormField]) -> Response {
+        var headers = securityHeaders
+        headers[.contentType] = "text/html; charset=utf-8"
+        let origin = action.scheme.map { "\($0)://" + (action.host ?? "") + (action.port.map { ":\($0)" } ?? "") } ?? "'self'"
+        headers[.contentSecurityPolicy] = "default-src 'none'; style-src 'unsafe-inline'; script-src '\(Pages.autoPostScriptHash)'; frame-ancestors 'none'; form-action \(origin)"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: Pages.autoPost(action: action.absoluteString, fields: fields))))
+    }
+
     /// Appends parameters to a registered redirect URI, keeping its own query.
     static func appending(_ params: [(String, String)], to uri: String) -> String {
         let encoded = FormEncoding.encode(params)

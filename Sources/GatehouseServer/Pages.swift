@@ -1,23 +1,11 @@
 import Foundation
+import Crypto
+import GatehouseCore
 
 /// The few pages a person sees: the provider chooser and plain error pages. Every interpolated
 /// value is HTML-escaped.
 enum Pages {
-    static func escape(_ s: String) -> String {
-        var out = ""
-        out.reserveCapacity(s.utf8.count)
-        for ch in s.unicodeScalars {
-            switch ch {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.unicodeScalars.append(ch)
-            }
-        }
-        return out
-    }
+    static func escape(_ s: String) -> String { Markup.escape(s) }
 
     static func layout(title: String, body: String) -> String {
         """
@@ -38,5 +26,16 @@ enum Pages {
     static func chooser(poolName: String, choices: [(name: String, url: String)]) -> String {
         let links = choices.map { "<a class=\"button\" href=\"\(escape($0.url))\">Continue with \(escape($0.name))</a>" }.joined(separator: "\n")
         return layout(title: "Sign in", body: "<h1>Sign in to \(escape(poolName))</h1>\n\(links)")
+    }
+
+    static let autoPostScript = "document.forms[0].submit();"
+    static let autoPostScriptHash = "sha256-" + Data(SHA256.hash(data: Data(autoPostScript.utf8))).base64EncodedString()
+
+    static func autoPost(action: String, fields: [UpstreamRequest.FormField]) -> String {
+        let inputs = fields.map { "<input type=\"hidden\" name=\"\(escape($0.name))\" value=\"\(escape($0.value))\">" }.joined()
+        return layout(title: "Continue", body: """
+            <form method="post" action="\(escape(action))">\(inputs)<p>Signing you in…</p>\
+            <noscript><button type="submit">Continue</button></noscript></form><script>\(autoPostScript)</script>
+            """)
     }
 }

@@ -112,16 +112,23 @@ extension Gatehouse {
             appState: q["state"], appNonce: q["nonce"], codeChallenge: challenge, scope: scope, providerName: provider.name,
             upstreamNonce: Secrets.randomToken(), upstreamCodeVerifier: Secrets.randomToken(),
             browserBindingHash: Secrets.hash(browserSecret), createdAt: now, expiresAt: now.addingTimeInterval(LoginTransaction.lifetime))
-        let upstream: URL
+        let upstream: UpstreamRequest
         do {
-            upstream = try await adapter.begin(upstreamState(transaction, pool: pool.id))
+            upstream = try await adapter.start(upstreamState(transaction, pool: pool.id))
         } catch {
             logger.warning("upstream login could not start", metadata: ["provider": "\(provider.name)", "reason": "\(error)"])
             countLogin(provider: provider.name, outcome: "upstream_unavailable")
             throw AppRedirectError(code: "temporarily_unavailable", description: "the identity provider cannot be reached")
         }
         try await directory.saveLoginTransaction(transaction)
-        return Responses.redirect(upstream.absoluteString, cookies: [browserCookie(browserSecret)])
+        switch upstream {
+        case .redirect(let url):
+            return Responses.redirect(url.absoluteString, cookies: [browserCookie(browserSecret)])
+        case .formPost(let action, let fields):
+            var response = Responses.autoPost(action: action, fields: fields)
+            response.setCookie(browserCookie(browserSecret))
+            return response
+        }
     }
 
     func upstreamState(_ t: LoginTransaction, pool: PoolID) -> UpstreamLoginState {
@@ -166,19 +173,58 @@ extension Gatehouse {
             let adapter = try adapters.adapter(for: provider)
             identity = try await adapter.complete(UpstreamCallback(parameters: q), state: upstreamState(transaction, pool: pool.id), now: now)
         } catch let e as UpstreamError {
-            logger.warning("upstream login rejected", metadata: ["provider": "\(provider.name)", "kind": "\(e.kind.rawValue)", "reason": "\(e)"])
-            for f in e.failures { countVerificationFailure(f.check) }
-            countLogin(provider: provider.name, outcome: e.kind.rawValue)
-            switch e.kind {
-            case .upstreamRefused: return back("access_denied", "the identity provider did not sign the user in")
-            case .verification: return back("access_denied", "the identity provider's response failed verification")
-            case .unreachable: return back("temporarily_unavailable", "the identity provider cannot be reached")
-            case .misconfigured: return back("server_error", "the identity provider is misconfigured")
-            }
+            return upstreamFailure(e, provider: provider.name, back: back)
         }
 
+        return try await finishLogin(
+            pool: pool.id, client: client, provider: provider, identity: identity,
+            request: AppRequest(transaction), now: now)
+    }
+
+    /// Logs and counts a refused upstream login and sends the app the matching RFC 6749 error.
+    func upstreamFailure(_ e: UpstreamError, provider: String, back: (String, String) -> Response) -> Response {
+        logger.warning("upstream login rejected", metadata: ["provider": "\(provider)", "kind": "\(e.kind.rawValue)", "reason": "\(e)"])
+        for f in e.failures { countVerificationFailure(f.check) }
+        countLogin(provider: provider, outcome: e.kind.rawValue)
+        switch e.kind {
+        case .upstreamRefused: return back("access_denied", "the identity provider did not sign the user in")
+        case .verification: return back("access_denied", "the identity provider's response failed verification")
+        case .unreachable: return back("temporarily_unavailable", "the identity provider cannot be reached")
+        case .misconfigured: return back("server_error", "the identity provider is misconfigured")
+        }
+    }
+
+    /// What the app asked for, from its authorize request (or, for an IdP-initiated SAML login, from
+    /// the RelayState naming the app).
+    struct AppRequest {
+        var redirectURI: String
+        var appState: String?
+        var scope: [String]
+        var nonce: String?
+        var codeChallenge: String?
+
+        init(_ t: LoginTransaction) {
+            self.init(redirectURI: t.redirectURI, appState: t.appState, scope: t.scope, nonce: t.appNonce, codeChallenge: t.codeChallenge)
+        }
+
+        init(redirectURI: String, appState: String?, scope: [String], nonce: String?, codeChallenge: String?) {
+            self.redirectURI = redirectURI
+            self.appState = appState
+            self.scope = scope
+            self.nonce = nonce
+            self.codeChallenge = codeChallenge
+        }
+    }
+
+    /// The common end of every upstream login: mapping, the user found or created, a code, and the
+    /// redirect back to the app.
+    func finishLogin(pool: PoolID, client: AppClient, provider: IdentityProvider, identity: VerifiedIdentity, request: AppRequest, now: Date) async throws -> Response {
+        let issuer = configuration.issuer(for: pool)
+        let back = { (code: String, description: String) -> Response in
+            self.errorRedirect(AppRedirectError(code: code, description: description), redirectURI: request.redirectURI, state: request.appState, issuer: issuer)
+        }
         let attributes = AttributeMapper.map(identity, with: provider.attributeMapping)
-        let link = LinkedIdentity(poolID: pool.id, providerName: provider.name, providerKind: identity.providerKind, upstreamIssuer: identity.upstreamIssuer, upstreamSubject: identity.upstreamSubject, userID: "", createdAt: now)
+        let link = LinkedIdentity(poolID: pool, providerName: provider.name, providerKind: identity.providerKind, upstreamIssuer: identity.upstreamIssuer, upstreamSubject: identity.upstreamSubject, userID: "", createdAt: now)
         let resolution = try await directory.resolveLogin(identity: link, username: AttributeMapper.username(for: identity), attributes: attributes, now: now)
         guard resolution.user.enabled else {
             countLogin(provider: provider.name, outcome: "user_disabled")
@@ -186,14 +232,14 @@ extension Gatehouse {
         }
         let code = Secrets.randomToken()
         try await directory.saveAuthorizationCode(AuthorizationCode(
-            codeHash: Secrets.hash(code), poolID: pool.id, clientID: client.clientID, userID: resolution.user.id,
-            redirectURI: transaction.redirectURI, scope: transaction.scope, nonce: transaction.appNonce,
-            codeChallenge: transaction.codeChallenge, authTime: identity.authTime ?? now, providerName: provider.name,
+            codeHash: Secrets.hash(code), poolID: pool, clientID: client.clientID, userID: resolution.user.id,
+            redirectURI: request.redirectURI, scope: request.scope, nonce: request.nonce,
+            codeChallenge: request.codeChallenge, authTime: identity.authTime ?? now, providerName: provider.name,
             familyID: Secrets.randomToken(bytes: 16), createdAt: now, expiresAt: now.addingTimeInterval(AuthorizationCode.lifetime)))
         countLogin(provider: provider.name, outcome: resolution.created ? "success_new_user" : "success")
         var params = [("code", code)]
-        if let s = transaction.appState { params.append(("state", s)) }
+        if let s = request.appState { params.append(("state", s)) }
         params.append(("iss", issuer))
-        return Responses.redirect(Responses.appending(params, to: transaction.redirectURI))
+        return Responses.redirect(Responses.appending(params, to: request.redirectURI))
     }
 }

@@ -1,0 +1,140 @@
+import Foundation
+import Hummingbird
+import Logging
+import HTTPTypes
+import GatehouseCore
+import GatehouseSAML
+
+extension Gatehouse {
+    /// The pool and SAML provider a `/{pool}/saml2/…/{provider}` path names, and its adapter.
+    func samlProvider(_ context: GatehouseRequestContext) async throws -> (Pool, IdentityProvider, SAMLAdapter) {
+        let pool = try await pool(context)
+        guard let name = context.parameters.get("provider"), let provider = try await directory.provider(pool: pool.id, name: name),
+            provider.kind == .saml
+        else {
+            throw PageError(status: .notFound, title: "Unknown identity provider", message: "This address does not belong to a SAML identity provider of this pool.")
+        }
+        do {
+            guard let adapter = try adapters.adapter(for: provider) as? SAMLAdapter else { throw ConfigurationError("not a SAML adapter") }
+            return (pool, provider, adapter)
+        } catch {
+            logger.error("provider cannot be used", metadata: ["provider": "\(provider.name)", "reason": "\(error)"])
+            throw PageError(status: .serviceUnavailable, title: "Sign-in unavailable", message: "This identity provider is misconfigured. Please tell the site's administrator.")
+        }
+    }
+
+    /// GET /{pool}/saml2/metadata/{provider}: Gatehouse's SP metadata for that provider, signed.
+    func samlMetadata(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
+        let (_, _, adapter) = try await samlProvider(context)
+        let xml = try adapter.serviceProviderMetadata()
+        return Response(status: .ok, headers: [.contentType: "application/samlmetadata+xml", .cacheControl: "no-store"],
+                        body: .init(byteBuffer: ByteBuffer(string: xml)))
+    }
+
+    /// The ACS form: `application/x-www-form-urlencoded`, at most 512 KB, no repeated field.
+    func samlForm(_ request: Request) async throws -> [String: String] {
+        let type = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
+        guard type == "application/x-www-form-urlencoded" else {
+            throw PageError(status: .badRequest, title: "Sign-in failed", message: "The identity provider's answer was not a form.")
+        }
+        let buffer: ByteBuffer
+        do { buffer = try await request.body.collect(upTo: 512 * 1024) } catch {
+            throw PageError(status: .contentTooLarge, title: "Sign-in failed", message: "The identity provider's answer is too large.")
+        }
+        guard let text = buffer.getString(at: buffer.readerIndex, length: buffer.readableBytes), let form = FormEncoding.decode(text) else {
+            throw PageError(status: .badRequest, title: "Sign-in failed", message: "The identity provider's answer is malformed.")
+        }
+        return form
+    }
+
+    /// POST /{pool}/saml2/acs/{provider}: the Assertion Consumer Service (HTTP-POST binding).
+    ///
+    /// The IdP's POST is cross-site, so the SameSite=Lax browser cookie is not sent with it. Rather
+    /// than weaken the cookie, the ACS answers a cookie-less POST with a page that posts the same
+    /// form again, from Gatehouse's own origin: that request is same-site and carries the cookie.
+    /// Nothing is verified or consumed before the cookie is there, and the transaction is consumed
+    /// only together with it, exactly as on the OIDC callback.
+    func assertionConsumer(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
+        let (pool, provider, adapter) = try await samlProvider(context)
+        let form = try await samlForm(request)
+        guard form["SAMLResponse"] != nil else {
+            throw PageError(status: .badRequest, title: "Sign-in failed", message: "The identity provider sent no SAML response.")
+        }
+        let now = clock.now()
+        let relayState = form["RelayState"]
+        let pending = relayState.map { $0.utf8.count == 43 && Base64URL.decode($0) != nil } ?? false
+        guard pending, let relayState else {
+            return try await unsolicitedLogin(pool: pool, provider: provider, adapter: adapter, form: form, now: now)
+        }
+        guard let cookie = request.cookies[browserCookieName]?.value, cookie.utf8.count <= 64 else {
+            if form["gatehouse_resent"] == nil {
+                let acs = configuration.issuer(for: pool.id) + "/saml2/acs/" + provider.name
+                var fields = [UpstreamRequest.FormField("SAMLResponse", form["SAMLResponse"]!), .init("RelayState", relayState)]
+                fields.append(.init("gatehouse_resent", "1"))
+                guard let url = URL(string: acs) else { throw PageError(status: .internalServerError, title: "Sign-in failed", message: "Bad ACS address.") }
+                return Responses.autoPost(action: url, fields: fields)
+            }
+            countVerificationFailure("browser_binding")
+            throw PageError(status: .badRequest, title: "Sign-in not recognised", message: "This sign-in was started in another browser, or cookies are blocked. Please start again from the application.")
+        }
+        guard let transaction = try await directory.consumeLoginTransaction(id: relayState, browserBindingHash: Secrets.hash(cookie), now: now),
+            transaction.poolID == pool.id, transaction.providerName == provider.name
+        else {
+            countVerificationFailure("state")
+            throw PageError(status: .badRequest, title: "Sign-in expired", message: "This sign-in has expired, was already completed, or was started in another browser. Please start again from the application.")
+        }
+        let issuer = configuration.issuer(for: pool.id)
+        let back = { (code: String, description: String) -> Response in
+            self.errorRedirect(AppRedirectError(code: code, description: description), redirectURI: transaction.redirectURI, state: transaction.appState, issuer: issuer)
+        }
+        guard let client = try await directory.client(pool: pool.id, clientID: transaction.clientID), Self.registered(transaction.redirectURI, in: client.redirectURIs) != nil else {
+            throw PageError(status: .badRequest, title: "Unknown application", message: "The application is no longer registered.")
+        }
+        let identity: VerifiedIdentity
+        do {
+            identity = try await adapter.complete(UpstreamCallback(parameters: form), state: upstreamState(transaction, pool: pool.id), now: now)
+        } catch let e as UpstreamError {
+            return upstreamFailure(e, provider: provider.name, back: back)
+        }
+        return try await finishLogin(pool: pool.id, client: client, provider: provider, identity: identity, request: AppRequest(transaction), now: now)
+    }
+
+    /// An IdP-initiated login: allowed only when the provider enables it. The RelayState names the
+    /// app as a query string (`client_id`, `redirect_uri`, optional `scope`), as Cognito's does; the
+    /// client must be confidential (there is no PKCE without an authorize request), must be allowed
+    /// to use this provider, and the redirect URI must be registered.
+    func unsolicitedLogin(pool: Pool, provider: IdentityProvider, adapter: SAMLAdapter, form: [String: String], now: Date) async throws -> Response {
+        guard adapter.allowsUnsolicited else {
+            countVerificationFailure("unsolicited")
+            throw PageError(status: .badRequest, title: "Sign-in not recognised", message: "This sign-in was not started here, or it has expired. Please start again from the application.")
+        }
+        guard let relay = form["RelayState"], relay.utf8.count <= 2048, let app = FormEncoding.decode(relay),
+            let clientID = app["client_id"], let requested = app["redirect_uri"],
+            let client = try await directory.client(pool: pool.id, clientID: clientID),
+            let redirectURI = Self.registered(requested, in: client.redirectURIs)
+        else {
+            throw PageError(status: .badRequest, title: "Unknown application", message: "The identity provider did not name an application registered here.")
+        }
+        let issuer = configuration.issuer(for: pool.id)
+        let back = { (code: String, description: String) -> Response in
+            self.errorRedirect(AppRedirectError(code: code, description: description), redirectURI: redirectURI, state: nil, issuer: issuer)
+        }
+        guard !client.isPublic else { return back("unauthorized_client", "IdP-initiated login needs a confidential client") }
+        guard client.allowedProviders.isEmpty || client.allowedProviders.contains(provider.name) else {
+            return back("unauthorized_client", "this identity provider is not available to the client")
+        }
+        let scope = (app["scope"] ?? "openid").split(separator: " ").map(String.init)
+        guard scope.contains("openid"), scope.allSatisfy(client.allowedScopes.contains) else {
+            return back("invalid_scope", "a requested scope is not allowed for this client")
+        }
+        let identity: VerifiedIdentity
+        do {
+            identity = try await adapter.completeUnsolicited(UpstreamCallback(parameters: form), now: now)
+        } catch let e as UpstreamError {
+            return upstreamFailure(e, provider: provider.name, back: back)
+        }
+        return try await finishLogin(
+            pool: pool.id, client: client, provider: provider, identity: identity,
+            request: AppRequest(redirectURI: redirectURI, appState: nil, scope: scope, nonce: nil, codeChallenge: nil), now: now)
+    }
+}

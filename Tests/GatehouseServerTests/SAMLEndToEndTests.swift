@@ -1,0 +1,230 @@
+import Foundation
+import Testing
+import GatehouseCore
+import GatehouseJOSE
+import GatehouseOIDC
+import GatehouseDirectory
+import GatehouseServer
+import GatehouseTestSupport
+
+/// An HTML form as a browser would submit it: the action resolved against the page's URL, and
+/// every named input with its (unescaped) value.
+struct HTMLForm {
+    let action: String
+    var fields: [(String, String)]
+
+    static func first(in html: String, pageURL: String) -> HTMLForm? {
+        guard let formTag = html.range(of: #"<form[^>]*>"#, options: [.regularExpression, .caseInsensitive]) else { return nil }
+        let tag = String(html[formTag])
+        let rawAction = attribute("action", in: tag) ?? ""
+        let action = URL(string: unescape(rawAction), relativeTo: URL(string: pageURL))?.absoluteString ?? pageURL
+        var fields: [(String, String)] = []
+        let rest = html[formTag.upperBound...]
+        let end = rest.range(of: "</form>", options: .caseInsensitive)?.lowerBound ?? rest.endIndex
+        let body = String(rest[..<end])
+        var search = body.startIndex
+        while let input = body.range(of: #"<input[^>]*>"#, options: [.regularExpression, .caseInsensitive], range: search..<body.endIndex) {
+            let inputTag = String(body[input])
+            if let name = attribute("name", in: inputTag) {
+                fields.append((unescape(name), unescape(attribute("value", in: inputTag) ?? "")))
+            }
+            search = input.upperBound
+        }
+        return HTMLForm(action: action, fields: fields)
+    }
+
+    static func attribute(_ name: String, in tag: String) -> String? {
+        for quote in ["\"", "'"] {
+            if let r = tag.range(of: " \(name)=\(quote)") {
+                let after = tag[r.upperBound...]
+                if let close = after.firstIndex(of: Character(quote)) { return String(after[..<close]) }
+            }
+        }
+        return nil
+    }
+
+    static func unescape(_ s: String) -> String {
+        var out = s.replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&#39;", with: "'")
+            .replacingOccurrences(of: "&#039;", with: "'").replacingOccurrences(of: "&lt;", with: "<")
+            .replacingOccurrences(of: "&gt;", with: ">").replacingOccurrences(of: "&#x2F;", with: "/")
+        out = out.replacingOccurrences(of: "&amp;", with: "&")
+        return out
+    }
+
+    subscript(name: String) -> String? { fields.first { $0.0 == name }?.1 }
+}
+
+/// Logs a user in through Gatehouse's SAML adapter against a real IdP: Debian's SimpleSAMLphp on
+/// loopback, which checks Gatehouse's AuthnRequest signature and signs its Response and Assertion.
+@Suite(.enabled(if: SimpleSAMLphpIdP.isInstalled || SimpleSAMLphpIdP.isRequired, "SimpleSAMLphp is installed by scripts/test.sh"))
+struct SAMLEndToEnd {
+    static let backends = TestDatabases.available
+    let redirectURI = "http://127.0.0.1:9/app/callback"
+
+    struct Setup {
+        let gatehouse: RunningGatehouse
+        let idp: SimpleSAMLphpIdP
+        let directory: SQLDirectory
+        let clientID: String
+        let clientSecret: String
+        let provider: IdentityProvider
+        var issuer: String { "\(gatehouse.baseURL)/acme" }
+    }
+
+    func withSetup(_ backend: TestDatabases.Backend, signatures: String = "both", _ body: (Setup, TestBrowser) async throws -> Void) async throws {
+        let directory = try await TestDatabases.make(backend)
+        let idp = try SimpleSAMLphpIdP()
+        var running: RunningGatehouse?
+        let browser = TestBrowser()
+        do {
+            try await idp.start()
+            let gatehouse = try await RunningGatehouse.start(directory: directory)
+            running = gatehouse
+            try await gatehouse.admin.createPool(name: "acme", displayName: "Acme Corp")
+            let (client, secret) = try await gatehouse.admin.createClient(pool: "acme", name: "web", redirectURIs: [redirectURI], confidential: true)
+            let metadata = try await browser.send(idp.metadataURL, withCookies: false)
+            try #require(metadata.status == 200, "SimpleSAMLphp metadata: \(metadata.status)\n\(idp.logs())")
+            var options = Admin.SAMLOptions()
+            options.signatures = signatures
+            options.nameIDFormat = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+            let provider = try await gatehouse.admin.createSAMLProvider(
+                pool: "acme", name: "Corp", metadataXML: metadata.body, options: options,
+                mapping: AttributeMapping([
+                    "email": "urn:oid:0.9.2342.19200300.100.1.3", "given_name": "urn:oid:2.5.4.42",
+                    "family_name": "urn:oid:2.5.4.4",
+                ]))
+            let saml = try #require(provider.saml)
+            try idp.trust(spEntityID: saml.spEntityID, acsURL: saml.acsURL, spCertificatePEM: saml.spCertificatePEM)
+            try await body(Setup(gatehouse: gatehouse, idp: idp, directory: directory, clientID: client.clientID, clientSecret: secret ?? "", provider: provider), browser)
+        } catch {
+            let logs = idp.logs()
+            await browser.shutdown()
+            await running?.stop()
+            idp.stop()
+            try? await directory.shutdown()
+            Issue.record("SimpleSAMLphp logs:\n\(logs.suffix(4000))")
+            throw error
+        }
+        await browser.shutdown()
+        await running?.stop()
+        idp.stop()
+        try? await directory.shutdown()
+    }
+
+    /// Walks app -> Gatehouse -> SimpleSAMLphp (login form) -> the POST back to the ACS, and
+    /// returns the form SimpleSAMLphp's page would post to the ACS.
+    func signIn(_ s: Setup, _ browser: TestBrowser, state: String = "app-state") async throws -> HTMLForm {
+        let authorize = "\(s.issuer)/oauth2/authorize?" + FormEncoding.encode([
+            ("response_type", "code"), ("client_id", s.clientID), ("redirect_uri", redirectURI), ("scope", "openid email profile"),
+            ("state", state), ("nonce", "n-1"), ("identity_provider", "Corp"),
+        ])
+        let start = try await browser.send(authorize)
+        try #require(start.status == 302, "authorize: \(start.status) \(start.body)")
+        var url = try #require(start.location)
+        #expect(url.hasPrefix(s.idp.baseURL + "/saml2/idp/SSOService.php?SAMLRequest="))
+        #expect(URLComponents(string: url)?.queryItems?.contains { $0.name == "Signature" } == true)
+        // Follow SimpleSAMLphp to its login form, fill it in, and receive the page that posts to the ACS.
+        for _ in 0..<10 {
+            let page = try await browser.send(url)
+            if [301, 302, 303].contains(page.status), let next = page.location {
+                url = URL(string: next, relativeTo: URL(string: url))!.absoluteString
+                continue
+            }
+            try #require(page.status == 200, "SimpleSAMLphp answered \(page.status): \(page.body.prefix(2000))")
+            var form = try #require(HTMLForm.first(in: page.body, pageURL: url), "no form in \(page.body.prefix(2000))")
+            if form["SAMLResponse"] != nil { return form }
+            form.fields.removeAll { $0.0 == "username" || $0.0 == "password" }
+            form.fields += [("username", SimpleSAMLphpIdP.username), ("password", SimpleSAMLphpIdP.password)]
+            let posted = try await browser.send(form.action, method: .POST, headers: [("Content-Type", "application/x-www-form-urlencoded")], body: FormEncoding.encode(form.fields))
+            if posted.status == 200, let next = HTMLForm.first(in: posted.body, pageURL: form.action), next["SAMLResponse"] != nil { return next }
+            try #require([301, 302, 303].contains(posted.status), "login form answered \(posted.status): \(posted.body.prefix(2000))")
+            url = URL(string: posted.location!, relativeTo: URL(string: form.action))!.absoluteString
+        }
+        throw HarnessError("SimpleSAMLphp never posted back")
+    }
+
+    /// Posts the ACS form as a browser does: first cross-site (no Gatehouse cookie), then the
+    /// re-post from Gatehouse's own page, which carries it.
+    func postToACS(_ form: HTMLForm, _ browser: TestBrowser) async throws -> TestBrowser.Reply {
+        let crossSite = try await browser.postForm(form.action, form.fields)
+        try #require(crossSite.status == 200, "ACS without cookie: \(crossSite.status) \(crossSite.body.prefix(500))")
+        let again = try #require(HTMLForm.first(in: crossSite.body, pageURL: form.action))
+        #expect(again.action == form.action)
+        #expect(again["SAMLResponse"] == form["SAMLResponse"])
+        #expect(crossSite.headers.first(name: "Content-Security-Policy")?.contains("script-src 'sha256-") == true)
+        return try await browser.send(again.action, method: .POST, headers: [("Content-Type", "application/x-www-form-urlencoded")], body: FormEncoding.encode(again.fields))
+    }
+
+    @Test(arguments: backends) func aUserSignsInThroughSimpleSAMLphpAndGetsTokens(_ backend: TestDatabases.Backend) async throws {
+        try await withSetup(backend) { s, browser in
+            let acsForm = try await signIn(s, browser)
+            #expect(acsForm.action == s.provider.saml?.acsURL)
+            let back = try await postToACS(acsForm, browser)
+            try #require(back.status == 302, "ACS: \(back.status) \(back.body.prefix(1000))")
+            let q = back.locationQuery
+            #expect(back.location?.hasPrefix(redirectURI + "?") == true)
+            #expect(q["state"] == "app-state")
+            #expect(q["iss"] == s.issuer)
+            let code = try #require(q["code"])
+            let tokens = try await browser.postForm("\(s.issuer)/oauth2/token", [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirectURI)], basic: (s.clientID, s.clientSecret))
+            #expect(tokens.status == 200)
+            let keys = StaticKeySource(try JSONDecoder().decode(JWKSet.self, from: Data(try await browser.send("\(s.issuer)/.well-known/jwks.json").body.utf8)))
+            let policy = IDTokenPolicy(issuer: s.issuer, clientID: s.clientID, allowedAlgorithms: ["ES256"], clockSkew: 5, nonce: "n-1")
+            let verified = try await IDTokenVerifier.verify(try #require(tokens.json["id_token"]?.stringValue), keys: keys, policy: policy, now: Date())
+            #expect(verified.claims["email"]?.stringValue == "alice@corp.example.test")
+            #expect(verified.claims["given_name"]?.stringValue == "Alice")
+            #expect(verified.claims["family_name"]?.stringValue == "Liddell")
+            guard case .array(let identities) = verified.claims["identities"], case .object(let first) = identities.first else {
+                Issue.record("identities claim missing")
+                return
+            }
+            #expect(first["providerName"]?.stringValue == "Corp")
+            #expect(first["providerType"]?.stringValue == "SAML")
+            // The persistent NameID SimpleSAMLphp derives from uid is the upstream subject.
+            let users = try await s.directory.listUsers(pool: try PoolID("acme"), after: nil, limit: 10)
+            #expect(users.count == 1)
+
+            // The same SAMLResponse again: the transaction is spent (and the assertion remembered).
+            let replay = try await browser.send(acsForm.action, method: .POST, headers: [("Content-Type", "application/x-www-form-urlencoded")], body: FormEncoding.encode(acsForm.fields))
+            #expect(replay.status == 400)
+            #expect(try await s.directory.countUsers(pool: try PoolID("acme")) == 1)
+        }
+    }
+
+    @Test func aResponseFromAnotherBrowserIsRefusedEvenAfterTheResend() async throws {
+        try await withSetup(.sqlite) { s, browser in
+            let acsForm = try await signIn(s, browser)
+            // A second browser (an attacker holding the victim's response, or a login-CSRF victim)
+            // has no cookie or another one: the resend carries the wrong binding.
+            let other = TestBrowser()
+            defer { Task { await other.shutdown() } }
+            let crossSite = try await other.postForm(acsForm.action, acsForm.fields)
+            let again = try #require(HTMLForm.first(in: crossSite.body, pageURL: acsForm.action))
+            let refused = try await other.send(again.action, method: .POST, headers: [("Content-Type", "application/x-www-form-urlencoded")], body: FormEncoding.encode(again.fields))
+            #expect(refused.status == 400)
+            _ = try await other.send(s.gatehouse.baseURL + "/acme/oauth2/authorize?client_id=\(s.clientID)&redirect_uri=\(FormEncoding.escape(redirectURI))&response_type=code&scope=openid&identity_provider=Corp")
+            let withOtherCookie = try await other.send(again.action, method: .POST, headers: [("Content-Type", "application/x-www-form-urlencoded")], body: FormEncoding.encode(again.fields))
+            #expect(withOtherCookie.status == 400)
+            #expect(try await s.directory.countUsers(pool: try PoolID("acme")) == 0)
+            // The rightful browser still completes: the other browser could not cancel its login.
+            let back = try await postToACS(acsForm, browser)
+            #expect(back.status == 302)
+            #expect(back.locationQuery["code"] != nil)
+            await other.shutdown()
+        }
+    }
+
+    @Test func spMetadataIsServedSignedWithTheProvidersCertificate() async throws {
+        try await withSetup(.sqlite) { s, browser in
+            let reply = try await browser.send("\(s.issuer)/saml2/metadata/Corp")
+            #expect(reply.status == 200)
+            #expect(reply.headers.first(name: "Content-Type") == "application/samlmetadata+xml")
+            #expect(reply.body.contains("entityID=\"\(s.provider.saml!.spEntityID)\""))
+            #expect(reply.body.contains("Location=\"\(s.provider.saml!.acsURL)\""))
+            #expect(reply.body.contains("AuthnRequestsSigned=\"true\""))
+            #expect(reply.body.contains("<ds:SignatureValue>"))
+            let unknown = try await browser.send("\(s.issuer)/saml2/metadata/Nope")
+            #expect(unknown.status == 404)
+        }
+    }
+}
