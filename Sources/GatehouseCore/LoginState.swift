@@ -63,6 +63,11 @@ public struct AuthorizationCode: Sendable, Codable, Equatable {
     public var familyID: String
     public var createdAt: Date
     public var expiresAt: Date
+    /// How the person signed in upstream (SAML AuthnContextClassRef or OIDC acr, and amr), carried
+    /// into the ID token; and the upstream session, so a single logout can find this login's tokens.
+    public var acr: String? = nil
+    public var amr: [String]? = nil
+    public var upstreamSessionIndex: String? = nil
 
     public init(
         codeHash: String, poolID: PoolID, clientID: String, userID: String, redirectURI: String, scope: [String],
@@ -110,6 +115,11 @@ public struct RefreshTokenFamily: Sendable, Codable, Equatable {
     /// When every token of the family stops working, however often it rotated.
     public var expiresAt: Date
     public var revokedAt: Date?
+    /// How the person signed in upstream (SAML AuthnContextClassRef or OIDC acr, and amr), carried
+    /// into the ID token; and the upstream session, so a single logout can find this login's tokens.
+    public var acr: String? = nil
+    public var amr: [String]? = nil
+    public var upstreamSessionIndex: String? = nil
 
     public init(id: String, poolID: PoolID, clientID: String, userID: String, scope: [String], authTime: Date, providerName: String, createdAt: Date, expiresAt: Date, revokedAt: Date? = nil) {
         self.id = id

@@ -18,6 +18,9 @@ public struct TokenRequest: Sendable {
     /// makes `/oauth2/userInfo` refuse them too.
     public var familyID: String
     public var now: Date
+    /// The upstream authentication context, when the upstream said how the person signed in.
+    public var acr: String? = nil
+    public var amr: [String] = []
 
     public init(issuer: String, pool: PoolID, client: AppClient, user: User, groups: [String], identities: [LinkedIdentity], scope: [String], nonce: String?, authTime: Date, familyID: String, now: Date) {
         self.issuer = issuer
@@ -113,6 +116,8 @@ public struct TokenMinter: Sendable {
         id["groups"] = groups
         id["identities"] = Self.identitiesClaim(r.identities)
         id["at_hash"] = .string(Self.accessTokenHash(accessToken))
+        if let acr = r.acr { id["acr"] = .string(acr) }
+        if !r.amr.isEmpty { id["amr"] = .array(r.amr.map(JSONValue.string)) }
         if let nonce = r.nonce { id["nonce"] = .string(nonce) }
         let idToken = try JWSEncoder.sign(payloadJSON: Data(JSONValue.serialize(object: id).utf8), key: key, kid: kid)
         return MintedTokens(idToken: idToken, accessToken: accessToken, accessTokenExpiresIn: r.client.accessTokenTTL)

@@ -231,11 +231,15 @@ extension Gatehouse {
             return back("access_denied", "the user is disabled")
         }
         let code = Secrets.randomToken()
-        try await directory.saveAuthorizationCode(AuthorizationCode(
+        var grant = AuthorizationCode(
             codeHash: Secrets.hash(code), poolID: pool, clientID: client.clientID, userID: resolution.user.id,
             redirectURI: request.redirectURI, scope: request.scope, nonce: request.nonce,
             codeChallenge: request.codeChallenge, authTime: identity.authTime ?? now, providerName: provider.name,
-            familyID: Secrets.randomToken(bytes: 16), createdAt: now, expiresAt: now.addingTimeInterval(AuthorizationCode.lifetime)))
+            familyID: Secrets.randomToken(bytes: 16), createdAt: now, expiresAt: now.addingTimeInterval(AuthorizationCode.lifetime))
+        grant.acr = identity.acr
+        grant.amr = identity.amr.isEmpty ? nil : identity.amr
+        grant.upstreamSessionIndex = identity.sessionIndex
+        try await directory.saveAuthorizationCode(grant)
         countLogin(provider: provider.name, outcome: resolution.created ? "success_new_user" : "success")
         var params = [("code", code)]
         if let s = request.appState { params.append(("state", s)) }

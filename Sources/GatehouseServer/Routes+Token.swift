@@ -113,7 +113,10 @@ extension Gatehouse {
             throw OAuthError.invalidGrant("the user is unavailable")
         }
         let refreshToken = Secrets.randomToken()
-        let family = RefreshTokenFamily(id: grant.familyID, poolID: pool.id, clientID: client.clientID, userID: user.id, scope: grant.scope, authTime: grant.authTime, providerName: grant.providerName, createdAt: now, expiresAt: now.addingTimeInterval(TimeInterval(client.refreshTokenTTL)))
+        var family = RefreshTokenFamily(id: grant.familyID, poolID: pool.id, clientID: client.clientID, userID: user.id, scope: grant.scope, authTime: grant.authTime, providerName: grant.providerName, createdAt: now, expiresAt: now.addingTimeInterval(TimeInterval(client.refreshTokenTTL)))
+        family.acr = grant.acr
+        family.amr = grant.amr
+        family.upstreamSessionIndex = grant.upstreamSessionIndex
         do {
             try await directory.createFamily(family, firstTokenHash: Secrets.hash(refreshToken))
         } catch let e as DirectoryError where e.code == .conflict {
@@ -153,9 +156,12 @@ extension Gatehouse {
     func mint(pool: Pool, client: AppClient, user: User, family: RefreshTokenFamily, nonce: String?, now: Date) async throws -> MintedTokens {
         async let groups = directory.groups(pool: pool.id, userID: user.id)
         async let identities = directory.linkedIdentities(pool: pool.id, userID: user.id)
-        return try await minter.mint(TokenRequest(
+        var request = TokenRequest(
             issuer: configuration.issuer(for: pool.id), pool: pool.id, client: client, user: user, groups: try await groups,
-            identities: try await identities, scope: family.scope, nonce: nonce, authTime: family.authTime, familyID: family.id, now: now))
+            identities: try await identities, scope: family.scope, nonce: nonce, authTime: family.authTime, familyID: family.id, now: now)
+        request.acr = family.acr
+        request.amr = family.amr ?? []
+        return try await minter.mint(request)
     }
 
     func tokenResponse(_ tokens: MintedTokens, refreshToken: String) -> Response {

@@ -174,6 +174,9 @@ struct SAMLEndToEnd {
             #expect(verified.claims["email"]?.stringValue == "alice@corp.example.test")
             #expect(verified.claims["given_name"]?.stringValue == "Alice")
             #expect(verified.claims["family_name"]?.stringValue == "Liddell")
+            // SimpleSAMLphp's username/password source says Password; the class maps to acr, and to amr.
+            #expect(verified.claims["acr"]?.stringValue == "urn:oasis:names:tc:SAML:2.0:ac:classes:Password")
+            #expect(verified.claims["amr"] == .array([.string("pwd")]))
             guard case .array(let identities) = verified.claims["identities"], case .object(let first) = identities.first else {
                 Issue.record("identities claim missing")
                 return
