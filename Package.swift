@@ -116,7 +116,7 @@ let package = Package(
         .executableTarget(
             name: "gatehouse",
             dependencies: [
-                "GatehouseServer", "GatehouseOIDC", "GatehouseDirectory", "GatehouseIssuer", "GatehouseCore",
+                "GatehouseServer", "GatehouseOIDC", "GatehouseSAML", "GatehouseDirectory", "GatehouseIssuer", "GatehouseCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

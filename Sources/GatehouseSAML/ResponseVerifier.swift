@@ -63,6 +63,8 @@ public struct VerifiedSAMLAssertion: Sendable, Equatable {
     /// Which of Response and Assertion carried a verified signature.
     public let signedResponse: Bool
     public let signedAssertion: Bool
+    /// Whether the Assertion arrived encrypted.
+    public let wasEncrypted: Bool
 
     /// The attributes as the mapping sees them: by Name, and by FriendlyName where given.
     public var attributeValues: [String: [String]] {
@@ -86,10 +88,13 @@ public struct SAMLResponseVerifier: Sendable {
     public static let maximumSize = 256 * 1024
 
     let keys: [TrustedKey]
+    let decryptionKey: SAMLSigningCredential?
 
-    public init(signingCertificates: [SAMLCertificate]) throws {
+    /// `decryptionKey` is the SP's key, for encrypted assertions; without it they are refused.
+    public init(signingCertificates: [SAMLCertificate], decryptionKey: SAMLSigningCredential? = nil) throws {
         guard !signingCertificates.isEmpty else { throw ConfigurationError("the provider has no signing certificate") }
         keys = try signingCertificates.map(TrustedKey.init)
+        self.decryptionKey = decryptionKey
     }
 
     /// Verifies the `SAMLResponse` form value (base64, line breaks allowed) of an HTTP-POST binding.
@@ -109,11 +114,28 @@ public struct SAMLResponseVerifier: Sendable {
             throw VerificationError(check: "size", reason: "response larger than \(Self.maximumSize) bytes")
         }
         let tree = try XMLTree.parse(xml, what: "the response")
-        let (response, assertion) = try Self.checkStructure(tree)
-        try Self.checkStatus(response)
+        guard let root = tree.root, root.is(NS.protocol_, "Response") else {
+            throw VerificationError(check: "structure", reason: "the document is not a samlp:Response")
+        }
+        try Self.checkStatus(root)
+        // What arrived: one Response, one Assertion or EncryptedAssertion, signatures only where allowed.
+        let (response, arrived) = try Self.checkStructure(tree, decrypted: false)
+        // The Response's signature covers the document as it arrived, so it is checked before any
+        // decryption changes it.
+        let responseSignature = try SignatureCheck.signature(of: response)
+        if let responseSignature { try SignatureCheck.verify(responseSignature, signing: response, in: tree, keys: keys) }
+        var assertion = arrived
+        let encrypted = arrived.is(NS.assertion, "EncryptedAssertion")
+        if encrypted {
+            guard let decryptionKey else {
+                throw VerificationError(check: "encryption", reason: "the assertion is encrypted and this provider has no SP decryption key")
+            }
+            try AssertionDecryption.decrypt(arrived, in: tree, with: decryptionKey)
+            // What decryption revealed is held to the same rules as what arrived in clear.
+            assertion = try Self.checkStructure(tree, decrypted: true).consumed
+        }
 
         // Signatures: every one present must verify; the policy says which must be present.
-        let responseSignature = try SignatureCheck.signature(of: response)
         let assertionSignature = try SignatureCheck.signature(of: assertion)
         let missing: String? = switch policy.signatures {
         case .assertion: assertionSignature == nil ? "the Assertion is not signed" : nil
@@ -122,45 +144,55 @@ public struct SAMLResponseVerifier: Sendable {
         case .either: responseSignature == nil && assertionSignature == nil ? "neither the Response nor the Assertion is signed" : nil
         }
         if let missing { throw VerificationError(check: "signature_missing", reason: missing) }
-        if let responseSignature { try SignatureCheck.verify(responseSignature, signing: response, in: tree, keys: keys) }
         if let assertionSignature { try SignatureCheck.verify(assertionSignature, signing: assertion, in: tree, keys: keys) }
 
         return try Self.evaluate(
             response: response, assertion: assertion, policy: policy, now: now,
-            signedResponse: responseSignature != nil, signedAssertion: assertionSignature != nil)
+            signedResponse: responseSignature != nil, signedAssertion: assertionSignature != nil, encrypted: encrypted)
     }
 
     // MARK: - structure
 
-    /// One Response at the root holding exactly one Assertion (anywhere in the document: one), every
-    /// Signature a direct child of the Response or that Assertion, and no ID used twice.
-    static func checkStructure(_ tree: XMLTree) throws -> (response: XMLElement, assertion: XMLElement) {
+    /// One Response at the root holding exactly one Assertion or EncryptedAssertion (anywhere in the
+    /// document: one), every Signature a direct child of the Response or that Assertion, and no ID
+    /// used twice. After decryption (`decrypted`), the one Assertion sits inside the one
+    /// EncryptedAssertion.
+    static func checkStructure(_ tree: XMLTree, decrypted: Bool) throws -> (response: XMLElement, consumed: XMLElement) {
         func fail(_ reason: String) -> VerificationError { VerificationError(check: "structure", reason: reason) }
         guard let response = tree.root, response.is(NS.protocol_, "Response") else { throw fail("the document is not a samlp:Response") }
         guard response.attribute("Version") == "2.0" else { throw fail("the Response is not SAML 2.0") }
         var assertions: [XMLElement] = []
+        var encrypted: [XMLElement] = []
         var signatures: [XMLElement] = []
         var ids = Set<String>()
         for element in tree.allElements() {
             if element.is(NS.assertion, "Assertion") { assertions.append(element) }
-            if element.is(NS.assertion, "EncryptedAssertion") {
-                throw VerificationError(check: "encryption", reason: "the assertion is encrypted and this provider has no SP decryption key")
-            }
+            if element.is(NS.assertion, "EncryptedAssertion") { encrypted.append(element) }
             if element.is(NS.dsig, "Signature") { signatures.append(element) }
             for attribute in element.attributes where isIDAttribute(attribute.namespace, attribute.name) {
                 guard ids.insert(attribute.value).inserted else { throw fail("the ID \(attribute.value) is used twice") }
             }
         }
-        guard assertions.count == 1, let assertion = assertions.first else {
-            throw fail(assertions.isEmpty ? "the Response holds no Assertion" : "the document holds \(assertions.count) Assertions")
+        let consumed: XMLElement
+        if decrypted {
+            guard encrypted.count == 1, assertions.count == 1, encrypted[0].parent?.node == response.node,
+                assertions[0].parent?.node == encrypted[0].node
+            else { throw fail("the decrypted document does not hold exactly one Assertion in its EncryptedAssertion") }
+            consumed = assertions[0]
+        } else {
+            let all = assertions + encrypted
+            guard all.count == 1 else {
+                throw fail(all.isEmpty ? "the Response holds no Assertion" : "the document holds \(all.count) Assertions")
+            }
+            guard all[0].parent?.node == response.node else { throw fail("the Assertion is not a child of the Response") }
+            consumed = all[0]
         }
-        guard assertion.parent?.node == response.node else { throw fail("the Assertion is not a child of the Response") }
         for signature in signatures {
-            guard let parent = signature.parent, parent.node == response.node || parent.node == assertion.node else {
+            guard let parent = signature.parent, parent.node == response.node || parent.node == consumed.node else {
                 throw fail("a Signature is not a direct child of the Response or the Assertion")
             }
         }
-        return (response, assertion)
+        return (response, consumed)
     }
 
     private static func isIDAttribute(_ namespace: String?, _ name: String) -> Bool {
@@ -184,7 +216,7 @@ public struct SAMLResponseVerifier: Sendable {
 
     static func evaluate(
         response: XMLElement, assertion: XMLElement, policy: SAMLResponsePolicy, now: Date,
-        signedResponse: Bool, signedAssertion: Bool
+        signedResponse: Bool, signedAssertion: Bool, encrypted: Bool
     ) throws -> VerifiedSAMLAssertion {
         var failures: [VerificationError.Failure] = []
         func fail(_ check: String, _ reason: String) { failures.append(.init(check: check, reason: reason)) }
@@ -340,7 +372,7 @@ public struct SAMLResponseVerifier: Sendable {
             issuer: policy.idpEntityID, assertionID: assertionID, nameID: nameID, nameIDFormat: nameIDFormat,
             sessionIndex: sessionIndex, authnInstant: authnInstant, authnContextClassRef: classRef,
             attributes: attributes, inResponseTo: policy.expectedRequestID, replayableUntil: replayableUntil,
-            signedResponse: signedResponse, signedAssertion: signedAssertion)
+            signedResponse: signedResponse, signedAssertion: signedAssertion, wasEncrypted: encrypted)
     }
 
     private static func checkIssuerFormat(_ issuer: XMLElement, _ fail: (String, String) -> Void) {

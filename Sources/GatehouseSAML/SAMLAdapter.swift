@@ -27,8 +27,9 @@ public final class SAMLAdapter: UnsolicitedLoginAdapter {
         self.providerName = providerName
         self.settings = settings
         self.metadata = metadata
-        self.verifier = try SAMLResponseVerifier(signingCertificates: metadata.signingCertificates)
-        self.credential = try SAMLSigningCredential(privateKeyPEM: spPrivateKeyPEM, certificatePEM: settings.spCertificatePEM)
+        let credential = try SAMLSigningCredential(privateKeyPEM: spPrivateKeyPEM, certificatePEM: settings.spCertificatePEM)
+        self.credential = credential
+        self.verifier = try SAMLResponseVerifier(signingCertificates: metadata.signingCertificates, decryptionKey: credential)
         self.replayCache = replayCache
         self.replayNamespace = "saml:\(poolID)/\(providerName)"
         self.signatures = signatures

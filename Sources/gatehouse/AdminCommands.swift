@@ -69,7 +69,7 @@ struct ClientCommand: AsyncParsableCommand {
 }
 
 struct ProviderCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "provider", abstract: "Manage upstream identity providers.", subcommands: [AddOIDC.self, List.self])
+    static let configuration = CommandConfiguration(commandName: "provider", abstract: "Manage upstream identity providers.", subcommands: [AddOIDC.self, AddSAML.self, List.self])
 
     struct AddOIDC: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "add-oidc", abstract: "Add an upstream OpenID provider.")
@@ -122,6 +122,7 @@ struct ProviderCommand: AsyncParsableCommand {
             try await withEnvironment(common) { env in
                 var providers = try await env.gatehouse.directory.listProviders(pool: try PoolID(pool))
                 for i in providers.indices where providers[i].sealedClientSecret != nil { providers[i].sealedClientSecret = "(sealed)" }
+                for i in providers.indices where providers[i].saml != nil { providers[i].saml!.sealedSPPrivateKey = "(sealed)" }
                 try printJSON(providers)
             }
         }

@@ -139,4 +139,62 @@ import Glibc
         #expect(bad.output.contains("FAILED nonce"))
         #expect(bad.output.contains("FAILED exp"))
     }
+
+    static let samlFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("GatehouseSAMLTests/Fixtures")
+
+    @Test func samlVerifyPrintsTheIdentityOrEveryFailedCheck() throws {
+        let f = Self.samlFixtures
+        let common = ["saml", "verify", "--idp-metadata", f.appendingPathComponent("idp-metadata.xml").path,
+                      "--sp-entity-id", "https://gatehouse.example.test/acme/saml2/sp/corp",
+                      "--acs-url", "https://gatehouse.example.test/acme/saml2/acs", "--now", "2026-11-22T10:00:00Z"]
+        // The base64 form value, as the ACS receives it.
+        let ok = try Self.run(common + ["--request-id", "_req4f1e6a0c9b2d4e7f8a1b3c5d", f.appendingPathComponent("valid-assertion-signed-rsa.b64").path])
+        #expect(ok.status == 0, "\(ok.output)")
+        #expect(ok.output.contains("\"nameID\":\"alice@corp.example.test\""))
+        #expect(ok.output.contains("\"authnContextClassRef\""))
+        // Raw XML on standard input, checked against the wrong request and a later clock: every failure named.
+        let xml = try String(contentsOf: f.appendingPathComponent("responses/valid-assertion-signed-rsa.xml"), encoding: .utf8)
+        var late = common
+        late[late.count - 1] = "2026-11-22T11:00:00Z"
+        let bad = try Self.run(late + ["--request-id", "_other", "-"], stdin: xml)
+        #expect(bad.status == 1)
+        #expect(bad.output.contains("\"check\":\"in_response_to\""))
+        #expect(bad.output.contains("\"check\":\"time\""))
+        // An encrypted assertion needs the SP key.
+        let encrypted = f.appendingPathComponent("responses/valid-encrypted-aes256-cbc.xml").path
+        let noKey = try Self.run(common + ["--request-id", "_req4f1e6a0c9b2d4e7f8a1b3c5d", encrypted])
+        #expect(noKey.status == 1)
+        #expect(noKey.output.contains("\"check\":\"encryption\""))
+        let withKey = try Self.run(common + ["--request-id", "_req4f1e6a0c9b2d4e7f8a1b3c5d", "--sp-key", f.appendingPathComponent("sp.key").path,
+                                             "--sp-cert", f.appendingPathComponent("sp.crt").path, encrypted])
+        #expect(withKey.status == 0, "\(withKey.output)")
+        #expect(withKey.output.contains("\"encrypted\":true"))
+    }
+
+    @Test func providerAddSAMLImportsMetadataAndPrintsWhatToRegister() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gh-cli-saml-\(UUID().uuidString)")
+        let env = ["GATEHOUSE_SQLITE_PATH": folder.appendingPathComponent("g.sqlite").path]
+        #expect(try Self.run(["pool", "create", "demo"], environment: env).status == 0)
+        let metadata = Self.samlFixtures.appendingPathComponent("idp-metadata.xml").path
+        let added = try Self.run(["provider", "add-saml", "--pool", "demo", "--name", "Corp", "--metadata-file", metadata,
+                                  "--map", "email=http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress"], environment: env)
+        #expect(added.status == 0, "\(added.output)")
+        #expect(added.output.contains("SP entity ID:  http://127.0.0.1:8080/demo/saml2/sp/Corp"))
+        #expect(added.output.contains("ACS (POST):    http://127.0.0.1:8080/demo/saml2/acs/Corp"))
+        let listed = try Self.run(["provider", "list", "--pool", "demo"], environment: env)
+        #expect(listed.output.contains("https://idp.example.test/saml"))
+        #expect(listed.output.contains("(sealed)"))
+        #expect(!listed.output.contains("PRIVATE KEY"))
+        // Metadata whose signature must verify against a pinned certificate it was not signed with.
+        let pinnedWrong = try Self.run(["provider", "add-saml", "--pool", "demo", "--name", "Corp2", "--metadata-file",
+                                        Self.samlFixtures.appendingPathComponent("idp-metadata-signed.xml").path,
+                                        "--metadata-cert", Self.samlFixtures.appendingPathComponent("attacker.crt").path], environment: env)
+        #expect(pinnedWrong.status != 0)
+        #expect(pinnedWrong.output.contains("signature"))
+        let pinnedRight = try Self.run(["provider", "add-saml", "--pool", "demo", "--name", "Corp3", "--metadata-file",
+                                        Self.samlFixtures.appendingPathComponent("idp-metadata-signed.xml").path,
+                                        "--metadata-cert", Self.samlFixtures.appendingPathComponent("idp-rsa.crt").path], environment: env)
+        #expect(pinnedRight.status == 0, "\(pinnedRight.output)")
+    }
 }

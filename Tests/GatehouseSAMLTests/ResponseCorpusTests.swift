@@ -38,6 +38,12 @@ enum Corpus {
         try SAMLCertificate(base64OrPEM: String(contentsOf: directory.appendingPathComponent(name + ".crt"), encoding: .utf8))
     }
 
+    static func spCredential() throws -> SAMLSigningCredential {
+        try SAMLSigningCredential(
+            privateKeyPEM: String(contentsOf: directory.appendingPathComponent("sp.key"), encoding: .utf8),
+            certificatePEM: String(contentsOf: directory.appendingPathComponent("sp.crt"), encoding: .utf8))
+    }
+
     static func response(_ name: String) throws -> [UInt8] {
         Array(try Data(contentsOf: directory.appendingPathComponent("responses/\(name).xml")))
     }
@@ -55,7 +61,8 @@ enum Corpus {
     @Test(arguments: Corpus.entries)
     func eachResponseMeetsItsExpectation(_ entry: Corpus.Entry) throws {
         let key = entry.options["key"] ?? "idp-rsa"
-        let verifier = try SAMLResponseVerifier(signingCertificates: [try Corpus.certificate(key)])
+        let decryption = entry.options["decrypt"] == nil ? nil : try Corpus.spCredential()
+        let verifier = try SAMLResponseVerifier(signingCertificates: [try Corpus.certificate(key)], decryptionKey: decryption)
         let policy = Corpus.policy(
             requestID: entry.unsolicited ? nil : Corpus.settings["request_id"],
             signatures: entry.options["require"].flatMap(SAMLSignatureRequirement.init(rawValue:)) ?? .assertion)
@@ -64,6 +71,7 @@ enum Corpus {
             let verified = try verifier.verify(xml: xml, policy: policy, now: Corpus.now)
             #expect(verified.nameID == (entry.options["name_id"] ?? "alice@corp.example.test"))
             #expect(verified.issuer == Corpus.settings["idp_entity_id"])
+            #expect(verified.wasEncrypted == (decryption != nil))
         } else {
             let error = #expect(throws: VerificationError.self) { try verifier.verify(xml: xml, policy: policy, now: Corpus.now) }
             let checks = error?.failures.map(\.check) ?? []

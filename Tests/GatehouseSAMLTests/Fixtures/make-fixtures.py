@@ -147,6 +147,40 @@ def sign(xml, key_pair, node_xpath, id_attrs=("Assertion", "Response")):
         os.unlink(path)
 
 
+AES256_CBC = ("http://www.w3.org/2001/04/xmlenc#aes256-cbc", "aes-256")
+AES256_GCM = ("http://www.w3.org/2009/xmlenc11#aes256-gcm", "aes-256")
+AES128_GCM = ("http://www.w3.org/2009/xmlenc11#aes128-gcm", "aes-128")
+RSA_OAEP = "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"
+RSA_1_5 = "http://www.w3.org/2001/04/xmlenc#rsa-1_5"
+
+
+def encrypt(signed_response, recipient_cert, content, transport, extra_assertion=""):
+    """Wraps the response's Assertion in an EncryptedAssertion and encrypts it for recipient_cert."""
+    inner = re.search(r"<saml:Assertion .*</saml:Assertion>", signed_response, flags=re.S).group(0)
+    data = signed_response.replace(inner, f"<saml:EncryptedAssertion><saml:Wrapper>{inner}{extra_assertion}</saml:Wrapper></saml:EncryptedAssertion>") \
+        if extra_assertion else signed_response.replace(inner, f"<saml:EncryptedAssertion>{inner}</saml:EncryptedAssertion>")
+    target = "//*[local-name()='Wrapper']" if extra_assertion else "//*[local-name()='EncryptedAssertion']/*[local-name()='Assertion']"
+    template = (
+        '<xenc:EncryptedData xmlns:xenc="http://www.w3.org/2001/04/xmlenc#" Type="http://www.w3.org/2001/04/xmlenc#Element">'
+        f'<xenc:EncryptionMethod Algorithm="{content[0]}"/>'
+        '<ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><xenc:EncryptedKey>'
+        f'<xenc:EncryptionMethod Algorithm="{transport}"/>'
+        "<xenc:CipherData><xenc:CipherValue/></xenc:CipherData></xenc:EncryptedKey></ds:KeyInfo>"
+        "<xenc:CipherData><xenc:CipherValue/></xenc:CipherData></xenc:EncryptedData>"
+    )
+    paths = []
+    for text in (data, template):
+        with tempfile.NamedTemporaryFile("w", suffix=".xml", delete=False) as f:
+            f.write(text)
+            paths.append(f.name)
+    try:
+        return run("xmlsec1", "--encrypt", "--pubkey-cert-pem", recipient_cert, "--session-key", content[1],
+                   "--xml-data", paths[0], "--node-xpath", target, paths[1]).decode()
+    finally:
+        for path in paths:
+            os.unlink(path)
+
+
 ASSERTION_SIG = "//*[local-name()='Assertion']/*[local-name()='Signature']"
 RESPONSE_SIG = "/*[local-name()='Response']/*[local-name()='Signature']"
 A_ID = "_a7c1e0f2d3b4a5968778695a4b3c2d1e0"
@@ -314,6 +348,26 @@ def main():
           "Conditions NotBefore in the future")
     write("status-failure", sign(response(assertion(signature=signature_template(A_ID)),
           status="urn:oasis:names:tc:SAML:2.0:status:Requester"), rsa, ASSERTION_SIG), "status", "Status is not Success")
+
+    # --- encrypted assertions (for the SP's key, sp.crt) --------------------------------------
+    sp = (os.path.join(HERE, "sp.key"), os.path.join(HERE, "sp.crt"))
+    write("valid-encrypted-aes256-cbc", encrypt(signed_a, sp[1], AES256_CBC, RSA_OAEP), "valid",
+          "signed Assertion, encrypted AES-256-CBC with an RSA-OAEP key", decrypt="sp")
+    write("valid-encrypted-aes128-gcm", encrypt(signed_a, sp[1], AES128_GCM, RSA_OAEP), "valid",
+          "signed Assertion, encrypted AES-128-GCM", decrypt="sp")
+    enc_unsigned = encrypt(response(assertion(), signature=signature_template(R_ID)), sp[1], AES256_GCM, RSA_OAEP)
+    write("valid-encrypted-response-signed", sign(enc_unsigned, rsa, RESPONSE_SIG, id_attrs=("Response",)), "valid",
+          "Assertion encrypted (AES-256-GCM) inside a signed Response", decrypt="sp", require="response")
+    write("encrypted-without-sp-key", encrypt(signed_a, sp[1], AES256_CBC, RSA_OAEP), "encryption",
+          "encrypted, but the provider has no SP key")
+    write("encrypted-rsa-1_5", encrypt(signed_a, sp[1], AES256_CBC, RSA_1_5), "encryption",
+          "key transport RSA PKCS#1 v1.5 (Bleichenbacher)", decrypt="sp")
+    write("encrypted-for-another-sp", encrypt(signed_a, attacker[1], AES256_CBC, RSA_OAEP), "encryption",
+          "encrypted for another key", decrypt="sp")
+    write("encrypted-unsigned-assertion", encrypt(response(assertion()), sp[1], AES256_CBC, RSA_OAEP), "signature_missing",
+          "the decrypted Assertion is not signed", decrypt="sp")
+    write("encrypted-wrapping-two-assertions", encrypt(signed_a, sp[1], AES256_CBC, RSA_OAEP, extra_assertion=evil_assertion),
+          "structure", "the ciphertext holds the signed Assertion and an evil one", decrypt="sp")
 
     # IdP metadata naming both signing keys (rollover) and the SP's encryption key.
     metadata = (
