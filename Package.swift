@@ -178,7 +178,11 @@ let package = Package(
         ),
         .testTarget(
             name: "GatehouseSAMLTests",
-            dependencies: ["GatehouseSAML", "GatehouseCore"],
+            dependencies: [
+                "GatehouseSAML", "GatehouseCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
             exclude: ["Fixtures"]
         ),
         .testTarget(

@@ -71,7 +71,7 @@ struct SAMLEndToEnd {
         var issuer: String { "\(gatehouse.baseURL)/acme" }
     }
 
-    func withSetup(_ backend: TestDatabases.Backend, signatures: String = "both", _ body: (Setup, TestBrowser) async throws -> Void) async throws {
+    func withSetup(_ backend: TestDatabases.Backend, signatures: String = "both", idpInitiated: Bool = false, _ body: (Setup, TestBrowser) async throws -> Void) async throws {
         let directory = try await TestDatabases.make(backend)
         let idp = try SimpleSAMLphpIdP()
         var running: RunningGatehouse?
@@ -87,6 +87,7 @@ struct SAMLEndToEnd {
             var options = Admin.SAMLOptions()
             options.signatures = signatures
             options.nameIDFormat = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+            options.allowIdPInitiated = idpInitiated
             let provider = try await gatehouse.admin.createSAMLProvider(
                 pool: "acme", name: "Corp", metadataXML: metadata.body, options: options,
                 mapping: AttributeMapping([
@@ -123,7 +124,12 @@ struct SAMLEndToEnd {
         var url = try #require(start.location)
         #expect(url.hasPrefix(s.idp.baseURL + "/saml2/idp/SSOService.php?SAMLRequest="))
         #expect(URLComponents(string: url)?.queryItems?.contains { $0.name == "Signature" } == true)
-        // Follow SimpleSAMLphp to its login form, fill it in, and receive the page that posts to the ACS.
+        return try await followIdP(from: url, browser)
+    }
+
+    /// Follows SimpleSAMLphp's redirects, fills its login form, and returns the page's ACS form.
+    func followIdP(from start: String, _ browser: TestBrowser) async throws -> HTMLForm {
+        var url = start
         for _ in 0..<10 {
             let page = try await browser.send(url)
             if [301, 302, 303].contains(page.status), let next = page.location {
@@ -228,6 +234,34 @@ struct SAMLEndToEnd {
             #expect(reply.body.contains("<ds:SignatureValue>"))
             let unknown = try await browser.send("\(s.issuer)/saml2/metadata/Nope")
             #expect(unknown.status == 404)
+        }
+    }
+
+    @Test func idpInitiatedLoginIsOffByDefaultAndWhenOnItsAssertionCannotBeReplayed() async throws {
+        for enabled in [false, true] {
+            try await withSetup(.sqlite, idpInitiated: enabled) { s, browser in
+                let relay = FormEncoding.encode([("client_id", s.clientID), ("redirect_uri", redirectURI), ("scope", "openid email")])
+                let start = s.idp.baseURL + "/saml2/idp/SSOService.php?" + FormEncoding.encode([("spentityid", s.provider.saml!.spEntityID), ("RelayState", relay)])
+                let form = try await followIdP(from: start, browser)
+                #expect(form["RelayState"] == relay)
+                let reply = try await browser.postForm(form.action, form.fields)
+                if !enabled {
+                    #expect(reply.status == 400)
+                    #expect(try await s.directory.countUsers(pool: try PoolID("acme")) == 0)
+                    return
+                }
+                try #require(reply.status == 302, "IdP-initiated: \(reply.status) \(reply.body.prefix(500))")
+                #expect(reply.location?.hasPrefix(redirectURI + "?") == true)
+                #expect(reply.locationQuery["code"] != nil)
+                #expect(reply.locationQuery["state"] == nil)
+                // The same response again: no transaction protects it, the replay cache does.
+                let replay = try await browser.postForm(form.action, form.fields)
+                #expect(replay.status == 302)
+                #expect(replay.locationQuery["error"] == "access_denied")
+                #expect(replay.locationQuery["code"] == nil)
+                let metrics = try await browser.send(s.gatehouse.baseURL + "/metrics")
+                #expect(metrics.body.contains("gatehouse_verification_failures_total{reason=\"replay\"} 1"))
+            }
         }
     }
 }

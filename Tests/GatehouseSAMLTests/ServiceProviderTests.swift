@@ -1,0 +1,203 @@
+import Foundation
+import Testing
+import Crypto
+import _CryptoExtras
+@testable import GatehouseCore
+@testable import GatehouseSAML
+
+/// A replay cache in memory, with the Directory's contract (first remember wins).
+final class MemoryReplayCache: ReplayCache, @unchecked Sendable {
+    private var seen: Set<String> = []
+    private let lock = NSLock()
+    func remember(namespace: String, key: String, expiresAt: Date, now: Date) async throws -> Bool {
+        lock.withLock { seen.insert(namespace + "|" + key).inserted }
+    }
+}
+
+@Suite struct MetadataTests {
+    static var metadata: String {
+        get throws { try String(contentsOf: Corpus.directory.appendingPathComponent("idp-metadata.xml"), encoding: .utf8) }
+    }
+
+    @Test func everyPartAnAdapterNeedsIsRead() throws {
+        let m = try SAMLIdentityProviderMetadata.parse(Array(try Self.metadata.utf8), now: Corpus.now)
+        #expect(m.entityID == "https://idp.example.test/saml")
+        #expect(m.signingCertificates.count == 2, "both keys: rollover")
+        #expect(m.encryptionCertificates.isEmpty)
+        #expect(m.singleSignOn(.redirect)?.location == "https://idp.example.test/saml/sso")
+        #expect(m.singleSignOn(.post)?.location == "https://idp.example.test/saml/sso-post")
+        #expect(m.singleLogout(.redirect)?.location == "https://idp.example.test/saml/slo")
+        #expect(m.nameIDFormats == ["urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress", "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"])
+        #expect(m.wantAuthnRequestsSigned)
+        #expect(m.cacheDuration.map { Int($0) } == 21_600)
+        #expect(m.validUntil == SAMLTime.parse("2027-11-22T10:00:00Z"))
+        #expect(!m.signatureVerified)
+        // Certificates close to expiry are reported (the fixtures' are ten years long).
+        #expect(m.certificatesExpiring(within: 86_400, now: Corpus.now).isEmpty)
+        #expect(m.certificatesExpiring(within: 20 * 365 * 86_400, now: Corpus.now).count == 2)
+    }
+
+    @Test func expiredMetadataAndTheWrongEntityAreRefused() throws {
+        let xml = Array(try Self.metadata.utf8)
+        #expect(throws: ConfigurationError.self) { try SAMLIdentityProviderMetadata.parse(xml, now: SAMLTime.parse("2027-11-22T10:00:00Z")!) }
+        #expect(throws: ConfigurationError.self) { try SAMLIdentityProviderMetadata.parse(xml, entityID: "https://other.example", now: Corpus.now) }
+    }
+
+    @Test func anAggregateNeedsTheEntityIDAndYieldsThatEntity() throws {
+        let entity = try Self.metadata.components(separatedBy: "?>\n")[1]
+        let aggregate = "<md:EntitiesDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\"><md:EntitiesDescriptor>\(entity)</md:EntitiesDescriptor></md:EntitiesDescriptor>"
+        #expect(throws: ConfigurationError.self) { try SAMLIdentityProviderMetadata.parse(Array(aggregate.utf8), now: Corpus.now) }
+        let m = try SAMLIdentityProviderMetadata.parse(Array(aggregate.utf8), entityID: "https://idp.example.test/saml", now: Corpus.now)
+        #expect(m.signingCertificates.count == 2)
+    }
+
+    @Test func signedMetadataVerifiesOnlyAgainstThePinnedCertificate() throws {
+        let signed = Array(try String(contentsOf: Corpus.directory.appendingPathComponent("idp-metadata-signed.xml"), encoding: .utf8).utf8)
+        let m = try SAMLIdentityProviderMetadata.parse(signed, pinnedCertificate: try Corpus.certificate("idp-rsa"), now: Corpus.now)
+        #expect(m.signatureVerified)
+        #expect(throws: ConfigurationError.self) {
+            try SAMLIdentityProviderMetadata.parse(signed, pinnedCertificate: try Corpus.certificate("attacker"), now: Corpus.now)
+        }
+        // Unsigned metadata with a pinned certificate, and a tampered signed one, are refused.
+        #expect(throws: ConfigurationError.self) {
+            try SAMLIdentityProviderMetadata.parse(Array(try Self.metadata.utf8), pinnedCertificate: try Corpus.certificate("idp-rsa"), now: Corpus.now)
+        }
+        let tampered = String(decoding: signed, as: UTF8.self).replacingOccurrences(of: "https://idp.example.test/saml/sso\"", with: "https://evil.example/sso\"")
+        #expect(throws: ConfigurationError.self) {
+            try SAMLIdentityProviderMetadata.parse(Array(tampered.utf8), pinnedCertificate: try Corpus.certificate("idp-rsa"), now: Corpus.now)
+        }
+    }
+
+    @Test func durationsFollowXMLSchema() {
+        #expect(SAMLIdentityProviderMetadata.parseDuration("PT6H") == 21_600)
+        #expect(SAMLIdentityProviderMetadata.parseDuration("P1DT30M") == 88_200)
+        #expect(SAMLIdentityProviderMetadata.parseDuration("PT0.5S") == 0.5)
+        for bad in ["P", "PT", "6H", "P1H", "PT1D", "-PT1H", "P1.5.5D"] {
+            #expect(SAMLIdentityProviderMetadata.parseDuration(bad) == nil, "\(bad)")
+        }
+    }
+}
+
+@Suite struct ServiceProviderTests {
+    func adapter(binding: SAMLProviderSettings.RequestBinding = .redirect, idpInitiated: Bool = false, cache: MemoryReplayCache = MemoryReplayCache()) throws -> SAMLAdapter {
+        let sp = try Corpus.spCredential()
+        let settings = SAMLProviderSettings(
+            idpEntityID: "https://idp.example.test/saml", metadataXML: try MetadataTests.metadata,
+            spEntityID: Corpus.settings["sp_entity_id"]!, acsURL: Corpus.settings["acs_url"]!,
+            spCertificatePEM: try String(contentsOf: Corpus.directory.appendingPathComponent("sp.crt"), encoding: .utf8),
+            sealedSPPrivateKey: "unused", requestBinding: binding, nameIDFormat: "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+            forceAuthn: true, requestedAuthnContext: ["urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"],
+            allowIdPInitiated: idpInitiated)
+        return try SAMLAdapter(poolID: try PoolID("acme"), providerName: "Corp", settings: settings, spPrivateKeyPEM: sp.privateKeyPEM, replayCache: cache, now: Corpus.now)
+    }
+
+    let state = UpstreamLoginState(state: "relay-123", nonce: "req4f1e6a0c9b2d4e7f8a1b3c5d", pkceVerifier: "unused", callbackURL: "unused")
+
+    @Test func theRedirectBindingIsDeflatedAndSignedOverTheExactQuery() throws {
+        let a = try adapter()
+        let url = try a.redirectURL(state, now: Corpus.now)
+        #expect(url.absoluteString.hasPrefix("https://idp.example.test/saml/sso?SAMLRequest="))
+        let query = try #require(url.query)
+        let signedPart = try #require(query.components(separatedBy: "&Signature=").first)
+        let params = try #require(FormEncoding.decode(query))
+        #expect(params["RelayState"] == "relay-123")
+        #expect(params["SigAlg"] == "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")
+        // The signature verifies with the SP certificate over the query as sent.
+        let spKey = try _RSA.Signing.PrivateKey(pemRepresentation: try Corpus.spCredential().privateKeyPEM).publicKey
+        let signatureText = try #require(params["Signature"])
+        let signature = _RSA.Signing.RSASignature(rawRepresentation: try #require(Data(base64Encoded: signatureText)))
+        #expect(spKey.isValidSignature(signature, for: SHA256.hash(data: Data(signedPart.utf8)), padding: .insecurePKCS1v1_5))
+        #expect(!spKey.isValidSignature(signature, for: SHA256.hash(data: Data((signedPart + "x").utf8)), padding: .insecurePKCS1v1_5))
+        // The request itself: its ID is bound to the transaction, and it asks what the settings say.
+        let requestText = try #require(params["SAMLRequest"])
+        let deflated = try #require(Data(base64Encoded: requestText))
+        let xml = String(decoding: try #require(RawDeflate.decompress(Array(deflated), limit: 100_000)), as: UTF8.self)
+        #expect(xml.contains("ID=\"_req4f1e6a0c9b2d4e7f8a1b3c5d\""))
+        #expect(xml.contains("AssertionConsumerServiceURL=\"\(Corpus.settings["acs_url"]!)\""))
+        #expect(xml.contains("Destination=\"https://idp.example.test/saml/sso\""))
+        #expect(xml.contains("ForceAuthn=\"true\""))
+        #expect(xml.contains("<samlp:NameIDPolicy Format=\"urn:oasis:names:tc:SAML:2.0:nameid-format:persistent\" AllowCreate=\"true\"/>"))
+        #expect(xml.contains("<saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport</saml:AuthnContextClassRef>"))
+        #expect(xml.contains("<saml:Issuer>\(Corpus.settings["sp_entity_id"]!)</saml:Issuer>"))
+    }
+
+    @Test func thePostBindingCarriesAnEnvelopedSignatureByTheSPKey() throws {
+        let a = try adapter(binding: .post)
+        guard case .formPost(let action, let fields) = try a.request(state, now: Corpus.now) else {
+            Issue.record("expected a form post")
+            return
+        }
+        #expect(action.absoluteString == "https://idp.example.test/saml/sso-post")
+        #expect(fields.map(\.name) == ["SAMLRequest", "RelayState"])
+        let xml = Array(try #require(Data(base64Encoded: fields[0].value)))
+        let tree = try XMLTree.parse(xml)
+        let root = try #require(tree.root)
+        let signature = try #require(try SignatureCheck.signature(of: root))
+        try SignatureCheck.verify(signature, signing: root, in: tree, keys: [TrustedKey(try Corpus.spCredential().certificate)])
+        #expect(throws: VerificationError.self) {
+            try SignatureCheck.verify(signature, signing: root, in: tree, keys: [TrustedKey(try Corpus.certificate("attacker"))])
+        }
+    }
+
+    @Test func spMetadataIsSignedAndNamesTheACS() throws {
+        let xml = try adapter().serviceProviderMetadata()
+        let tree = try XMLTree.parse(Array(xml.utf8))
+        let root = try #require(tree.root)
+        try SignatureCheck.verify(try #require(try SignatureCheck.signature(of: root)), signing: root, in: tree, keys: [TrustedKey(try Corpus.spCredential().certificate)])
+        #expect(xml.contains("entityID=\"\(Corpus.settings["sp_entity_id"]!)\""))
+        #expect(xml.contains("AssertionConsumerService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST\" Location=\"\(Corpus.settings["acs_url"]!)\""))
+        #expect(xml.contains("<md:KeyDescriptor use=\"encryption\">"))
+        #expect(xml.contains("WantAssertionsSigned=\"true\""))
+    }
+
+    @Test func theAdapterBindsRelayStateAndRemembersAssertionIDs() async throws {
+        let cache = MemoryReplayCache()
+        let a = try adapter(cache: cache)
+        let value = try String(contentsOf: Corpus.directory.appendingPathComponent("valid-assertion-signed-rsa.b64"), encoding: .utf8)
+        let callback = UpstreamCallback(parameters: ["SAMLResponse": value, "RelayState": "relay-123"])
+        let identity = try await a.complete(callback, state: state, now: Corpus.now)
+        #expect(identity.providerKind == .saml)
+        #expect(identity.upstreamIssuer == "https://idp.example.test/saml")
+        #expect(identity.upstreamSubject == "alice@corp.example.test")
+        #expect(identity.attributes["NameID"] == ["alice@corp.example.test"])
+        #expect(identity.attributes["groups"] == ["engineering", "admins"])
+        #expect(identity.amr == ["pwd"])
+        #expect(identity.sessionIndex == "_s9f8e7d6c5b4a39281706f5e4d3c2b1a0")
+        let replay = await #expect(throws: UpstreamError.self) { try await a.complete(callback, state: state, now: Corpus.now) }
+        #expect(replay?.failures.first?.check == "replay")
+        // Another transaction's RelayState is refused before anything is verified or remembered.
+        let other = UpstreamCallback(parameters: ["SAMLResponse": value, "RelayState": "relay-999"])
+        let mismatch = await #expect(throws: UpstreamError.self) { try await a.complete(other, state: state, now: Corpus.now) }
+        #expect(mismatch?.failures.first?.check == "relay_state")
+        // An IdP-initiated response is refused while the provider does not allow it.
+        let unsolicited = UpstreamCallback(parameters: ["SAMLResponse": try Data(Corpus.response("valid-idp-initiated")).base64EncodedString()])
+        await #expect(throws: UpstreamError.self) { try await a.completeUnsolicited(unsolicited, now: Corpus.now) }
+        _ = try await adapter(idpInitiated: true).completeUnsolicited(unsolicited, now: Corpus.now)
+    }
+
+    @Test func anIdPStatusOtherThanSuccessIsAnUpstreamRefusal() async throws {
+        let a = try adapter()
+        let failed = UpstreamCallback(parameters: ["SAMLResponse": try Data(Corpus.response("status-failure")).base64EncodedString(), "RelayState": "relay-123"])
+        let error = await #expect(throws: UpstreamError.self) { try await a.complete(failed, state: state, now: Corpus.now) }
+        #expect(error?.kind == .upstreamRefused)
+    }
+
+    @Test func rawDeflateRoundTripsAndRefusesBombs() throws {
+        let text = Array(String(repeating: "<a>gatehouse</a>", count: 1000).utf8)
+        let packed = RawDeflate.compress(text)
+        #expect(packed.count < text.count / 10)
+        #expect(RawDeflate.decompress(packed, limit: text.count) == text)
+        #expect(RawDeflate.decompress(packed, limit: text.count - 1) == nil)
+        #expect(RawDeflate.decompress([0xFF, 0x00, 0x13], limit: 100) == nil)
+    }
+
+    @Test func generatedSPCredentialsMatchAndCertificatesAreChecked() throws {
+        let (key, certificate) = try SAMLSigningCredential.generate(commonName: "sp.example.test", days: 30, now: Corpus.now)
+        let credential = try SAMLSigningCredential(privateKeyPEM: key, certificatePEM: certificate)
+        #expect(credential.certificate.subject.contains("sp.example.test"))
+        #expect(abs(credential.certificate.notAfter.timeIntervalSince(Corpus.now) - 30 * 86_400) < 600)
+        let other = try SAMLSigningCredential.generate(commonName: "other")
+        #expect(throws: ConfigurationError.self) { try SAMLSigningCredential(privateKeyPEM: key, certificatePEM: other.certificatePEM) }
+        #expect(throws: ConfigurationError.self) { try SAMLCertificate(base64OrPEM: "bm90IGEgY2VydGlmaWNhdGU=") }
+    }
+}
