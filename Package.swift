@@ -143,7 +143,7 @@ let package = Package(
             name: "gatehouse-bench",
             dependencies: [
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                "GatehouseServer", "GatehouseTestSupport", "GatehouseOIDC", "GatehouseIssuer",
+                "GatehouseServer", "GatehouseTestSupport", "GatehouseOIDC", "GatehouseIssuer", "GatehouseSAML",
                 "GatehouseDirectory", "GatehouseCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),

@@ -3,8 +3,8 @@ import Foundation
 import GatehouseCore
 
 /// Raw DEFLATE (RFC 1951, no zlib header), as the HTTP-Redirect binding carries messages.
-enum RawDeflate {
-    static func compress(_ input: [UInt8]) -> [UInt8] {
+package enum RawDeflate {
+    package static func compress(_ input: [UInt8]) -> [UInt8] {
         var stream = z_stream()
         guard gh_deflate_init_raw(&stream) == Z_OK else { return [] }
         defer { deflateEnd(&stream) }
@@ -13,7 +13,7 @@ enum RawDeflate {
     }
 
     /// Inflates at most `limit` bytes; more (a compression bomb) or a malformed stream is nil.
-    static func decompress(_ input: [UInt8], limit: Int) -> [UInt8]? {
+    package static func decompress(_ input: [UInt8], limit: Int) -> [UInt8]? {
         var stream = z_stream()
         guard gh_inflate_init_raw(&stream) == Z_OK else { return nil }
         defer { inflateEnd(&stream) }

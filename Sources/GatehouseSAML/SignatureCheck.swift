@@ -143,9 +143,9 @@ enum SignatureCheck {
         throw VerificationError(check: "signature", reason: "the signature does not verify with any pinned key of the provider")
     }
 
-    private enum Outcome { case valid, invalid, unprocessable(String) }
+    enum Outcome { case valid, invalid, unprocessable(String) }
 
-    private static func verifyOnce(_ signature: XMLElement, id: String, key: TrustedKey) -> Outcome {
+    static func verifyOnce(_ signature: XMLElement, id: String, key: TrustedKey) -> Outcome {
         guard let context = xmlSecDSigCtxCreate(nil) else { return .unprocessable("out of memory") }
         defer { xmlSecDSigCtxDestroy(context) }
         // The context frees signKey, so it gets its own copy. A set signKey means KeyInfo is never read.
@@ -170,5 +170,31 @@ enum SignatureCheck {
             String(cString: uri) == "#" + id
         else { return .invalid }
         return .valid
+    }
+}
+
+/// The baseline the benchmark prints beside a full validation: parse, register the signed
+/// element's ID, and libxmlsec1's signature check with the bare key. No structure check, no shape
+/// allowlist, no policy; never used to accept anything.
+package final class BareSignatureVerifier: @unchecked Sendable {
+    let key: TrustedKey
+
+    package init(certificate: SAMLCertificate) throws { key = try TrustedKey(certificate) }
+
+    /// Verifies the signature of the first Assertion of `xml`.
+    package func verify(_ xml: [UInt8]) throws {
+        let tree = try XMLTree.parse(xml, checked: false)
+        var node = tree.root.map { [$0] } ?? []
+        var assertion: XMLElement?
+        while let next = node.popLast() {
+            if next.is(NS.assertion, "Assertion") { assertion = next; break }
+            node.append(contentsOf: next.children)
+        }
+        guard let assertion, let id = assertion.attribute("ID"), let attr = xmlHasProp(assertion.node, "ID"),
+            xmlAddID(nil, tree.doc, id, attr) != nil, let signature = assertion.children(NS.dsig, "Signature").first
+        else { throw VerificationError(check: "structure", reason: "no signed Assertion") }
+        guard case .valid = SignatureCheck.verifyOnce(signature, id: id, key: key) else {
+            throw VerificationError(check: "signature", reason: "invalid")
+        }
     }
 }
