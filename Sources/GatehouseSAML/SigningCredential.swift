@@ -60,12 +60,13 @@ public final class SAMLSigningCredential: @unchecked Sendable {
         try XMLLibrary.require()
         let rsa = try _RSA.Signing.PrivateKey(keySize: .bits2048)
         let pem = rsa.pemRepresentation
-        let bytes = Array(pem.utf8)
-        guard let bio = bytes.withUnsafeBytes({ BIO_new_mem_buf($0.baseAddress, Int32($0.count)) }) else {
-            throw ConfigurationError("out of memory")
+        // BIO_new_mem_buf borrows the memory, so the key is read inside the closure that lends it.
+        let pkey: OpaquePointer? = Array(pem.utf8).withUnsafeBytes { raw in
+            guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else { return nil }
+            defer { BIO_free(bio) }
+            return PEM_read_bio_PrivateKey(bio, nil, nil, nil)
         }
-        defer { BIO_free(bio) }
-        guard let pkey = PEM_read_bio_PrivateKey(bio, nil, nil, nil) else { throw ConfigurationError("cannot read the new key") }
+        guard let pkey else { throw ConfigurationError("cannot read the new key") }
         defer { EVP_PKEY_free(pkey) }
         guard let x509 = X509_new() else { throw ConfigurationError("out of memory") }
         defer { X509_free(x509) }

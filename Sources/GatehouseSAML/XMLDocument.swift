@@ -84,7 +84,7 @@ final class XMLTree {
 
     var root: XMLElement? {
         guard let node = xmlDocGetRootElement(doc) else { return nil }
-        return XMLElement(node)
+        return XMLElement(node, in: self)
     }
 
     /// Every element of the document, in document order.
@@ -109,10 +109,16 @@ final class XMLTree {
     }
 }
 
-/// An element of an `XMLTree`. Valid only while its tree is alive; never leaves this module.
+/// An element of an `XMLTree`; never leaves this module. It holds its tree, so the libxml2 node it
+/// points into lives at least as long as it does (an optimizer may end a local's lifetime at its last
+/// use, and the tree's `deinit` frees every node).
 struct XMLElement {
     let node: xmlNodePtr
-    init(_ node: xmlNodePtr) { self.node = node }
+    let tree: XMLTree
+    init(_ node: xmlNodePtr, in tree: XMLTree) {
+        self.node = node
+        self.tree = tree
+    }
 
     var localName: String { String(cString: node.pointee.name) }
     var namespace: String? { node.pointee.ns.flatMap { $0.pointee.href.map { String(cString: $0) } } }
@@ -128,7 +134,7 @@ struct XMLElement {
         var out: [XMLElement] = []
         var child = node.pointee.children
         while let c = child {
-            if c.pointee.type == XML_ELEMENT_NODE { out.append(XMLElement(c)) }
+            if c.pointee.type == XML_ELEMENT_NODE { out.append(XMLElement(c, in: tree)) }
             child = c.pointee.next
         }
         return out
@@ -140,7 +146,7 @@ struct XMLElement {
 
     var parent: XMLElement? {
         guard let p = node.pointee.parent, p.pointee.type == XML_ELEMENT_NODE else { return nil }
-        return XMLElement(p)
+        return XMLElement(p, in: tree)
     }
 
     /// The value of the attribute `name` in no namespace, or nil.

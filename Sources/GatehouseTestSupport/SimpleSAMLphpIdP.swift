@@ -108,6 +108,16 @@ public final class SimpleSAMLphpIdP: @unchecked Sendable {
         try trust(spEntityID: "urn:nobody", acsURL: "http://127.0.0.1:9/acs", spCertificatePEM: nil)
     }
 
+    /// Replaces the IdP's signing key and certificate (a rollover); returns the new certificate's
+    /// base64 body as metadata shows it.
+    @discardableResult
+    public func rotateKey() throws -> String {
+        let (key, certificate) = try SAMLSigningCredential.generate(commonName: "simplesamlphp-next.test")
+        try key.write(to: folder.appendingPathComponent("cert/idp.pem"), atomically: true, encoding: .utf8)
+        try certificate.write(to: folder.appendingPathComponent("cert/idp.crt"), atomically: true, encoding: .utf8)
+        return certificate.components(separatedBy: "-----")[2].filter { !$0.isWhitespace }
+    }
+
     public func start() async throws {
         try process.run()
         try await LoopbackPort.waitUntilListening(port)

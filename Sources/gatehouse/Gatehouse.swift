@@ -82,7 +82,7 @@ struct Serve: AsyncParsableCommand {
         try await gatehouse.prepareKeys()
         let app = try gatehouse.makeApplication()
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: app), .init(service: Housekeeping(gatehouse: gatehouse))],
+            services: [.init(service: app), .init(service: Housekeeping(gatehouse: gatehouse)), .init(service: SAMLMetadataService(gatehouse: gatehouse))],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: gatehouse.logger))
         let pools = try await gatehouse.directory.listPools()
         let base = env.configuration.publicBaseURL

@@ -71,7 +71,7 @@ struct SAMLEndToEnd {
         var issuer: String { "\(gatehouse.baseURL)/acme" }
     }
 
-    func withSetup(_ backend: TestDatabases.Backend, signatures: String = "both", idpInitiated: Bool = false, _ body: (Setup, TestBrowser) async throws -> Void) async throws {
+    func withSetup(_ backend: TestDatabases.Backend, signatures: String = "both", idpInitiated: Bool = false, metadataFromURL: Bool = false, _ body: (Setup, TestBrowser) async throws -> Void) async throws {
         let directory = try await TestDatabases.make(backend)
         let idp = try SimpleSAMLphpIdP()
         var running: RunningGatehouse?
@@ -88,6 +88,7 @@ struct SAMLEndToEnd {
             options.signatures = signatures
             options.nameIDFormat = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
             options.allowIdPInitiated = idpInitiated
+            if metadataFromURL { options.metadataURL = idp.metadataURL }
             let provider = try await gatehouse.admin.createSAMLProvider(
                 pool: "acme", name: "Corp", metadataXML: metadata.body, options: options,
                 mapping: AttributeMapping([
@@ -262,6 +263,33 @@ struct SAMLEndToEnd {
                 let metrics = try await browser.send(s.gatehouse.baseURL + "/metrics")
                 #expect(metrics.body.contains("gatehouse_verification_failures_total{reason=\"replay\"} 1"))
             }
+        }
+    }
+
+    @Test func metadataFromAURLIsRefreshedAndTheLastGoodCopyKeptWhenTheIdPIsGone() async throws {
+        try await withSetup(.sqlite, metadataFromURL: true) { s, browser in
+            let refresher = SAMLMetadataRefresher(gatehouse: s.gatehouse.gatehouse)
+            let acme = try PoolID("acme")
+            #expect(await refresher.refreshOnce(force: true)["acme/Corp"] == .unchanged)
+            #expect(await refresher.refreshOnce()["acme/Corp"] == .notDue, "fetched again only when its cacheDuration says")
+            // The IdP rolls over to a new key: the refreshed metadata carries it, and logins keep working.
+            let next = try s.idp.rotateKey()
+            #expect(await refresher.refreshOnce(force: true)["acme/Corp"] == .updated)
+            let stored = try #require(try await s.directory.provider(pool: acme, name: "Corp")?.saml?.metadataXML)
+            #expect(stored.contains(next))
+            let back = try await postToACS(try await signIn(s, browser), browser)
+            #expect(back.status == 302)
+            #expect(back.locationQuery["code"] != nil, "signed with the new key, verified with the refreshed metadata")
+            // The IdP goes away: the refresh fails, is counted, and the last good copy stays.
+            s.idp.stop()
+            guard case .failed = await refresher.refreshOnce(force: true)["acme/Corp"] else {
+                Issue.record("a refresh from a stopped IdP must fail")
+                return
+            }
+            #expect(try await s.directory.provider(pool: acme, name: "Corp")?.saml?.metadataXML == stored)
+            let metrics = try await browser.send(s.gatehouse.baseURL + "/metrics")
+            #expect(metrics.body.contains("gatehouse_saml_metadata_refresh_failures_total{provider=\"Corp\"} 1"))
+            #expect(metrics.body.contains("gatehouse_saml_certificate_expiry_seconds{pool=\"acme\",provider=\"Corp\"}"))
         }
     }
 }
