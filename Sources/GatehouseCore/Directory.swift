@@ -50,6 +50,8 @@ public protocol UserStore: Sendable {
     func setUserEnabled(pool: PoolID, id: String, enabled: Bool, now: Date) async throws
     func deleteUser(pool: PoolID, id: String) async throws
     func linkedIdentities(pool: PoolID, userID: String) async throws -> [LinkedIdentity]
+    /// The user an upstream identity is linked to, if any.
+    func userID(pool: PoolID, providerName: String, upstreamIssuer: String, upstreamSubject: String) async throws -> String?
     func createGroup(_ group: Group) async throws
     func listGroups(pool: PoolID) async throws -> [Group]
     func addUser(pool: PoolID, userID: String, toGroup group: String) async throws
@@ -83,6 +85,8 @@ public protocol RefreshTokenStore: Sendable {
     func revokeFamily(containing tokenHash: String, clientID: String, now: Date) async throws
     func revokeFamily(id: String, now: Date) async throws
     func family(id: String) async throws -> RefreshTokenFamily?
+    /// The user's refresh token families that are neither revoked nor expired.
+    func activeFamilies(pool: PoolID, userID: String, now: Date) async throws -> [RefreshTokenFamily]
 }
 
 public protocol SigningKeyStore: Sendable {

@@ -225,6 +225,8 @@ public struct SAMLProviderSettings: Sendable, Codable, Equatable {
     public var requestedAuthnContext: [String]
     /// IdP-initiated (unsolicited) login; off unless the admin turns it on.
     public var allowIdPInitiated: Bool
+    /// Gatehouse's single logout endpoint for this provider.
+    public var sloURL: String? = nil
 
     public init(
         idpEntityID: String, metadataXML: String, metadataURL: String? = nil, metadataSigningCertificatePEM: String? = nil,

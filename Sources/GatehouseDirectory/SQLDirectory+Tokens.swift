@@ -121,6 +121,13 @@ extension SQLDirectory {
         }
     }
 
+    public func activeFamilies(pool: PoolID, userID: String, now: Date) async throws -> [RefreshTokenFamily] {
+        try await session { db in
+            try await db.raw("SELECT body FROM refresh_families WHERE pool_id = \(bind: pool.rawValue) AND user_id = \(bind: userID) AND revoked_at IS NULL AND expires_at > \(bind: now.epochSeconds) ORDER BY id").all()
+                .map { try Body.decode(RefreshTokenFamily.self, try $0.string("body")) }
+        }
+    }
+
     // MARK: Signing keys
 
     public func addSigningKey(_ key: SigningKeyRecord) async throws {

@@ -104,6 +104,13 @@ extension SQLDirectory {
         }
     }
 
+    public func userID(pool: PoolID, providerName: String, upstreamIssuer: String, upstreamSubject: String) async throws -> String? {
+        try await session { db in
+            try await db.raw("SELECT user_id FROM linked_identities WHERE pool_id = \(bind: pool.rawValue) AND provider_name = \(bind: providerName) AND upstream_issuer = \(bind: upstreamIssuer) AND upstream_subject = \(bind: upstreamSubject)").first()
+                .map { try $0.string("user_id") }
+        }
+    }
+
     public func linkedIdentities(pool: PoolID, userID: String) async throws -> [LinkedIdentity] {
         try await session { db in
             try await db.raw("SELECT pool_id, provider_name, upstream_subject, provider_kind, upstream_issuer, user_id, created_at FROM linked_identities WHERE pool_id = \(bind: pool.rawValue) AND user_id = \(bind: userID) ORDER BY created_at, provider_name").all().map { row in

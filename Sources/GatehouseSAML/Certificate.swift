@@ -15,6 +15,8 @@ public struct SAMLCertificate: Sendable, Hashable, CustomStringConvertible {
     public let notAfter: Date
     /// SHA-256 of the DER bytes, lower-case hex: how admins and logs name a certificate.
     public let sha256Fingerprint: String
+    /// The SubjectPublicKeyInfo, DER.
+    public let publicKeyDER: Data
 
     /// Reads a DER certificate, or the base64 text of one (as `<ds:X509Certificate>` holds it, with
     /// any whitespace), or PEM.
@@ -57,6 +59,11 @@ public struct SAMLCertificate: Sendable, Hashable, CustomStringConvertible {
         if type == EVP_PKEY_RSA, EVP_PKEY_get_bits(pkey) < 2048 {
             throw ConfigurationError("RSA key shorter than 2048 bits")
         }
+        var spki: UnsafeMutablePointer<UInt8>?
+        let spkiCount = i2d_PUBKEY(pkey, &spki)
+        guard spkiCount > 0, let spki else { throw ConfigurationError("certificate key cannot be encoded") }
+        defer { CRYPTO_free(spki, #fileID, #line) }
+        self.publicKeyDER = Data(bytes: spki, count: Int(spkiCount))
         self.der = der
         self.subject = subject
         self.notBefore = nb

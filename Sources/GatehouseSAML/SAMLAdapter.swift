@@ -99,15 +99,20 @@ public final class SAMLAdapter: UnsolicitedLoginAdapter {
             throw UpstreamError(.misconfigured, "the IdP has no HTTP-Redirect SingleSignOnService")
         }
         let xml = authnRequestXML(id: Self.requestID(for: state), destination: endpoint.location, now: now, signed: false)
+        return try signedRedirect(to: endpoint.location, parameter: "SAMLRequest", xml: xml, relayState: state.state)
+    }
+
+    /// A message over the HTTP-Redirect binding, signed by the SP key.
+    func signedRedirect(to location: String, parameter: String, xml: String, relayState: String?) throws -> URL {
         let encoded = Data(RawDeflate.compress(Array(xml.utf8))).base64EncodedString()
-        var query = "SAMLRequest=" + FormEncoding.escape(encoded)
-            + "&RelayState=" + FormEncoding.escape(state.state)
-            + "&SigAlg=" + FormEncoding.escape("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")
+        var query = parameter + "=" + FormEncoding.escape(encoded)
+        if let relayState { query += "&RelayState=" + FormEncoding.escape(relayState) }
+        query += "&SigAlg=" + FormEncoding.escape("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")
         let signature = try credential.signRSASHA256(Array(query.utf8))
         query += "&Signature=" + FormEncoding.escape(signature.base64EncodedString())
-        let separator = endpoint.location.contains("?") ? "&" : "?"
-        guard let url = URL(string: endpoint.location + separator + query) else {
-            throw UpstreamError(.misconfigured, "the IdP's SingleSignOnService location is not a URL")
+        let separator = location.contains("?") ? "&" : "?"
+        guard let url = URL(string: location + separator + query) else {
+            throw UpstreamError(.misconfigured, "the IdP's endpoint location is not a URL")
         }
         return url
     }
@@ -187,6 +192,10 @@ public final class SAMLAdapter: UnsolicitedLoginAdapter {
         xml += "<md:KeyDescriptor use=\"signing\">\(keyInfo)</md:KeyDescriptor>"
         xml += "<md:KeyDescriptor use=\"encryption\">\(keyInfo)</md:KeyDescriptor>"
         if let format = settings.nameIDFormat { xml += "<md:NameIDFormat>\(xmlEscaped(format))</md:NameIDFormat>" }
+        if let slo = settings.sloURL {
+            xml += "<md:SingleLogoutService Binding=\"\(SAMLBinding.redirect.rawValue)\" Location=\"\(xmlEscaped(slo))\"/>"
+            xml += "<md:SingleLogoutService Binding=\"\(SAMLBinding.post.rawValue)\" Location=\"\(xmlEscaped(slo))\"/>"
+        }
         xml += "<md:AssertionConsumerService Binding=\"\(SAMLBinding.post.rawValue)\" Location=\"\(xmlEscaped(settings.acsURL))\" index=\"0\" isDefault=\"true\"/>"
         xml += "</md:SPSSODescriptor></md:EntityDescriptor>"
         return try credential.signEnveloped(xml, id: id)

@@ -20,7 +20,7 @@ public final class SAMLSigningCredential: @unchecked Sendable {
         do { rsa = try _RSA.Signing.PrivateKey(pemRepresentation: privateKeyPEM) } catch {
             throw ConfigurationError("the SP private key is not an RSA key in PEM")
         }
-        guard rsa.publicKey.derRepresentation == (try? Self.publicKeyDER(of: certificate)) else {
+        guard rsa.publicKey.derRepresentation == certificate.publicKeyDER else {
             throw ConfigurationError("the SP certificate does not belong to the SP private key")
         }
         let bytes = Array(privateKeyPEM.utf8)
@@ -34,20 +34,6 @@ public final class SAMLSigningCredential: @unchecked Sendable {
     }
 
     deinit { xmlSecKeyDestroy(key) }
-
-    private static func publicKeyDER(of certificate: SAMLCertificate) throws -> Data {
-        try certificate.der.withUnsafeBytes { raw in
-            var p: UnsafePointer<UInt8>? = raw.bindMemory(to: UInt8.self).baseAddress
-            guard let x509 = d2i_X509(nil, &p, raw.count) else { throw ConfigurationError("bad certificate") }
-            defer { X509_free(x509) }
-            guard let pkey = X509_get0_pubkey(x509) else { throw ConfigurationError("no public key") }
-            var out: UnsafeMutablePointer<UInt8>?
-            let n = i2d_PUBKEY(pkey, &out)
-            guard n > 0, let out else { throw ConfigurationError("no public key") }
-            defer { CRYPTO_free(out, #fileID, #line) }
-            return Data(bytes: out, count: Int(n))
-        }
-    }
 
     /// RSA-SHA256 over `bytes` (PKCS #1 v1.5), as the HTTP-Redirect binding signs its query.
     public func signRSASHA256(_ bytes: [UInt8]) throws -> Data {

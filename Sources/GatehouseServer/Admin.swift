@@ -96,9 +96,11 @@ public struct Admin: Sendable {
             signatures: options.signatures, clockSkewSeconds: options.clockSkewSeconds, requestBinding: options.requestBinding,
             nameIDFormat: options.nameIDFormat, forceAuthn: options.forceAuthn, requestedAuthnContext: options.requestedAuthnContext,
             allowIdPInitiated: options.allowIdPInitiated)
+        var withLogout = settings
+        withLogout.sloURL = "\(issuer)/saml2/slo/\(name)"
         let provider = IdentityProvider(
             poolID: poolID, name: name, kind: .saml, oidc: nil, sealedClientSecret: nil, attributeMapping: mapping,
-            idpIdentifiers: idpIdentifiers.map { $0.lowercased() }, createdAt: now, saml: settings)
+            idpIdentifiers: idpIdentifiers.map { $0.lowercased() }, createdAt: now, saml: withLogout)
         try await directory.createProvider(provider)
         return provider
     }

@@ -112,6 +112,8 @@ public final class Gatehouse: Sendable {
         router.get("/{pool}/logout") { req, ctx in try await self.handle { try await self.logout(req, ctx) } }
         router.get("/{pool}/saml2/metadata/{provider}") { req, ctx in try await self.handle { try await self.samlMetadata(req, ctx) } }
         router.post("/{pool}/saml2/acs/{provider}") { req, ctx in try await self.handle { try await self.assertionConsumer(req, ctx) } }
+        router.get("/{pool}/saml2/slo/{provider}") { req, ctx in try await self.handle { try await self.singleLogout(req, ctx) } }
+        router.post("/{pool}/saml2/slo/{provider}") { req, ctx in try await self.handle { try await self.singleLogout(req, ctx) } }
         return router
     }
 

@@ -138,3 +138,67 @@ extension Gatehouse {
             request: AppRequest(redirectURI: redirectURI, appState: nil, scope: scope, nonce: nil, codeChallenge: nil), now: now)
     }
 }
+
+extension Gatehouse {
+    /// Where to send the browser to end a SAML login at its IdP, or nil (not a SAML login, or the IdP
+    /// has no single logout). The pending logout is kept as a short login-state record whose id is
+    /// the RelayState and whose nonce is the LogoutRequest's ID; the IdP's signed LogoutResponse
+    /// must answer exactly that request before the browser is sent on to `returnTo` (a registered
+    /// logout URI).
+    func samlLogoutRedirect(pool: PoolID, family: RefreshTokenFamily, clientID: String, returnTo: String, now: Date) async throws -> String? {
+        guard let provider = try await directory.provider(pool: pool, name: family.providerName), provider.kind == .saml,
+            let adapter = try? adapters.adapter(for: provider) as? SAMLAdapter,
+            let link = try await directory.linkedIdentities(pool: pool, userID: family.userID).first(where: { $0.providerName == provider.name })
+        else { return nil }
+        let relayState = Secrets.randomToken()
+        guard let (url, requestID) = try adapter.logoutRequest(nameID: link.upstreamSubject, sessionIndex: family.upstreamSessionIndex, relayState: relayState, now: now) else {
+            return nil
+        }
+        try await directory.saveLoginTransaction(LoginTransaction(
+            id: relayState, poolID: pool, clientID: clientID, redirectURI: returnTo, appState: nil, appNonce: nil, codeChallenge: nil,
+            scope: ["logout"], providerName: provider.name, upstreamNonce: requestID, upstreamCodeVerifier: "",
+            browserBindingHash: Secrets.hash("logout:" + relayState), createdAt: now, expiresAt: now.addingTimeInterval(LoginTransaction.lifetime)))
+        return url.absoluteString
+    }
+
+    /// GET or POST /{pool}/saml2/slo/{provider}: single logout. An IdP's LogoutRequest revokes the
+    /// refresh tokens of the sessions it names (all of the user's sessions from this provider when it
+    /// names none) and is answered with a signed LogoutResponse; an IdP's LogoutResponse completes a
+    /// logout Gatehouse started.
+    func singleLogout(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
+        let (pool, provider, adapter) = try await samlProvider(context)
+        let message: SAMLIncomingMessage = request.method == .post ? .post(form: try await samlForm(request)) : .redirect(rawQuery: request.uri.query ?? "")
+        let now = clock.now()
+        let verified: SAMLLogoutMessage
+        do { verified = try adapter.verifyLogoutMessage(message, now: now) } catch {
+            let failures = (error as? VerificationError)?.failures ?? [.init(check: "format", reason: "\(error)")]
+            for f in failures { countVerificationFailure(f.check) }
+            logger.warning("SAML logout message refused", metadata: ["provider": "\(provider.name)", "reason": "\(failures.map(\.description).joined(separator: "; "))"])
+            throw PageError(status: .badRequest, title: "Sign-out failed", message: "The identity provider's sign-out message could not be verified.")
+        }
+        let expired = Cookie(name: browserCookieName, value: "", maxAge: 0, path: "/", secure: configuration.secureCookies, httpOnly: true, sameSite: .lax)
+        switch verified {
+        case .request(let id, let nameID, let sessions, let relayState):
+            var revoked = 0
+            if let userID = try await directory.userID(pool: pool.id, providerName: provider.name, upstreamIssuer: adapter.metadata.entityID, upstreamSubject: nameID) {
+                for family in try await directory.activeFamilies(pool: pool.id, userID: userID, now: now)
+                where family.providerName == provider.name && (sessions.isEmpty || sessions.contains(family.upstreamSessionIndex ?? "")) {
+                    try await directory.revokeFamily(id: family.id, now: now)
+                    revoked += 1
+                }
+            }
+            logger.info("SAML single logout from the IdP", metadata: ["provider": "\(provider.name)", "revoked_families": "\(revoked)"])
+            let back = try adapter.logoutResponse(inResponseTo: id, relayState: relayState, now: now)
+            return Responses.redirect(back.absoluteString, cookies: [expired])
+        case .response(let inResponseTo, let success, let relayState):
+            guard let relayState, relayState.utf8.count <= 128,
+                let pending = try await directory.consumeLoginTransaction(id: relayState, browserBindingHash: Secrets.hash("logout:" + relayState), now: now),
+                pending.poolID == pool.id, pending.providerName == provider.name, pending.scope == ["logout"], pending.upstreamNonce == inResponseTo
+            else {
+                throw PageError(status: .badRequest, title: "Sign-out expired", message: "This sign-out has expired or was already completed.")
+            }
+            if !success { logger.warning("the IdP reported a partial logout", metadata: ["provider": "\(provider.name)"]) }
+            return Responses.redirect(pending.redirectURI, cookies: [expired])
+        }
+    }
+}

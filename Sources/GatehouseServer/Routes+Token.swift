@@ -221,13 +221,19 @@ extension Gatehouse {
         guard let asked = q["logout_uri"] ?? q["post_logout_redirect_uri"], let target = Self.registered(asked, in: client.logoutURIs) else {
             throw PageError(status: .badRequest, title: "Unregistered address", message: "The application asked to return to an address it has not registered for sign-out.")
         }
-        if let hint = q["id_token_hint"], let familyID = try await idTokenHintFamily(hint, pool: pool.id, clientID: client.clientID) {
-            try await directory.revokeFamily(id: familyID, now: clock.now())
-        }
         var params: [(String, String)] = []
         if let s = q["state"] { params.append(("state", s)) }
         let location = params.isEmpty ? target : Responses.appending(params, to: target)
         let expired = Cookie(name: browserCookieName, value: "", maxAge: 0, path: "/", secure: configuration.secureCookies, httpOnly: true, sameSite: .lax)
+        if let hint = q["id_token_hint"], let familyID = try await idTokenHintFamily(hint, pool: pool.id, clientID: client.clientID) {
+            let now = clock.now()
+            try await directory.revokeFamily(id: familyID, now: now)
+            // A SAML login also ends at the IdP (SP-initiated single logout), then comes back here.
+            if let family = try await directory.family(id: familyID),
+                let upstream = try await samlLogoutRedirect(pool: pool.id, family: family, clientID: client.clientID, returnTo: location, now: now) {
+                return Responses.redirect(upstream, cookies: [expired])
+            }
+        }
         return Responses.redirect(location, cookies: [expired])
     }
 

@@ -61,6 +61,7 @@ public final class SimpleSAMLphpIdP: @unchecked Sendable {
             'logging.level' => SimpleSAML\\Logger::INFO,
             'language.available' => ['en'],
             'admin.checkforupdates' => false,
+            'trusted.url.domains' => ['127.0.0.1:9'],
         ];
         """.write(to: folder.appendingPathComponent("config.php"), atomically: true, encoding: .utf8)
         try """
@@ -89,6 +90,8 @@ public final class SimpleSAMLphpIdP: @unchecked Sendable {
             'signature.algorithm' => 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
             'saml20.sign.response' => true,
             'saml20.sign.assertion' => true,
+            'sign.logout' => true,
+            'logouttype' => 'traditional',
             'attributes.NameFormat' => 'urn:oasis:names:tc:SAML:2.0:attrname-format:uri',
             'authproc' => [100 => ['class' => 'core:AttributeMap', 'name2oid']],
         ];
@@ -125,15 +128,15 @@ public final class SimpleSAMLphpIdP: @unchecked Sendable {
 
     /// Names the SP SimpleSAMLphp will answer: its entity ID, ACS, and (when given) the certificate
     /// whose signature on every AuthnRequest it then requires.
-    public func trust(spEntityID: String, acsURL: String, spCertificatePEM: String?) throws {
+    public func trust(spEntityID: String, acsURL: String, spCertificatePEM: String?, sloURL: String? = nil) throws {
         var entry = """
-            'AssertionConsumerService' => '\(acsURL)',
+            'AssertionConsumerService' => '\(acsURL)',\(sloURL.map { "\n    'SingleLogoutService' => '\($0)'," } ?? "")
             'NameIDFormat' => 'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent',
             'simplesaml.nameidattribute' => 'urn:oid:0.9.2342.19200300.100.1.1',
         """
         if let pem = spCertificatePEM {
             let body = pem.components(separatedBy: "-----")[2].filter { !$0.isWhitespace }
-            entry += "\n    'validate.authnrequest' => true,\n    'certData' => '\(body)',"
+            entry += "\n    'validate.authnrequest' => true,\n    'validate.logout' => true,\n    'certData' => '\(body)',"
         }
         try "<?php\n$metadata['\(spEntityID)'] = [\n\(entry)\n];\n"
             .write(to: folder.appendingPathComponent("metadata/saml20-sp-remote.php"), atomically: true, encoding: .utf8)

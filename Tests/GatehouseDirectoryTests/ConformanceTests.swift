@@ -239,6 +239,29 @@ import GatehouseTestSupport
         }
     }
 
+    @Test(arguments: backends) func usersAreFoundByLinkAndTheirLiveFamiliesListed(_ backend: TestDatabases.Backend) async throws {
+        try await withDirectory(backend) { d in
+            let p = try await pool(d)
+            let login = try await d.resolveLogin(identity: link(p, subject: "42"), username: "Okta_42", attributes: [:], now: t0)
+            #expect(try await d.userID(pool: p, providerName: "Okta", upstreamIssuer: "https://idp.example", upstreamSubject: "42") == login.user.id)
+            #expect(try await d.userID(pool: p, providerName: "Okta", upstreamIssuer: "https://other.example", upstreamSubject: "42") == nil)
+            #expect(try await d.userID(pool: p, providerName: "Other", upstreamIssuer: "https://idp.example", upstreamSubject: "42") == nil)
+            var live = family(p, id: "live")
+            live.userID = login.user.id
+            live.upstreamSessionIndex = "_s1"
+            var revoked = family(p, id: "revoked")
+            revoked.userID = login.user.id
+            var expired = family(p, id: "expired")
+            expired.userID = login.user.id
+            expired.expiresAt = t0.addingTimeInterval(-1)
+            for f in [live, revoked, expired] { try await d.createFamily(f, firstTokenHash: "h-" + f.id) }
+            try await d.revokeFamily(id: "revoked", now: t0)
+            let active = try await d.activeFamilies(pool: p, userID: login.user.id, now: t0)
+            #expect(active.map(\.id) == ["live"])
+            #expect(active.first?.upstreamSessionIndex == "_s1")
+        }
+    }
+
     @Test(arguments: backends) func concurrentRotationOfOneTokenSucceedsAtMostOnce(_ backend: TestDatabases.Backend) async throws {
         try await withDirectory(backend) { d in
             let p = try await pool(d)

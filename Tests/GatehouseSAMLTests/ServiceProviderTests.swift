@@ -182,6 +182,46 @@ final class MemoryReplayCache: ReplayCache, @unchecked Sendable {
         #expect(error?.kind == .upstreamRefused)
     }
 
+    @Test func logoutMessagesMustBeSignedByTheIdPAddressedHereAndFresh() throws {
+        var settings = try adapter().settings
+        settings.sloURL = "https://gatehouse.example.test/acme/saml2/slo/Corp"
+        let sp = try Corpus.spCredential()
+        let a = try SAMLAdapter(poolID: try PoolID("acme"), providerName: "Corp", settings: settings, spPrivateKeyPEM: sp.privateKeyPEM, replayCache: MemoryReplayCache(), now: Corpus.now)
+        // Sign as the IdP would: an adapter whose own key is the IdP's signs the query.
+        var idpSide = settings
+        idpSide.spCertificatePEM = try String(contentsOf: Corpus.directory.appendingPathComponent("idp-rsa.crt"), encoding: .utf8)
+        let idpKey = try String(contentsOf: Corpus.directory.appendingPathComponent("idp-rsa.key"), encoding: .utf8)
+        let signer = try SAMLAdapter(poolID: try PoolID("acme"), providerName: "Corp", settings: idpSide, spPrivateKeyPEM: idpKey, replayCache: MemoryReplayCache(), now: Corpus.now)
+        func request(issuer: String = "https://idp.example.test/saml", destination: String = settings.sloURL!, instant: String = "2026-11-22T10:00:00Z") -> String {
+            "<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_l1\" Version=\"2.0\" "
+                + "IssueInstant=\"\(instant)\" Destination=\"\(destination)\"><saml:Issuer>\(issuer)</saml:Issuer>"
+                + "<saml:NameID>alice@corp.example.test</saml:NameID><samlp:SessionIndex>_s1</samlp:SessionIndex></samlp:LogoutRequest>"
+        }
+        func query(_ xml: String, by adapter: SAMLAdapter) throws -> String {
+            try #require(try adapter.signedRedirect(to: "https://x.example/slo", parameter: "SAMLRequest", xml: xml, relayState: "rs").query)
+        }
+        let good = try a.verifyLogoutMessage(.redirect(rawQuery: try query(request(), by: signer)), now: Corpus.now)
+        #expect(good == .request(id: "_l1", nameID: "alice@corp.example.test", sessionIndexes: ["_s1"], relayState: "rs"))
+        func failedCheck(_ message: SAMLIncomingMessage) -> String? {
+            do { _ = try a.verifyLogoutMessage(message, now: Corpus.now); return nil } catch let e as VerificationError { return e.failures.first?.check } catch { return "other" }
+        }
+        // Signed by the SP's own key, not the IdP's.
+        #expect(failedCheck(.redirect(rawQuery: try query(request(), by: a))) == "signature")
+        // The signature covers the octets: a changed RelayState breaks it.
+        #expect(failedCheck(.redirect(rawQuery: try query(request(), by: signer).replacingOccurrences(of: "RelayState=rs", with: "RelayState=rx"))) == "signature")
+        // No signature, or SHA-1.
+        let unsigned = try query(request(), by: signer).components(separatedBy: "&SigAlg=")[0]
+        #expect(failedCheck(.redirect(rawQuery: unsigned)) == "signature_missing")
+        let sha1 = try query(request(), by: signer).replacingOccurrences(of: "rsa-sha256", with: "rsa-sha1")
+        #expect(failedCheck(.redirect(rawQuery: sha1)) == "signature_structure")
+        // Signed properly, but from another issuer, to another endpoint, or stale.
+        #expect(failedCheck(.redirect(rawQuery: try query(request(issuer: "https://evil.example"), by: signer))) == "issuer")
+        #expect(failedCheck(.redirect(rawQuery: try query(request(destination: "https://other.example/slo"), by: signer))) == "destination")
+        #expect(failedCheck(.redirect(rawQuery: try query(request(instant: "2026-11-22T09:00:00Z"), by: signer))) == "time")
+        // Over POST, the document itself must carry the signature.
+        #expect(failedCheck(.post(form: ["SAMLRequest": Data(request().utf8).base64EncodedString()])) == "signature_missing")
+    }
+
     @Test func rawDeflateRoundTripsAndRefusesBombs() throws {
         let text = Array(String(repeating: "<a>gatehouse</a>", count: 1000).utf8)
         let packed = RawDeflate.compress(text)

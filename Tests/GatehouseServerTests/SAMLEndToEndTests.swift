@@ -60,6 +60,7 @@ struct HTMLForm {
 struct SAMLEndToEnd {
     static let backends = TestDatabases.available
     let redirectURI = "http://127.0.0.1:9/app/callback"
+    let logoutURI = "http://127.0.0.1:9/app/bye"
 
     struct Setup {
         let gatehouse: RunningGatehouse
@@ -81,7 +82,7 @@ struct SAMLEndToEnd {
             let gatehouse = try await RunningGatehouse.start(directory: directory)
             running = gatehouse
             try await gatehouse.admin.createPool(name: "acme", displayName: "Acme Corp")
-            let (client, secret) = try await gatehouse.admin.createClient(pool: "acme", name: "web", redirectURIs: [redirectURI], confidential: true)
+            let (client, secret) = try await gatehouse.admin.createClient(pool: "acme", name: "web", redirectURIs: [redirectURI], logoutURIs: [logoutURI], confidential: true)
             let metadata = try await browser.send(idp.metadataURL, withCookies: false)
             try #require(metadata.status == 200, "SimpleSAMLphp metadata: \(metadata.status)\n\(idp.logs())")
             var options = Admin.SAMLOptions()
@@ -96,7 +97,7 @@ struct SAMLEndToEnd {
                     "family_name": "urn:oid:2.5.4.4",
                 ]))
             let saml = try #require(provider.saml)
-            try idp.trust(spEntityID: saml.spEntityID, acsURL: saml.acsURL, spCertificatePEM: saml.spCertificatePEM)
+            try idp.trust(spEntityID: saml.spEntityID, acsURL: saml.acsURL, spCertificatePEM: saml.spCertificatePEM, sloURL: saml.sloURL)
             try await body(Setup(gatehouse: gatehouse, idp: idp, directory: directory, clientID: client.clientID, clientSecret: secret ?? "", provider: provider), browser)
         } catch {
             let logs = idp.logs()
@@ -232,6 +233,7 @@ struct SAMLEndToEnd {
             #expect(reply.body.contains("entityID=\"\(s.provider.saml!.spEntityID)\""))
             #expect(reply.body.contains("Location=\"\(s.provider.saml!.acsURL)\""))
             #expect(reply.body.contains("AuthnRequestsSigned=\"true\""))
+            #expect(reply.body.contains("<md:SingleLogoutService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"\(s.provider.saml!.sloURL!)\"/>"))
             #expect(reply.body.contains("<ds:SignatureValue>"))
             let unknown = try await browser.send("\(s.issuer)/saml2/metadata/Nope")
             #expect(unknown.status == 404)
@@ -290,6 +292,77 @@ struct SAMLEndToEnd {
             let metrics = try await browser.send(s.gatehouse.baseURL + "/metrics")
             #expect(metrics.body.contains("gatehouse_saml_metadata_refresh_failures_total{provider=\"Corp\"} 1"))
             #expect(metrics.body.contains("gatehouse_saml_certificate_expiry_seconds{pool=\"acme\",provider=\"Corp\"}"))
+        }
+    }
+
+    /// Signs in through SimpleSAMLphp and redeems the code: the ID token and the refresh token.
+    func tokens(_ s: Setup, _ browser: TestBrowser) async throws -> (idToken: String, refreshToken: String) {
+        let back = try await postToACS(try await signIn(s, browser), browser)
+        let code = try #require(back.locationQuery["code"])
+        let tokens = try await browser.postForm("\(s.issuer)/oauth2/token", [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirectURI)], basic: (s.clientID, s.clientSecret))
+        return (try #require(tokens.json["id_token"]?.stringValue), try #require(tokens.json["refresh_token"]?.stringValue))
+    }
+
+    func refreshWorks(_ s: Setup, _ browser: TestBrowser, _ token: String) async throws -> Bool {
+        let reply = try await browser.postForm("\(s.issuer)/oauth2/token", [("grant_type", "refresh_token"), ("refresh_token", token)], basic: (s.clientID, s.clientSecret))
+        return reply.status == 200
+    }
+
+    /// Follows redirects until one leaves for `stop` (not fetched); returns the locations visited.
+    func follow(_ start: String, _ browser: TestBrowser, until stop: String) async throws -> [String] {
+        var url = start
+        var visited: [String] = []
+        for _ in 0..<12 {
+            visited.append(url)
+            if url.hasPrefix(stop) { return visited }
+            let page = try await browser.send(url)
+            guard [301, 302, 303].contains(page.status), let next = page.location else {
+                throw HarnessError("\(url) answered \(page.status): \(page.body.prefix(1500))")
+            }
+            url = URL(string: next, relativeTo: URL(string: url))!.absoluteString
+        }
+        throw HarnessError("never reached \(stop): \(visited)")
+    }
+
+    @Test func spInitiatedLogoutEndsTheSessionAtTheIdPAndRevokesTheTokens() async throws {
+        try await withSetup(.sqlite) { s, browser in
+            let (idToken, refreshToken) = try await tokens(s, browser)
+            let logout = "\(s.issuer)/logout?" + FormEncoding.encode([("client_id", s.clientID), ("logout_uri", logoutURI), ("id_token_hint", idToken), ("state", "bye")])
+            let first = try await browser.send(logout)
+            try #require(first.status == 302)
+            let toIdP = try #require(first.location)
+            #expect(toIdP.hasPrefix(s.idp.baseURL + "/saml2/idp/SingleLogoutService.php?SAMLRequest="))
+            #expect(!(try await refreshWorks(s, browser, refreshToken)), "Gatehouse's side ends at once")
+            // SimpleSAMLphp checks the LogoutRequest's signature, ends its session, and answers.
+            let visited = try await follow(toIdP, browser, until: logoutURI)
+            #expect(visited.contains { $0.hasPrefix(s.provider.saml!.sloURL! + "?SAMLResponse=") })
+            #expect(visited.last == logoutURI + "?state=bye")
+            // The IdP session is gone: a new login asks for the password again.
+            let again = try await browser.send("\(s.issuer)/oauth2/authorize?" + FormEncoding.encode([
+                ("response_type", "code"), ("client_id", s.clientID), ("redirect_uri", redirectURI), ("scope", "openid"), ("identity_provider", "Corp")]))
+            let atIdP = try await follow(try #require(again.location), browser, until: s.idp.baseURL + "/module.php/core/loginuserpass.php")
+            #expect(atIdP.last?.contains("loginuserpass.php") == true)
+        }
+    }
+
+    @Test func idpInitiatedLogoutRevokesThatLoginsTokensAndAnswersSigned() async throws {
+        try await withSetup(.sqlite) { s, browser in
+            // Two logins (the second one is not asked for a password).
+            let (_, first) = try await tokens(s, browser)
+            let (_, second) = try await tokens(s, browser)
+            let done = "http://127.0.0.1:9/idp-logout-done"
+            let start = s.idp.baseURL + "/saml2/idp/initSLO.php?" + FormEncoding.encode([("RelayState", done)])
+            let visited = try await follow(start, browser, until: done)
+            let atGatehouse = try #require(visited.first { $0.hasPrefix(s.provider.saml!.sloURL! + "?SAMLRequest=") }, "\(visited)")
+            #expect(atGatehouse.contains("&Signature="))
+            #expect(visited.contains { $0.hasPrefix(s.idp.baseURL + "/saml2/idp/SingleLogoutService.php?SAMLResponse=") }, "Gatehouse answers the IdP")
+            #expect(!(try await refreshWorks(s, browser, second)), "the named session's refresh tokens are revoked")
+            // SimpleSAMLphp gives each assertion its own SessionIndex and names the latest: the
+            // earlier login, under another SessionIndex, is not the session the IdP ended.
+            #expect(try await refreshWorks(s, browser, first))
+            // A forged LogoutRequest (unsigned) is refused and revokes nothing.
+            let forged = try await browser.send(s.provider.saml!.sloURL! + "?SAMLRequest=" + FormEncoding.escape(Data("x".utf8).base64EncodedString()))
+            #expect(forged.status == 400)
         }
     }
 }
