@@ -21,34 +21,59 @@ public enum SAMLLogoutMessage: Sendable, Equatable {
 }
 
 extension SAMLAdapter {
-    /// SP-initiated logout: a LogoutRequest for the user's NameID and session, signed, over
-    /// HTTP-Redirect to the IdP's SingleLogoutService. Nil when the IdP publishes none.
-    public func logoutRequest(nameID: String, sessionIndex: String?, relayState: String, now: Date) throws -> (url: URL, requestID: String)? {
-        guard let endpoint = metadata.singleLogout(.redirect) else { return nil }
+    /// SP-initiated logout: a LogoutRequest for the user's NameID and session, signed, to the IdP's
+    /// SingleLogoutService over HTTP-Redirect (or HTTP-POST when that is all it has). Nil when the
+    /// IdP publishes no single logout.
+    public func logoutRequest(nameID: String, sessionIndex: String?, relayState: String, now: Date) throws -> (request: UpstreamRequest, requestID: String)? {
+        guard let (endpoint, binding) = logoutEndpoint() else { return nil }
         let id = "_lo" + Secrets.randomToken(bytes: 16).replacingOccurrences(of: "-", with: "x")
-        var xml = "<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" "
-            + "ID=\"\(id)\" Version=\"2.0\" IssueInstant=\"\(SAMLTime.format(now))\" Destination=\"\(xmlEscaped(endpoint.location))\" "
-            + "NotOnOrAfter=\"\(SAMLTime.format(now.addingTimeInterval(300)))\">"
-            + "<saml:Issuer>\(xmlEscaped(settings.spEntityID))</saml:Issuer>"
-        xml += settings.nameIDFormat.map { "<saml:NameID Format=\"\(xmlEscaped($0))\">" } ?? "<saml:NameID>"
-        xml += xmlEscaped(nameID) + "</saml:NameID>"
-        if let sessionIndex { xml += "<samlp:SessionIndex>\(xmlEscaped(sessionIndex))</samlp:SessionIndex>" }
-        xml += "</samlp:LogoutRequest>"
-        return (try signedRedirect(to: endpoint.location, parameter: "SAMLRequest", xml: xml, relayState: relayState), id)
+        let outgoing = try send(parameter: "SAMLRequest", to: endpoint.location, binding: binding, id: id, relayState: relayState) { signature in
+            var xml = "<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" "
+                + "ID=\"\(id)\" Version=\"2.0\" IssueInstant=\"\(SAMLTime.format(now))\" Destination=\"\(xmlEscaped(endpoint.location))\" "
+                + "NotOnOrAfter=\"\(SAMLTime.format(now.addingTimeInterval(300)))\">"
+                + "<saml:Issuer>\(xmlEscaped(settings.spEntityID))</saml:Issuer>" + signature
+            xml += settings.nameIDFormat.map { "<saml:NameID Format=\"\(xmlEscaped($0))\">" } ?? "<saml:NameID>"
+            xml += xmlEscaped(nameID) + "</saml:NameID>"
+            if let sessionIndex { xml += "<samlp:SessionIndex>\(xmlEscaped(sessionIndex))</samlp:SessionIndex>" }
+            return xml + "</samlp:LogoutRequest>"
+        }
+        return (outgoing, id)
     }
 
-    /// The answer to an IdP's LogoutRequest, signed, over HTTP-Redirect.
-    public func logoutResponse(inResponseTo: String, relayState: String?, now: Date) throws -> URL {
-        guard let endpoint = metadata.singleLogout(.redirect) else {
-            throw UpstreamError(.misconfigured, "the IdP has no HTTP-Redirect SingleLogoutService")
+    /// The answer to an IdP's LogoutRequest, signed, over the binding its SingleLogoutService has.
+    public func logoutResponse(inResponseTo: String, relayState: String?, now: Date) throws -> UpstreamRequest {
+        guard let (endpoint, binding) = logoutEndpoint() else {
+            throw UpstreamError(.misconfigured, "the IdP has no SingleLogoutService")
         }
         let location = endpoint.responseLocation ?? endpoint.location
-        let xml = "<samlp:LogoutResponse xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" "
-            + "ID=\"_lr\(Secrets.randomToken(bytes: 16).replacingOccurrences(of: "-", with: "x"))\" Version=\"2.0\" "
-            + "IssueInstant=\"\(SAMLTime.format(now))\" Destination=\"\(xmlEscaped(location))\" InResponseTo=\"\(xmlEscaped(inResponseTo))\">"
-            + "<saml:Issuer>\(xmlEscaped(settings.spEntityID))</saml:Issuer>"
-            + "<samlp:Status><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/></samlp:Status></samlp:LogoutResponse>"
-        return try signedRedirect(to: location, parameter: "SAMLResponse", xml: xml, relayState: relayState)
+        let id = "_lr" + Secrets.randomToken(bytes: 16).replacingOccurrences(of: "-", with: "x")
+        return try send(parameter: "SAMLResponse", to: location, binding: binding, id: id, relayState: relayState) { signature in
+            "<samlp:LogoutResponse xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" "
+                + "ID=\"\(id)\" Version=\"2.0\" IssueInstant=\"\(SAMLTime.format(now))\" Destination=\"\(xmlEscaped(location))\" "
+                + "InResponseTo=\"\(xmlEscaped(inResponseTo))\"><saml:Issuer>\(xmlEscaped(settings.spEntityID))</saml:Issuer>" + signature
+                + "<samlp:Status><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/></samlp:Status></samlp:LogoutResponse>"
+        }
+    }
+
+    private func logoutEndpoint() -> (SAMLEndpoint, SAMLBinding)? {
+        if let e = metadata.singleLogout(.redirect) { return (e, .redirect) }
+        if let e = metadata.singleLogout(.post) { return (e, .post) }
+        return nil
+    }
+
+    /// A message signed for its binding: over the query for HTTP-Redirect, enveloped for HTTP-POST
+    /// (`build` gets the signature template to place after the Issuer, or "" for Redirect).
+    private func send(parameter: String, to location: String, binding: SAMLBinding, id: String, relayState: String?, _ build: (String) -> String) throws -> UpstreamRequest {
+        switch binding {
+        case .redirect:
+            return .redirect(try signedRedirect(to: location, parameter: parameter, xml: build(""), relayState: relayState))
+        case .post:
+            guard let url = URL(string: location) else { throw UpstreamError(.misconfigured, "the IdP's endpoint location is not a URL") }
+            let signed = try credential.signEnveloped(build(credential.signatureTemplate(for: id)), id: id)
+            var fields = [UpstreamRequest.FormField(parameter, Data(signed.utf8).base64EncodedString())]
+            if let relayState { fields.append(.init("RelayState", relayState)) }
+            return .formPost(action: url, fields: fields)
+        }
     }
 
     /// Verifies a LogoutRequest or LogoutResponse from the IdP: signed by a key pinned from its

@@ -121,14 +121,7 @@ extension Gatehouse {
             throw AppRedirectError(code: "temporarily_unavailable", description: "the identity provider cannot be reached")
         }
         try await directory.saveLoginTransaction(transaction)
-        switch upstream {
-        case .redirect(let url):
-            return Responses.redirect(url.absoluteString, cookies: [browserCookie(browserSecret)])
-        case .formPost(let action, let fields):
-            var response = Responses.autoPost(action: action, fields: fields)
-            response.setCookie(browserCookie(browserSecret))
-            return response
-        }
+        return upstreamResponse(upstream, cookies: [browserCookie(browserSecret)])
     }
 
     func upstreamState(_ t: LoginTransaction, pool: PoolID) -> UpstreamLoginState {

@@ -145,20 +145,32 @@ extension Gatehouse {
     /// the RelayState and whose nonce is the LogoutRequest's ID; the IdP's signed LogoutResponse
     /// must answer exactly that request before the browser is sent on to `returnTo` (a registered
     /// logout URI).
-    func samlLogoutRedirect(pool: PoolID, family: RefreshTokenFamily, clientID: String, returnTo: String, now: Date) async throws -> String? {
+    func samlLogoutRedirect(pool: PoolID, family: RefreshTokenFamily, clientID: String, returnTo: String, now: Date) async throws -> UpstreamRequest? {
         guard let provider = try await directory.provider(pool: pool, name: family.providerName), provider.kind == .saml,
             let adapter = try? adapters.adapter(for: provider) as? SAMLAdapter,
             let link = try await directory.linkedIdentities(pool: pool, userID: family.userID).first(where: { $0.providerName == provider.name })
         else { return nil }
         let relayState = Secrets.randomToken()
-        guard let (url, requestID) = try adapter.logoutRequest(nameID: link.upstreamSubject, sessionIndex: family.upstreamSessionIndex, relayState: relayState, now: now) else {
+        guard let (outgoing, requestID) = try adapter.logoutRequest(nameID: link.upstreamSubject, sessionIndex: family.upstreamSessionIndex, relayState: relayState, now: now) else {
             return nil
         }
         try await directory.saveLoginTransaction(LoginTransaction(
             id: relayState, poolID: pool, clientID: clientID, redirectURI: returnTo, appState: nil, appNonce: nil, codeChallenge: nil,
             scope: ["logout"], providerName: provider.name, upstreamNonce: requestID, upstreamCodeVerifier: "",
             browserBindingHash: Secrets.hash("logout:" + relayState), createdAt: now, expiresAt: now.addingTimeInterval(LoginTransaction.lifetime)))
-        return url.absoluteString
+        return outgoing
+    }
+
+    /// Sends the browser upstream: a redirect, or the self-posting form of the HTTP-POST binding.
+    func upstreamResponse(_ outgoing: UpstreamRequest, cookies: [Cookie]) -> Response {
+        switch outgoing {
+        case .redirect(let url):
+            return Responses.redirect(url.absoluteString, cookies: cookies)
+        case .formPost(let action, let fields):
+            var response = Responses.autoPost(action: action, fields: fields)
+            for c in cookies { response.setCookie(c) }
+            return response
+        }
     }
 
     /// GET or POST /{pool}/saml2/slo/{provider}: single logout. An IdP's LogoutRequest revokes the
@@ -188,8 +200,7 @@ extension Gatehouse {
                 }
             }
             logger.info("SAML single logout from the IdP", metadata: ["provider": "\(provider.name)", "revoked_families": "\(revoked)"])
-            let back = try adapter.logoutResponse(inResponseTo: id, relayState: relayState, now: now)
-            return Responses.redirect(back.absoluteString, cookies: [expired])
+            return upstreamResponse(try adapter.logoutResponse(inResponseTo: id, relayState: relayState, now: now), cookies: [expired])
         case .response(let inResponseTo, let success, let relayState):
             guard let relayState, relayState.utf8.count <= 128,
                 let pending = try await directory.consumeLoginTransaction(id: relayState, browserBindingHash: Secrets.hash("logout:" + relayState), now: now),

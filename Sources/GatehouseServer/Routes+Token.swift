@@ -231,7 +231,7 @@ extension Gatehouse {
             // A SAML login also ends at the IdP (SP-initiated single logout), then comes back here.
             if let family = try await directory.family(id: familyID),
                 let upstream = try await samlLogoutRedirect(pool: pool.id, family: family, clientID: client.clientID, returnTo: location, now: now) {
-                return Responses.redirect(upstream, cookies: [expired])
+                return upstreamResponse(upstream, cookies: [expired])
             }
         }
         return Responses.redirect(location, cookies: [expired])

@@ -218,8 +218,39 @@ final class MemoryReplayCache: ReplayCache, @unchecked Sendable {
         #expect(failedCheck(.redirect(rawQuery: try query(request(issuer: "https://evil.example"), by: signer))) == "issuer")
         #expect(failedCheck(.redirect(rawQuery: try query(request(destination: "https://other.example/slo"), by: signer))) == "destination")
         #expect(failedCheck(.redirect(rawQuery: try query(request(instant: "2026-11-22T09:00:00Z"), by: signer))) == "time")
-        // Over POST, the document itself must carry the signature.
+        // Over POST, the document itself must carry the signature, by the IdP's key.
         #expect(failedCheck(.post(form: ["SAMLRequest": Data(request().utf8).base64EncodedString()])) == "signature_missing")
+        let idpCredential = try SAMLSigningCredential(privateKeyPEM: idpKey, certificatePEM: idpSide.spCertificatePEM)
+        func enveloped(by credential: SAMLSigningCredential) throws -> String {
+            let template = request().replacingOccurrences(of: "</saml:Issuer>", with: "</saml:Issuer>" + credential.signatureTemplate(for: "_l1"))
+            return Data(try credential.signEnveloped(template, id: "_l1").utf8).base64EncodedString()
+        }
+        let posted = try a.verifyLogoutMessage(.post(form: ["SAMLRequest": try enveloped(by: idpCredential), "RelayState": "rs"]), now: Corpus.now)
+        #expect(posted == .request(id: "_l1", nameID: "alice@corp.example.test", sessionIndexes: ["_s1"], relayState: "rs"))
+        #expect(failedCheck(.post(form: ["SAMLRequest": try enveloped(by: sp)])) == "signature")
+    }
+
+    @Test func anIdPWithOnlyAPostLogoutEndpointGetsASignedForm() throws {
+        var settings = try adapter().settings
+        settings.metadataXML = settings.metadataXML.replacingOccurrences(
+            of: "<md:SingleLogoutService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\"",
+            with: "<md:SingleLogoutService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST\"")
+        let sp = try Corpus.spCredential()
+        let a = try SAMLAdapter(poolID: try PoolID("acme"), providerName: "Corp", settings: settings, spPrivateKeyPEM: sp.privateKeyPEM, replayCache: MemoryReplayCache(), now: Corpus.now)
+        guard case .formPost(let action, let fields)? = try a.logoutRequest(nameID: "alice", sessionIndex: "_s1", relayState: "rs", now: Corpus.now)?.request else {
+            Issue.record("expected a form post")
+            return
+        }
+        #expect(action.absoluteString == "https://idp.example.test/saml/slo")
+        #expect(fields.map(\.name) == ["SAMLRequest", "RelayState"])
+        let tree = try XMLTree.parse(Array(try #require(Data(base64Encoded: fields[0].value))))
+        let root = try #require(tree.root)
+        #expect(root.is(NS.protocol_, "LogoutRequest"))
+        try SignatureCheck.verify(try #require(try SignatureCheck.signature(of: root)), signing: root, in: tree, keys: [TrustedKey(sp.certificate)])
+        guard case .formPost = try a.logoutResponse(inResponseTo: "_l1", relayState: nil, now: Corpus.now) else {
+            Issue.record("the response goes by POST too")
+            return
+        }
     }
 
     @Test func rawDeflateRoundTripsAndRefusesBombs() throws {
