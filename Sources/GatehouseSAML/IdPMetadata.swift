@@ -160,9 +160,9 @@ public struct SAMLIdentityProviderMetadata: Sendable, Equatable {
     static func checkUniqueIDs(_ tree: XMLTree) throws {
         var ids = Set<String>()
         for element in tree.allElements() {
-            for a in element.attributes where a.namespace == nil && (a.name == "ID" || a.name == "Id" || a.name == "id") {
-                guard ids.insert(a.value).inserted else {
-                    throw VerificationError(check: "structure", reason: "the ID \(a.value) is used twice")
+            for value in element.idAttributeValues() {
+                guard ids.insert(value).inserted else {
+                    throw VerificationError(check: "structure", reason: "the ID \(value) is used twice")
                 }
             }
         }

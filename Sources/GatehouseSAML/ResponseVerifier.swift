@@ -169,8 +169,8 @@ public struct SAMLResponseVerifier: Sendable {
             if element.is(NS.assertion, "Assertion") { assertions.append(element) }
             if element.is(NS.assertion, "EncryptedAssertion") { encrypted.append(element) }
             if element.is(NS.dsig, "Signature") { signatures.append(element) }
-            for attribute in element.attributes where isIDAttribute(attribute.namespace, attribute.name) {
-                guard ids.insert(attribute.value).inserted else { throw fail("the ID \(attribute.value) is used twice") }
+            for value in element.idAttributeValues() {
+                guard ids.insert(value).inserted else { throw fail("the ID \(value) is used twice") }
             }
         }
         let consumed: XMLElement
@@ -193,11 +193,6 @@ public struct SAMLResponseVerifier: Sendable {
             }
         }
         return (response, consumed)
-    }
-
-    private static func isIDAttribute(_ namespace: String?, _ name: String) -> Bool {
-        if namespace == nil { return name == "ID" || name == "Id" || name == "id" }
-        return namespace == "http://www.w3.org/XML/1998/namespace" && name == "id"
     }
 
     static func checkStatus(_ response: XMLElement) throws {

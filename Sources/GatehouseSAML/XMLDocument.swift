@@ -161,18 +161,6 @@ struct XMLElement {
         return nil
     }
 
-    /// Every attribute as (namespace, local name, value).
-    var attributes: [(namespace: String?, name: String, value: String)] {
-        var out: [(String?, String, String)] = []
-        var attr = node.pointee.properties
-        while let a = attr {
-            let ns = a.pointee.ns.flatMap { $0.pointee.href.map { String(cString: $0) } }
-            out.append((ns, String(cString: a.pointee.name), Self.text(of: a.pointee.children)))
-            attr = a.pointee.next
-        }
-        return out
-    }
-
     /// The element's text: every text child joined, comments and processing instructions skipped
     /// (as exclusive canonicalization skips them, so the value read is the value signed). A child
     /// element is refused, so that no part of the value can hide in markup.
@@ -193,9 +181,33 @@ struct XMLElement {
         return out
     }
 
-    /// `text()`, trimmed of XML whitespace, for values such as URIs and identifiers.
+    /// `text()`, trimmed of XML whitespace (space, tab, CR, LF), for values such as URIs and
+    /// identifiers.
     func trimmedText() throws -> String {
-        try text().trimmingCharacters(in: .whitespacesAndNewlines)
+        let t = try text()
+        let utf8 = t.utf8
+        func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D }
+        guard let first = utf8.firstIndex(where: { !isSpace($0) }), let last = utf8.lastIndex(where: { !isSpace($0) }) else { return "" }
+        if first == utf8.startIndex, last == utf8.index(before: utf8.endIndex) { return t }
+        return String(t[first...last])
+    }
+
+    /// The values of this element's ID-like attributes (`ID`, `Id`, `id` in no namespace, and
+    /// `xml:id`), read without materialising the others.
+    func idAttributeValues() -> [String] {
+        var out: [String] = []
+        var attr = node.pointee.properties
+        while let a = attr {
+            let isID: Bool
+            if let ns = a.pointee.ns {
+                isID = ns.pointee.href.map { equals($0, "http://www.w3.org/XML/1998/namespace") } ?? false && equals(a.pointee.name, "id")
+            } else {
+                isID = equals(a.pointee.name, "ID") || equals(a.pointee.name, "Id") || equals(a.pointee.name, "id")
+            }
+            if isID { out.append(Self.text(of: a.pointee.children)) }
+            attr = a.pointee.next
+        }
+        return out
     }
 
     private static func text(of node: xmlNodePtr?) -> String {
