@@ -5,14 +5,18 @@ public enum FormEncoding {
     static let unreserved: Set<UInt8> = Set(Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._*".utf8))
 
     public static func escape(_ s: String) -> String {
-        var out = ""
+        let hex: [UInt8] = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(s.utf8.count + s.utf8.count / 8)
         for b in s.utf8 {
-            if unreserved.contains(b) { out.unicodeScalars.append(Unicode.Scalar(b)) }
-            else if b == 0x20 { out += "+" }
-            else { out += "%" + String(b, radix: 16, uppercase: true).leftPadded(to: 2) }
+            if unreservedTable[Int(b)] { out.append(b) }
+            else if b == 0x20 { out.append(UInt8(ascii: "+")) }
+            else { out += [UInt8(ascii: "%"), hex[Int(b >> 4)], hex[Int(b & 0x0F)]] }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
+
+    static let unreservedTable: [Bool] = (0..<256).map { unreserved.contains(UInt8($0)) }
 
     public static func encode(_ pairs: [(String, String)]) -> String {
         pairs.map { escape($0.0) + "=" + escape($0.1) }.joined(separator: "&")
@@ -56,8 +60,4 @@ public enum FormEncoding {
         }
         return String(validating: bytes, as: UTF8.self)
     }
-}
-
-extension String {
-    package func leftPadded(to n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
 }

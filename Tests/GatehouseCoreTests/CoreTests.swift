@@ -38,6 +38,14 @@ import Testing
         #expect(Base64URL.decode("") == Data())
     }
 
+    @Test func formEncodingFollowsHTMLAndRoundTrips() {
+        let text = "a b&c=d/é+%*-._~"
+        #expect(FormEncoding.escape(text) == "a+b%26c%3Dd%2F%C3%A9%2B%25*-._%7E")
+        #expect(FormEncoding.decode("x=" + FormEncoding.escape(text)) == ["x": text])
+        #expect(FormEncoding.decode("x=1&x=2") == nil, "a repeated name is refused")
+        #expect(FormEncoding.decode("x=%G1") == nil)
+    }
+
     @Test func masterKeySealsBoundToPurpose() throws {
         let key = try MasterKey(base64: MasterKey.generateBase64())
         let sealed = try key.seal(Data("secret".utf8), purpose: "signing-key:acme/k1")
