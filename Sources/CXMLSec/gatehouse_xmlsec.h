@@ -31,6 +31,7 @@ typedef uint16_t UChar;
 
 #include <xmlsec/xmlsec.h>
 #include <xmlsec/errors.h>
+#include <xmlsec/io.h>
 #include <xmlsec/keys.h>
 #include <xmlsec/keysdata.h>
 #include <xmlsec/keysmngr.h>

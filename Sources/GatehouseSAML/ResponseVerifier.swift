@@ -24,6 +24,9 @@ public struct SAMLResponsePolicy: Sendable {
     public var expectedRequestID: String?
     public var clockSkew: TimeInterval
     public var signatures: SAMLSignatureRequirement
+    /// How old a Response or Assertion may be (by IssueInstant, beyond the skew), whatever its
+    /// NotOnOrAfter says: a browser POST follows the IdP's answer within seconds.
+    public static let maximumAge: TimeInterval = 600
 
     public init(
         spEntityID: String, acsURL: String, idpEntityID: String, expectedRequestID: String?,
@@ -130,9 +133,17 @@ public struct SAMLResponseVerifier: Sendable {
             guard let decryptionKey else {
                 throw VerificationError(check: "encryption", reason: "the assertion is encrypted and this provider has no SP decryption key")
             }
+            // A Response signature the policy requires is missing: refuse before decrypting anything.
+            if responseSignature == nil, policy.signatures == .response || policy.signatures == .both {
+                throw VerificationError(check: "signature_missing", reason: "the Response is not signed")
+            }
             try AssertionDecryption.decrypt(arrived, in: tree, with: decryptionKey)
-            // What decryption revealed is held to the same rules as what arrived in clear.
-            assertion = try Self.checkStructure(tree, decrypted: true).consumed
+            // What decryption revealed is held to the same rules as what arrived in clear; a failure
+            // here is reported as a decryption failure, so that nobody learns which ciphertexts
+            // decrypt to well-formed XML.
+            do { assertion = try Self.checkStructure(tree, decrypted: true).consumed } catch let e as VerificationError {
+                throw VerificationError(check: "encryption", reason: "the decrypted content is not one Assertion: \(e.failures.first?.reason ?? "")")
+            }
         }
 
         // Signatures: every one present must verify; the policy says which must be present.
@@ -396,5 +407,8 @@ public struct SAMLResponseVerifier: Sendable {
             return
         }
         if instant > now + skew { fail("time", "<\(element.localName)> was issued in the future (\(text))") }
+        if instant < now - skew - SAMLResponsePolicy.maximumAge {
+            fail("time", "<\(element.localName)> was issued at \(text), more than \(Int(SAMLResponsePolicy.maximumAge)) s ago")
+        }
     }
 }

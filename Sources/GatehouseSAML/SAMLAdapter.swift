@@ -148,7 +148,9 @@ public final class SAMLAdapter: UnsolicitedLoginAdapter {
             throw UpstreamError(refused ? .upstreamRefused : .verification, "the SAML response was refused", failures: e.failures)
         }
         // The replay cache is checked last, so a forged response cannot burn a genuine assertion ID.
-        guard try await replayCache.remember(namespace: replayNamespace, key: assertion.assertionID, expiresAt: assertion.replayableUntil, now: now) else {
+        // Kept until the assertion could no longer pass the time checks, skew included.
+        let forgetAt = assertion.replayableUntil.addingTimeInterval(TimeInterval(settings.clockSkewSeconds) + 1)
+        guard try await replayCache.remember(namespace: replayNamespace, key: assertion.assertionID, expiresAt: forgetAt, now: now) else {
             throw UpstreamError(.verification, "the assertion was already used", failures: [.init(check: "replay", reason: "assertion \(assertion.assertionID) was already used")])
         }
         return identity(from: assertion)

@@ -79,7 +79,19 @@ extension SAMLAdapter {
     /// Verifies a LogoutRequest or LogoutResponse from the IdP: signed by a key pinned from its
     /// metadata (over the query octets for HTTP-Redirect, enveloped for HTTP-POST; unsigned messages
     /// are refused), issued by it, addressed to this SLO endpoint, and fresh.
-    public func verifyLogoutMessage(_ message: SAMLIncomingMessage, now: Date) throws -> SAMLLogoutMessage {
+    public func verifyLogoutMessage(_ message: SAMLIncomingMessage, now: Date) async throws -> SAMLLogoutMessage {
+        let verified = try verifyLogoutMessageContent(message, now: now)
+        // A LogoutRequest is accepted once: a replayed one (from a log or a Referer) changes nothing.
+        if case .request(let id, _, _, _) = verified {
+            let until = now.addingTimeInterval(TimeInterval(settings.clockSkewSeconds) * 2 + 601)
+            guard try await replayCache.remember(namespace: replayNamespace + ":logout", key: id, expiresAt: until, now: now) else {
+                throw VerificationError(check: "replay", reason: "the LogoutRequest \(id) was already used")
+            }
+        }
+        return verified
+    }
+
+    func verifyLogoutMessageContent(_ message: SAMLIncomingMessage, now: Date) throws -> SAMLLogoutMessage {
         func fail(_ check: String, _ reason: String) -> VerificationError { VerificationError(check: check, reason: reason) }
         let xml: [UInt8]
         let relayState: String?
@@ -131,7 +143,8 @@ extension SAMLAdapter {
         var failures: [VerificationError.Failure] = []
         let issuer = try root.children(NS.assertion, "Issuer").first?.trimmedText()
         if issuer != metadata.entityID { failures.append(.init(check: "issuer", reason: "Issuer \(issuer ?? "(none)") is not \(metadata.entityID)")) }
-        if let slo = settings.sloURL, root.attribute("Destination") != slo {
+        guard let slo = settings.sloURL else { throw fail("destination", "single logout is not configured for this provider") }
+        if root.attribute("Destination") != slo {
             failures.append(.init(check: "destination", reason: "Destination \(root.attribute("Destination") ?? "(none)") is not \(slo)"))
         }
         let skew = TimeInterval(settings.clockSkewSeconds)

@@ -40,8 +40,10 @@ final class XMLTree {
         if checked, containsDeclaration(bytes) {
             throw VerificationError(check: "xml", reason: "\(what) has a document type declaration (DOCTYPE or ENTITY)")
         }
+        // IGNORE_ENC: the bytes are UTF-8 whatever the declaration says (a UTF-7 declaration could
+        // otherwise hide markup from the byte scan).
         let options = Int32(XML_PARSE_NONET.rawValue | XML_PARSE_NOERROR.rawValue | XML_PARSE_NOWARNING.rawValue
-            | XML_PARSE_NOCDATA.rawValue)
+            | XML_PARSE_NOCDATA.rawValue | XML_PARSE_IGNORE_ENC.rawValue)
         guard let context = xmlNewParserCtxt() else {
             throw VerificationError(check: "internal", reason: "out of memory")
         }

@@ -16,6 +16,8 @@ enum XMLLibrary {
         xmlSetExternalEntityLoader(refuseExternalEntity)
         guard xmlSecInit() == 0, gh_xmlsec_check_version() == 1 else { return false }
         guard xmlSecOpenSSLAppInit(nil) == 0, xmlSecOpenSSLInit() == 0 else { return false }
+        // No URI a message names is ever opened by libxmlsec1 (its file and network readers go).
+        xmlSecIOCleanupCallbacks()
         // xmlsec prints every error to stderr by default; Gatehouse reports its own reasons instead.
         xmlSecErrorsDefaultCallbackEnableOutput(0)
         xmlSecErrorsSetCallback(silence)

@@ -182,7 +182,7 @@ extension Gatehouse {
         let message: SAMLIncomingMessage = request.method == .post ? .post(form: try await samlForm(request)) : .redirect(rawQuery: request.uri.query ?? "")
         let now = clock.now()
         let verified: SAMLLogoutMessage
-        do { verified = try adapter.verifyLogoutMessage(message, now: now) } catch {
+        do { verified = try await adapter.verifyLogoutMessage(message, now: now) } catch {
             let failures = (error as? VerificationError)?.failures ?? [.init(check: "format", reason: "\(error)")]
             for f in failures { countVerificationFailure(f.check) }
             logger.warning("SAML logout message refused", metadata: ["provider": "\(provider.name)", "reason": "\(failures.map(\.description).joined(separator: "; "))"])
@@ -200,7 +200,13 @@ extension Gatehouse {
                 }
             }
             logger.info("SAML single logout from the IdP", metadata: ["provider": "\(provider.name)", "revoked_families": "\(revoked)"])
-            return upstreamResponse(try adapter.logoutResponse(inResponseTo: id, relayState: relayState, now: now), cookies: [expired])
+            do {
+                return upstreamResponse(try adapter.logoutResponse(inResponseTo: id, relayState: relayState, now: now), cookies: [expired])
+            } catch {
+                // The sessions are ended; only the answer cannot be sent.
+                logger.warning("SAML LogoutResponse cannot be sent", metadata: ["provider": "\(provider.name)", "reason": "\(error)"])
+                return Responses.html(Pages.error(title: "Signed out", message: "You are signed out of this site's applications."))
+            }
         case .response(let inResponseTo, let success, let relayState):
             guard let relayState, relayState.utf8.count <= 128,
                 let pending = try await directory.consumeLoginTransaction(id: relayState, browserBindingHash: Secrets.hash("logout:" + relayState), now: now),

@@ -229,9 +229,14 @@ extension Gatehouse {
             let now = clock.now()
             try await directory.revokeFamily(id: familyID, now: now)
             // A SAML login also ends at the IdP (SP-initiated single logout), then comes back here.
-            if let family = try await directory.family(id: familyID),
-                let upstream = try await samlLogoutRedirect(pool: pool.id, family: family, clientID: client.clientID, returnTo: location, now: now) {
-                return upstreamResponse(upstream, cookies: [expired])
+            do {
+                if let family = try await directory.family(id: familyID),
+                    let upstream = try await samlLogoutRedirect(pool: pool.id, family: family, clientID: client.clientID, returnTo: location, now: now) {
+                    return upstreamResponse(upstream, cookies: [expired])
+                }
+            } catch {
+                // Gatehouse's side is done; the IdP's cannot be reached from here.
+                logger.warning("SAML logout at the IdP cannot start", metadata: ["reason": "\(error)"])
             }
         }
         return Responses.redirect(location, cookies: [expired])

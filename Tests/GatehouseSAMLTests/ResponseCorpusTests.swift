@@ -107,6 +107,9 @@ enum Corpus {
         #expect(throws: VerificationError.self) { try verifier.verify(xml: xml, policy: policy, now: Corpus.now.addingTimeInterval(360)) }
         policy.clockSkew = 0
         #expect(throws: VerificationError.self) { try verifier.verify(xml: xml, policy: policy, now: Corpus.now.addingTimeInterval(300)) }
+        // However long NotOnOrAfter, a response issued more than ten minutes (plus skew) ago is refused.
+        policy.clockSkew = 600
+        #expect(throws: VerificationError.self) { try verifier.verify(xml: xml, policy: policy, now: Corpus.now.addingTimeInterval(1_300)) }
         // NotBefore is 09:59:00: a clock two minutes slow with one minute of skew is too early.
         policy.clockSkew = 60
         #expect(throws: VerificationError.self) { try verifier.verify(xml: xml, policy: policy, now: Corpus.now.addingTimeInterval(-121)) }

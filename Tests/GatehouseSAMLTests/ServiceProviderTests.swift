@@ -182,7 +182,7 @@ final class MemoryReplayCache: ReplayCache, @unchecked Sendable {
         #expect(error?.kind == .upstreamRefused)
     }
 
-    @Test func logoutMessagesMustBeSignedByTheIdPAddressedHereAndFresh() throws {
+    @Test func logoutMessagesMustBeSignedByTheIdPAddressedHereAndFresh() async throws {
         var settings = try adapter().settings
         settings.sloURL = "https://gatehouse.example.test/acme/saml2/slo/Corp"
         let sp = try Corpus.spCredential()
@@ -200,10 +200,14 @@ final class MemoryReplayCache: ReplayCache, @unchecked Sendable {
         func query(_ xml: String, by adapter: SAMLAdapter) throws -> String {
             try #require(try adapter.signedRedirect(to: "https://x.example/slo", parameter: "SAMLRequest", xml: xml, relayState: "rs").query)
         }
-        let good = try a.verifyLogoutMessage(.redirect(rawQuery: try query(request(), by: signer)), now: Corpus.now)
+        let goodQuery = try query(request(), by: signer)
+        let good = try await a.verifyLogoutMessage(.redirect(rawQuery: goodQuery), now: Corpus.now)
         #expect(good == .request(id: "_l1", nameID: "alice@corp.example.test", sessionIndexes: ["_s1"], relayState: "rs"))
+        // The same LogoutRequest again (from a log, a Referer) is a replay.
+        let replayed = await #expect(throws: VerificationError.self) { try await a.verifyLogoutMessage(.redirect(rawQuery: goodQuery), now: Corpus.now) }
+        #expect(replayed?.failures.first?.check == "replay")
         func failedCheck(_ message: SAMLIncomingMessage) -> String? {
-            do { _ = try a.verifyLogoutMessage(message, now: Corpus.now); return nil } catch let e as VerificationError { return e.failures.first?.check } catch { return "other" }
+            do { _ = try a.verifyLogoutMessageContent(message, now: Corpus.now); return nil } catch let e as VerificationError { return e.failures.first?.check } catch { return "other" }
         }
         // Signed by the SP's own key, not the IdP's.
         #expect(failedCheck(.redirect(rawQuery: try query(request(), by: a))) == "signature")
@@ -225,7 +229,7 @@ final class MemoryReplayCache: ReplayCache, @unchecked Sendable {
             let template = request().replacingOccurrences(of: "</saml:Issuer>", with: "</saml:Issuer>" + credential.signatureTemplate(for: "_l1"))
             return Data(try credential.signEnveloped(template, id: "_l1").utf8).base64EncodedString()
         }
-        let posted = try a.verifyLogoutMessage(.post(form: ["SAMLRequest": try enveloped(by: idpCredential), "RelayState": "rs"]), now: Corpus.now)
+        let posted = try a.verifyLogoutMessageContent(.post(form: ["SAMLRequest": try enveloped(by: idpCredential), "RelayState": "rs"]), now: Corpus.now)
         #expect(posted == .request(id: "_l1", nameID: "alice@corp.example.test", sessionIndexes: ["_s1"], relayState: "rs"))
         #expect(failedCheck(.post(form: ["SAMLRequest": try enveloped(by: sp)])) == "signature")
     }

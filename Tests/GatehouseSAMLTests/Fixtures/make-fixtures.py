@@ -154,7 +154,7 @@ RSA_OAEP = "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"
 RSA_1_5 = "http://www.w3.org/2001/04/xmlenc#rsa-1_5"
 
 
-def encrypt(signed_response, recipient_cert, content, transport, extra_assertion=""):
+def encrypt(signed_response, recipient_cert, content, transport, extra_assertion="", key_info_cert=None):
     """Wraps the response's Assertion in an EncryptedAssertion and encrypts it for recipient_cert."""
     inner = re.search(r"<saml:Assertion .*</saml:Assertion>", signed_response, flags=re.S).group(0)
     data = signed_response.replace(inner, f"<saml:EncryptedAssertion><saml:Wrapper>{inner}{extra_assertion}</saml:Wrapper></saml:EncryptedAssertion>") \
@@ -165,7 +165,8 @@ def encrypt(signed_response, recipient_cert, content, transport, extra_assertion
         f'<xenc:EncryptionMethod Algorithm="{content[0]}"/>'
         '<ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><xenc:EncryptedKey>'
         f'<xenc:EncryptionMethod Algorithm="{transport}"/>'
-        "<xenc:CipherData><xenc:CipherValue/></xenc:CipherData></xenc:EncryptedKey></ds:KeyInfo>"
+        + (f"<ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert_body(key_info_cert)}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>" if key_info_cert else "")
+        + "<xenc:CipherData><xenc:CipherValue/></xenc:CipherData></xenc:EncryptedKey></ds:KeyInfo>"
         "<xenc:CipherData><xenc:CipherValue/></xenc:CipherData></xenc:EncryptedData>"
     )
     paths = []
@@ -367,7 +368,20 @@ def main():
     write("encrypted-unsigned-assertion", encrypt(response(assertion()), sp[1], AES256_CBC, RSA_OAEP), "signature_missing",
           "the decrypted Assertion is not signed", decrypt="sp")
     write("encrypted-wrapping-two-assertions", encrypt(signed_a, sp[1], AES256_CBC, RSA_OAEP, extra_assertion=evil_assertion),
-          "structure", "the ciphertext holds the signed Assertion and an evil one", decrypt="sp")
+          "encryption", "the ciphertext holds the signed Assertion and an evil one", decrypt="sp")
+    cbc = encrypt(signed_a, sp[1], AES256_CBC, RSA_OAEP)
+    last = cbc.rindex("<xenc:CipherData>")
+    end = cbc.index("</xenc:CipherData>", last) + len("</xenc:CipherData>")
+    write("encrypted-cipher-reference", cbc[:last] + '<xenc:CipherData><xenc:CipherReference URI="file:///etc/hostname"/></xenc:CipherData>' + cbc[end:],
+          "encryption", "the ciphertext is to be fetched from a URI (SSRF, file read)", decrypt="sp")
+    write("encrypted-retrieval-method", cbc.replace("<xenc:EncryptedKey", '<ds:RetrievalMethod URI="http://127.0.0.1:9/key" Type="http://www.w3.org/2001/04/xmlenc#EncryptedKey"/><xenc:EncryptedKey', 1),
+          "encryption", "a RetrievalMethod in KeyInfo (fetches a key from a URI)", decrypt="sp")
+    inner_key = re.search(r"<xenc:EncryptedKey>.*?</xenc:EncryptedKey>", cbc, flags=re.S).group(0)
+    write("encrypted-nested-encrypted-key", cbc.replace(inner_key, inner_key.replace("<xenc:CipherData>",
+          '<ds:KeyInfo><xenc:EncryptedKey><xenc:EncryptionMethod Algorithm="' + RSA_1_5 + '"/><xenc:CipherData><xenc:CipherValue>AAAA</xenc:CipherValue></xenc:CipherData></xenc:EncryptedKey></ds:KeyInfo><xenc:CipherData>', 1), 1),
+          "encryption", "an EncryptedKey inside an EncryptedKey (RSA 1.5 smuggled past the first level)", decrypt="sp")
+    write("valid-encrypted-keyinfo-x509", encrypt(signed_a, sp[1], AES256_GCM, RSA_OAEP, key_info_cert=sp[1]), "valid",
+          "the EncryptedKey names the SP certificate in its KeyInfo, as Okta and ADFS do", decrypt="sp")
 
     # IdP metadata naming both signing keys (rollover) and the SP's encryption key.
     metadata = (
