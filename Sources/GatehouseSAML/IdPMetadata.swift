@@ -78,10 +78,14 @@ public struct SAMLIdentityProviderMetadata: Sendable, Equatable {
         }
         if let wanted, wanted != entityID { throw ConfigurationError("the metadata describes \(entityID), not \(wanted)") }
 
-        // validUntil and cacheDuration may sit on the root and on the entity: the earliest wins.
+        // validUntil and cacheDuration may sit on the entity and on every EntitiesDescriptor around
+        // it: the earliest wins.
         var validUntil: Date?
         var cacheDuration: TimeInterval?
-        for element in [root, entity] {
+        var path: [XMLElement] = []
+        var cursor: XMLElement? = entity
+        while let e = cursor { path.append(e); cursor = e.parent }
+        for element in path {
             if let text = element.attribute("validUntil") {
                 guard let t = SAMLTime.parse(text) else { throw ConfigurationError("unreadable validUntil \(text)") }
                 validUntil = min(validUntil ?? t, t)

@@ -161,6 +161,9 @@ extension SAMLAdapter {
             guard failures.isEmpty, ids.count == 1 else {
                 throw VerificationError(failures + (ids.count == 1 ? [] : [.init(check: "subject", reason: "a LogoutRequest names exactly one NameID")]))
             }
+            if let qualifier = ids[0].attribute("SPNameQualifier"), qualifier != settings.spEntityID {
+                throw VerificationError(check: "subject", reason: "the NameID belongs to another SP (\(qualifier))")
+            }
             let sessions = try root.children(NS.protocol_, "SessionIndex").map { try $0.trimmedText() }
             return .request(id: id, nameID: try ids[0].trimmedText(), sessionIndexes: sessions, relayState: relayState)
         }

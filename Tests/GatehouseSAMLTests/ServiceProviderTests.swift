@@ -49,6 +49,11 @@ final class MemoryReplayCache: ReplayCache, @unchecked Sendable {
         #expect(throws: ConfigurationError.self) { try SAMLIdentityProviderMetadata.parse(Array(aggregate.utf8), now: Corpus.now) }
         let m = try SAMLIdentityProviderMetadata.parse(Array(aggregate.utf8), entityID: "https://idp.example.test/saml", now: Corpus.now)
         #expect(m.signingCertificates.count == 2)
+        // A validUntil on an EntitiesDescriptor between the root and the entity counts too.
+        let nested = aggregate.replacingOccurrences(of: "<md:EntitiesDescriptor>", with: "<md:EntitiesDescriptor validUntil=\"2026-11-23T00:00:00Z\" cacheDuration=\"PT1H\">")
+        let n = try SAMLIdentityProviderMetadata.parse(Array(nested.utf8), entityID: "https://idp.example.test/saml", now: Corpus.now)
+        #expect(n.validUntil == SAMLTime.parse("2026-11-23T00:00:00Z"))
+        #expect(n.cacheDuration.map { Int($0) } == 3600)
     }
 
     @Test func signedMetadataVerifiesOnlyAgainstThePinnedCertificate() throws {
@@ -222,6 +227,9 @@ final class MemoryReplayCache: ReplayCache, @unchecked Sendable {
         #expect(failedCheck(.redirect(rawQuery: try query(request(issuer: "https://evil.example"), by: signer))) == "issuer")
         #expect(failedCheck(.redirect(rawQuery: try query(request(destination: "https://other.example/slo"), by: signer))) == "destination")
         #expect(failedCheck(.redirect(rawQuery: try query(request(instant: "2026-11-22T09:00:00Z"), by: signer))) == "time")
+        // A NameID qualified for another SP is not this SP's user.
+        let otherSP = request().replacingOccurrences(of: "<saml:NameID>", with: "<saml:NameID SPNameQualifier=\"https://other-sp.example\">")
+        #expect(failedCheck(.redirect(rawQuery: try query(otherSP, by: signer))) == "subject")
         // Over POST, the document itself must carry the signature, by the IdP's key.
         #expect(failedCheck(.post(form: ["SAMLRequest": Data(request().utf8).base64EncodedString()])) == "signature_missing")
         let idpCredential = try SAMLSigningCredential(privateKeyPEM: idpKey, certificatePEM: idpSide.spCertificatePEM)
