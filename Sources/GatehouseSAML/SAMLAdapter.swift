@@ -176,7 +176,8 @@ public final class SAMLAdapter: UnsolicitedLoginAdapter {
         case "TimeSyncToken": return ["otp"]
         case "MobileTwoFactorContract", "MobileTwoFactorUnregistered": return ["mfa"]
         default:
-            return classRef.localizedCaseInsensitiveContains("mfa") || classRef.localizedCaseInsensitiveContains("multifactor") ? ["mfa"] : []
+            let lowered = classRef.lowercased()
+            return lowered.contains("mfa") || lowered.contains("multifactor") || lowered.contains("multipleauthn") ? ["mfa"] : []
         }
     }
 

@@ -180,6 +180,14 @@ final class MemoryReplayCache: ReplayCache, @unchecked Sendable {
         _ = try await adapter(idpInitiated: true).completeUnsolicited(unsolicited, now: Corpus.now)
     }
 
+    @Test func authnContextClassesMapToMethodReferences() {
+        #expect(SAMLAdapter.amr(for: "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport") == ["pwd"])
+        #expect(SAMLAdapter.amr(for: "urn:oasis:names:tc:SAML:2.0:ac:classes:X509") == ["hwk"])
+        #expect(SAMLAdapter.amr(for: "http://schemas.microsoft.com/claims/multipleauthn") == ["mfa"], "Entra ID says MFA this way")
+        #expect(SAMLAdapter.amr(for: "https://idp.example/ac/MultiFactor") == ["mfa"])
+        #expect(SAMLAdapter.amr(for: nil) == [])
+    }
+
     @Test func anIdPStatusOtherThanSuccessIsAnUpstreamRefusal() async throws {
         let a = try adapter()
         let failed = UpstreamCallback(parameters: ["SAMLResponse": try Data(Corpus.response("status-failure")).base64EncodedString(), "RelayState": "relay-123"])
