@@ -4,12 +4,13 @@ import GatehouseCore
 
 /// Raw DEFLATE (RFC 1951, no zlib header), as the HTTP-Redirect binding carries messages.
 package enum RawDeflate {
-    package static func compress(_ input: [UInt8]) -> [UInt8] {
+    /// Nil only if zlib fails (out of memory).
+    package static func compress(_ input: [UInt8]) -> [UInt8]? {
         var stream = z_stream()
-        guard gh_deflate_init_raw(&stream) == Z_OK else { return [] }
+        guard gh_deflate_init_raw(&stream) == Z_OK else { return nil }
         defer { deflateEnd(&stream) }
         let capacity = Int(deflateBound(&stream, uLong(input.count))) + 16
-        return run(&stream, input, capacity: capacity) { deflate(&$0, Z_FINISH) } ?? []
+        return run(&stream, input, capacity: capacity) { deflate(&$0, Z_FINISH) }
     }
 
     /// Inflates at most `limit` bytes; more (a compression bomb) or a malformed stream is nil.

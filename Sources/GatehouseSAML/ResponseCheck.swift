@@ -1,5 +1,5 @@
 public import Foundation
-public import GatehouseCore
+import GatehouseCore
 
 /// What `gatehouse saml verify` does: one response checked exactly as the ACS checks it (without
 /// the replay cache and the browser binding, which need a live login), reported for an admin.

@@ -1,5 +1,5 @@
 public import Foundation
-public import GatehouseCore
+import GatehouseCore
 
 /// Which signatures a provider's responses must carry.
 public enum SAMLSignatureRequirement: String, Sendable, Codable, CaseIterable {
@@ -227,6 +227,25 @@ public struct SAMLResponseVerifier: Sendable {
         var failures: [VerificationError.Failure] = []
         func fail(_ check: String, _ reason: String) { failures.append(.init(check: check, reason: reason)) }
         let skew = policy.clockSkew
+        /// The NotBefore / NotOnOrAfter window of `element`, with the skew; returns NotOnOrAfter.
+        /// An unreadable time, or a missing NotOnOrAfter where one is required, is a failure.
+        func checkWindow(_ element: XMLElement, _ what: String, endRequired: Bool) -> Date? {
+            if let text = element.attribute("NotBefore") {
+                if let t = SAMLTime.parse(text) {
+                    if now < t - skew { fail("time", "\(what) is not valid before \(text)") }
+                } else { fail("time", "unreadable NotBefore \(text)") }
+            }
+            guard let text = element.attribute("NotOnOrAfter") else {
+                if endRequired { fail("time", "\(what) has no NotOnOrAfter") }
+                return nil
+            }
+            guard let t = SAMLTime.parse(text) else {
+                fail("time", "unreadable NotOnOrAfter \(text)")
+                return nil
+            }
+            if now >= t + skew { fail("time", "\(what) expired at \(text)") }
+            return t
+        }
 
         // Response: Destination, Issuer (if present), InResponseTo, IssueInstant.
         if let destination = response.attribute("Destination") {
@@ -287,17 +306,7 @@ public struct SAMLResponseVerifier: Sendable {
                     fail("recipient", "Recipient \(recipient ?? "(none)") is not this ACS (\(policy.acsURL))")
                 }
                 checkInResponseTo(data.attribute("InResponseTo"), where: "SubjectConfirmationData", policy, fail)
-                if let notBefore = data.attribute("NotBefore") {
-                    if let t = SAMLTime.parse(notBefore) {
-                        if now < t - skew { fail("time", "the confirmation is not valid before \(notBefore)") }
-                    } else { fail("time", "unreadable NotBefore \(notBefore)") }
-                }
-                if let notOnOrAfter = data.attribute("NotOnOrAfter"), let t = SAMLTime.parse(notOnOrAfter) {
-                    if now >= t + skew { fail("time", "the confirmation expired at \(notOnOrAfter)") }
-                    replayableUntil = min(replayableUntil ?? t, t)
-                } else {
-                    fail("time", "a bearer confirmation has no readable NotOnOrAfter")
-                }
+                if let end = checkWindow(data, "the confirmation", endRequired: true) { replayableUntil = min(replayableUntil ?? end, end) }
             }
         }
 
@@ -307,17 +316,7 @@ public struct SAMLResponseVerifier: Sendable {
             fail("audience", "the Assertion has \(conditions.count) Conditions (one with an AudienceRestriction is required)")
         } else {
             let c = conditions[0]
-            if let notBefore = c.attribute("NotBefore") {
-                if let t = SAMLTime.parse(notBefore) {
-                    if now < t - skew { fail("time", "the Assertion is not valid before \(notBefore)") }
-                } else { fail("time", "unreadable NotBefore \(notBefore)") }
-            }
-            if let notOnOrAfter = c.attribute("NotOnOrAfter") {
-                if let t = SAMLTime.parse(notOnOrAfter) {
-                    if now >= t + skew { fail("time", "the Assertion expired at \(notOnOrAfter)") }
-                    replayableUntil = min(replayableUntil ?? t, t)
-                } else { fail("time", "unreadable NotOnOrAfter \(notOnOrAfter)") }
-            }
+            if let end = checkWindow(c, "the Assertion", endRequired: false) { replayableUntil = min(replayableUntil ?? end, end) }
             let restrictions = c.children(NS.assertion, "AudienceRestriction")
             if restrictions.isEmpty { fail("audience", "the Conditions hold no AudienceRestriction") }
             for restriction in restrictions {
@@ -349,8 +348,10 @@ public struct SAMLResponseVerifier: Sendable {
             } else {
                 fail("authn_statement", "the AuthnStatement has no AuthnInstant")
             }
-            if let end = s.attribute("SessionNotOnOrAfter"), let t = SAMLTime.parse(end), now >= t + skew {
-                fail("time", "the IdP session ended at \(end)")
+            if let end = s.attribute("SessionNotOnOrAfter") {
+                if let t = SAMLTime.parse(end) {
+                    if now >= t + skew { fail("time", "the IdP session ended at \(end)") }
+                } else { fail("time", "unreadable SessionNotOnOrAfter \(end)") }
             }
             classRef = try s.children(NS.assertion, "AuthnContext").first?
                 .children(NS.assertion, "AuthnContextClassRef").first?.trimmedText()

@@ -13,11 +13,13 @@ public final class SAMLAdapter: UnsolicitedLoginAdapter {
     let replayCache: any ReplayCache
     let replayNamespace: String
     let signatures: SAMLSignatureRequirement
+    let clock: any GatehouseClock
 
     public init(
         poolID: PoolID, providerName: String, settings: SAMLProviderSettings, spPrivateKeyPEM: String,
-        replayCache: any ReplayCache, now: Date
+        replayCache: any ReplayCache, clock: any GatehouseClock
     ) throws {
+        let now = clock.now()
         let pinned = try settings.metadataSigningCertificatePEM.map { try SAMLCertificate(base64OrPEM: $0) }
         let metadata = try SAMLIdentityProviderMetadata.parse(
             Array(settings.metadataXML.utf8), entityID: settings.idpEntityID, pinnedCertificate: pinned, now: now)
@@ -33,6 +35,7 @@ public final class SAMLAdapter: UnsolicitedLoginAdapter {
         self.replayCache = replayCache
         self.replayNamespace = "saml:\(poolID)/\(providerName)"
         self.signatures = signatures
+        self.clock = clock
     }
 
     /// The AuthnRequest ID of a login: derived from the transaction's upstream nonce, so that the
@@ -66,11 +69,11 @@ public final class SAMLAdapter: UnsolicitedLoginAdapter {
     }
 
     public func begin(_ state: UpstreamLoginState) async throws -> URL {
-        try redirectURL(state, now: Date())
+        try redirectURL(state, now: clock.now())
     }
 
     public func start(_ state: UpstreamLoginState) async throws -> UpstreamRequest {
-        try request(state, now: Date())
+        try request(state, now: clock.now())
     }
 
     /// The browser's way to the IdP for this login, signed.
@@ -104,7 +107,8 @@ public final class SAMLAdapter: UnsolicitedLoginAdapter {
 
     /// A message over the HTTP-Redirect binding, signed by the SP key.
     func signedRedirect(to location: String, parameter: String, xml: String, relayState: String?) throws -> URL {
-        let encoded = Data(RawDeflate.compress(Array(xml.utf8))).base64EncodedString()
+        guard let deflated = RawDeflate.compress(Array(xml.utf8)) else { throw UpstreamError(.misconfigured, "the message cannot be deflated") }
+        let encoded = Data(deflated).base64EncodedString()
         var query = parameter + "=" + FormEncoding.escape(encoded)
         if let relayState { query += "&RelayState=" + FormEncoding.escape(relayState) }
         query += "&SigAlg=" + FormEncoding.escape("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")

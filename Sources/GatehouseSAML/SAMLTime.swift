@@ -1,9 +1,9 @@
-import Foundation
+package import Foundation
 
 /// SAML's `xs:dateTime` values, which SAML 2.0 (core §1.3.3) requires in UTC: `YYYY-MM-DDThh:mm:ss`,
 /// optional fraction, then `Z`. Anything else (an offset, a missing zone, a malformed field) is nil.
-enum SAMLTime {
-    static func parse(_ text: String) -> Date? {
+package enum SAMLTime {
+    package static func parse(_ text: String) -> Date? {
         let b = Array(text.utf8)
         guard b.count >= 20, b.count <= 40, b.last == UInt8(ascii: "Z") else { return nil }
         func digits(_ from: Int, _ count: Int) -> Int? {
@@ -54,11 +54,22 @@ enum SAMLTime {
         }
     }
 
-    /// Formats a date as SAML writes it (UTC, whole seconds).
-    static func format(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        return formatter.string(from: date)
+    /// Formats a date as SAML writes it (UTC, whole seconds): `YYYY-MM-DDThh:mm:ssZ`.
+    package static func format(_ date: Date) -> String {
+        let seconds = Int(date.timeIntervalSince1970.rounded(.down))
+        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let secondOfDay = seconds - days * 86_400
+        // Civil from days (Howard Hinnant's algorithm), the inverse of `parse`.
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        return "\(year)-\(two(month))-\(two(day))T\(two(secondOfDay / 3600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60))Z"
     }
 }

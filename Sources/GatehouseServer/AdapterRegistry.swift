@@ -43,7 +43,7 @@ final class AdapterRegistry: Sendable {
             let key = String(decoding: try masterKey.open(settings.sealedSPPrivateKey, purpose: SAMLProviderSettings.spKeyPurpose(pool: provider.poolID, provider: provider.name)), as: UTF8.self)
             adapter = try SAMLAdapter(
                 poolID: provider.poolID, providerName: provider.name, settings: settings, spPrivateKeyPEM: key,
-                replayCache: replayCache, now: clock.now())
+                replayCache: replayCache, clock: clock)
         }
         entries.withLock { $0[key] = Entry(fingerprint: provider, adapter: adapter) }
         return adapter

@@ -89,18 +89,17 @@ public struct Admin: Sendable {
         let spEntityID = options.spEntityID ?? "\(issuer)/saml2/sp/\(name)"
         let (keyPEM, certificatePEM) = try SAMLSigningCredential.generate(commonName: String(spEntityID.prefix(64)), now: now)
         let sealed = try masterKey.seal(Data(keyPEM.utf8), purpose: SAMLProviderSettings.spKeyPurpose(pool: poolID, provider: name))
-        let settings = SAMLProviderSettings(
+        var settings = SAMLProviderSettings(
             idpEntityID: metadata.entityID, metadataXML: metadataXML, metadataURL: options.metadataURL,
             metadataSigningCertificatePEM: options.metadataSigningCertificatePEM, spEntityID: spEntityID,
             acsURL: "\(issuer)/saml2/acs/\(name)", spCertificatePEM: certificatePEM, sealedSPPrivateKey: sealed,
             signatures: options.signatures, clockSkewSeconds: options.clockSkewSeconds, requestBinding: options.requestBinding,
             nameIDFormat: options.nameIDFormat, forceAuthn: options.forceAuthn, requestedAuthnContext: options.requestedAuthnContext,
             allowIdPInitiated: options.allowIdPInitiated)
-        var withLogout = settings
-        withLogout.sloURL = "\(issuer)/saml2/slo/\(name)"
+        settings.sloURL = "\(issuer)/saml2/slo/\(name)"
         let provider = IdentityProvider(
             poolID: poolID, name: name, kind: .saml, oidc: nil, sealedClientSecret: nil, attributeMapping: mapping,
-            idpIdentifiers: idpIdentifiers.map { $0.lowercased() }, createdAt: now, saml: withLogout)
+            idpIdentifiers: idpIdentifiers.map { $0.lowercased() }, createdAt: now, saml: settings)
         try await directory.createProvider(provider)
         return provider
     }

@@ -137,41 +137,58 @@ extension Gatehouse {
     func callback(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
         let pool = try await pool(context)
         let q = try query(request)
-        let issuer = configuration.issuer(for: pool.id)
-        let now = clock.now()
-        // The transaction is consumed only together with this browser's binding: another browser
-        // (or someone who learnt `state`) can neither use nor cancel it.
+        return try await completeUpstreamLogin(request, transactionID: q["state"], pool: pool.id, parameters: q, expecting: nil, now: clock.now())
+    }
+
+    /// The shared end of the OIDC callback and the SAML ACS: consumes the login transaction
+    /// `transactionID` together with this browser's binding (so another browser, or someone who
+    /// learnt the id, can neither use nor cancel it), has the provider's adapter verify what came
+    /// back, and finishes the login. `expecting` names the provider (and its adapter) when the route
+    /// already did; the transaction must then belong to it.
+    func completeUpstreamLogin(
+        _ request: Request, transactionID: String?, pool: PoolID, parameters: [String: String],
+        expecting: (provider: IdentityProvider, adapter: any FederationAdapter)?, now: Date
+    ) async throws -> Response {
         guard let cookie = request.cookies[browserCookieName]?.value, cookie.utf8.count <= 64 else {
             countVerificationFailure("browser_binding")
             throw PageError(status: .badRequest, title: "Sign-in not recognised", message: "This sign-in was started in another browser, or cookies are blocked. Please start again from the application.")
         }
-        guard let state = q["state"], state.utf8.count <= 128,
-            let transaction = try await directory.consumeLoginTransaction(id: state, browserBindingHash: Secrets.hash(cookie), now: now),
-            transaction.poolID == pool.id
+        guard let transactionID, transactionID.utf8.count <= 128,
+            let transaction = try await directory.consumeLoginTransaction(id: transactionID, browserBindingHash: Secrets.hash(cookie), now: now),
+            transaction.poolID == pool, expecting.map({ $0.provider.name == transaction.providerName }) ?? true
         else {
             countVerificationFailure("state")
             throw PageError(status: .badRequest, title: "Sign-in expired", message: "This sign-in has expired, was already completed, or was started in another browser. Please start again from the application.")
         }
-        let back = { (code: String, description: String) -> Response in
-            self.errorRedirect(AppRedirectError(code: code, description: description), redirectURI: transaction.redirectURI, state: transaction.appState, issuer: issuer)
-        }
-        guard let client = try await directory.client(pool: pool.id, clientID: transaction.clientID), Self.registered(transaction.redirectURI, in: client.redirectURIs) != nil else {
+        let back = backToApp(redirectURI: transaction.redirectURI, state: transaction.appState, pool: pool)
+        guard let client = try await directory.client(pool: pool, clientID: transaction.clientID), Self.registered(transaction.redirectURI, in: client.redirectURIs) != nil else {
             throw PageError(status: .badRequest, title: "Unknown application", message: "The application is no longer registered.")
         }
-        guard let provider = try await directory.provider(pool: pool.id, name: transaction.providerName) else {
-            return back("server_error", "the identity provider was removed")
+        let provider: IdentityProvider
+        if let expecting {
+            provider = expecting.provider
+        } else {
+            guard let p = try await directory.provider(pool: pool, name: transaction.providerName) else {
+                return back("server_error", "the identity provider was removed")
+            }
+            provider = p
         }
         let identity: VerifiedIdentity
         do {
-            let adapter = try adapters.adapter(for: provider)
-            identity = try await adapter.complete(UpstreamCallback(parameters: q), state: upstreamState(transaction, pool: pool.id), now: now)
+            let adapter = try expecting?.adapter ?? adapters.adapter(for: provider)
+            identity = try await adapter.complete(UpstreamCallback(parameters: parameters), state: upstreamState(transaction, pool: pool), now: now)
         } catch let e as UpstreamError {
             return upstreamFailure(e, provider: provider.name, back: back)
         }
+        return try await finishLogin(pool: pool, client: client, provider: provider, identity: identity, request: AppRequest(transaction), now: now)
+    }
 
-        return try await finishLogin(
-            pool: pool.id, client: client, provider: provider, identity: identity,
-            request: AppRequest(transaction), now: now)
+    /// Sends an RFC 6749 error to the app's (registered) redirect URI, with its state and `iss`.
+    func backToApp(redirectURI: String, state: String?, pool: PoolID) -> (String, String) -> Response {
+        let issuer = configuration.issuer(for: pool)
+        return { code, description in
+            self.errorRedirect(AppRedirectError(code: code, description: description), redirectURI: redirectURI, state: state, issuer: issuer)
+        }
     }
 
     /// Logs and counts a refused upstream login and sends the app the matching RFC 6749 error.
@@ -213,9 +230,7 @@ extension Gatehouse {
     /// redirect back to the app.
     func finishLogin(pool: PoolID, client: AppClient, provider: IdentityProvider, identity: VerifiedIdentity, request: AppRequest, now: Date) async throws -> Response {
         let issuer = configuration.issuer(for: pool)
-        let back = { (code: String, description: String) -> Response in
-            self.errorRedirect(AppRedirectError(code: code, description: description), redirectURI: request.redirectURI, state: request.appState, issuer: issuer)
-        }
+        let back = backToApp(redirectURI: request.redirectURI, state: request.appState, pool: pool)
         let attributes = AttributeMapper.map(identity, with: provider.attributeMapping)
         let link = LinkedIdentity(poolID: pool, providerName: provider.name, providerKind: identity.providerKind, upstreamIssuer: identity.upstreamIssuer, upstreamSubject: identity.upstreamSubject, userID: "", createdAt: now)
         let resolution = try await directory.resolveLogin(identity: link, username: AttributeMapper.username(for: identity), attributes: attributes, now: now)

@@ -66,37 +66,14 @@ extension Gatehouse {
         guard pending, let relayState else {
             return try await unsolicitedLogin(pool: pool, provider: provider, adapter: adapter, form: form, now: now)
         }
-        guard let cookie = request.cookies[browserCookieName]?.value, cookie.utf8.count <= 64 else {
-            if form["gatehouse_resent"] == nil {
-                let acs = configuration.issuer(for: pool.id) + "/saml2/acs/" + provider.name
-                var fields = [UpstreamRequest.FormField("SAMLResponse", form["SAMLResponse"]!), .init("RelayState", relayState)]
-                fields.append(.init("gatehouse_resent", "1"))
-                guard let url = URL(string: acs) else { throw PageError(status: .internalServerError, title: "Sign-in failed", message: "Bad ACS address.") }
-                return Responses.autoPost(action: url, fields: fields)
-            }
-            countVerificationFailure("browser_binding")
-            throw PageError(status: .badRequest, title: "Sign-in not recognised", message: "This sign-in was started in another browser, or cookies are blocked. Please start again from the application.")
+        if request.cookies[browserCookieName] == nil, form["gatehouse_resent"] == nil {
+            let acs = configuration.issuer(for: pool.id) + "/saml2/acs/" + provider.name
+            guard let url = URL(string: acs) else { throw PageError(status: .internalServerError, title: "Sign-in failed", message: "Bad ACS address.") }
+            return Responses.autoPost(action: url, fields: [
+                .init("SAMLResponse", form["SAMLResponse"]!), .init("RelayState", relayState), .init("gatehouse_resent", "1"),
+            ])
         }
-        guard let transaction = try await directory.consumeLoginTransaction(id: relayState, browserBindingHash: Secrets.hash(cookie), now: now),
-            transaction.poolID == pool.id, transaction.providerName == provider.name
-        else {
-            countVerificationFailure("state")
-            throw PageError(status: .badRequest, title: "Sign-in expired", message: "This sign-in has expired, was already completed, or was started in another browser. Please start again from the application.")
-        }
-        let issuer = configuration.issuer(for: pool.id)
-        let back = { (code: String, description: String) -> Response in
-            self.errorRedirect(AppRedirectError(code: code, description: description), redirectURI: transaction.redirectURI, state: transaction.appState, issuer: issuer)
-        }
-        guard let client = try await directory.client(pool: pool.id, clientID: transaction.clientID), Self.registered(transaction.redirectURI, in: client.redirectURIs) != nil else {
-            throw PageError(status: .badRequest, title: "Unknown application", message: "The application is no longer registered.")
-        }
-        let identity: VerifiedIdentity
-        do {
-            identity = try await adapter.complete(UpstreamCallback(parameters: form), state: upstreamState(transaction, pool: pool.id), now: now)
-        } catch let e as UpstreamError {
-            return upstreamFailure(e, provider: provider.name, back: back)
-        }
-        return try await finishLogin(pool: pool.id, client: client, provider: provider, identity: identity, request: AppRequest(transaction), now: now)
+        return try await completeUpstreamLogin(request, transactionID: relayState, pool: pool.id, parameters: form, expecting: (provider, adapter), now: now)
     }
 
     /// An IdP-initiated login: allowed only when the provider enables it. The RelayState names the
@@ -115,10 +92,7 @@ extension Gatehouse {
         else {
             throw PageError(status: .badRequest, title: "Unknown application", message: "The identity provider did not name an application registered here.")
         }
-        let issuer = configuration.issuer(for: pool.id)
-        let back = { (code: String, description: String) -> Response in
-            self.errorRedirect(AppRedirectError(code: code, description: description), redirectURI: redirectURI, state: nil, issuer: issuer)
-        }
+        let back = backToApp(redirectURI: redirectURI, state: nil, pool: pool.id)
         guard !client.isPublic else { return back("unauthorized_client", "IdP-initiated login needs a confidential client") }
         guard client.allowedProviders.isEmpty || client.allowedProviders.contains(provider.name) else {
             return back("unauthorized_client", "this identity provider is not available to the client")

@@ -31,11 +31,7 @@ public struct SAMLResponseFactory: Sendable {
     }
 
     public func response(nameID: String, requestID: String?, now: Date) throws -> String {
-        let stamp = { (d: Date) -> String in
-            let f = ISO8601DateFormatter()
-            f.timeZone = TimeZone(identifier: "UTC")
-            return f.string(from: d)
-        }
+        let stamp = SAMLTime.format
         let assertionID = "_a" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         let responseID = "_r" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         let irt = requestID.map { " InResponseTo=\"\(Markup.escape($0))\"" } ?? ""

@@ -105,7 +105,7 @@ public final class SimpleSAMLphpIdP: @unchecked Sendable {
         process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
         process.standardError = try FileHandle(forWritingTo: {
             let log = folder.appendingPathComponent("log/php-server.log")
-            fm.createFile(atPath: log.path, contents: nil)
+            _ = fm.createFile(atPath: log.path, contents: nil)
             return log
         }())
         try trust(spEntityID: "urn:nobody", acsURL: "http://127.0.0.1:9/acs", spCertificatePEM: nil)
@@ -128,7 +128,7 @@ public final class SimpleSAMLphpIdP: @unchecked Sendable {
 
     /// Names the SP SimpleSAMLphp will answer: its entity ID, ACS, and (when given) the certificate
     /// whose signature on every AuthnRequest it then requires.
-    public func trust(spEntityID: String, acsURL: String, spCertificatePEM: String?, sloURL: String? = nil) throws {
+    public func trust(spEntityID: String, acsURL: String, spCertificatePEM: String?, sloURL: String? = nil, encryptAssertions: Bool = false) throws {
         var entry = """
             'AssertionConsumerService' => '\(acsURL)',\(sloURL.map { "\n    'SingleLogoutService' => '\($0)'," } ?? "")
             'NameIDFormat' => 'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent',
@@ -137,6 +137,7 @@ public final class SimpleSAMLphpIdP: @unchecked Sendable {
         if let pem = spCertificatePEM {
             let body = pem.components(separatedBy: "-----")[2].filter { !$0.isWhitespace }
             entry += "\n    'validate.authnrequest' => true,\n    'validate.logout' => true,\n    'certData' => '\(body)',"
+            if encryptAssertions { entry += "\n    'assertion.encryption' => true," }
         }
         try "<?php\n$metadata['\(spEntityID)'] = [\n\(entry)\n];\n"
             .write(to: folder.appendingPathComponent("metadata/saml20-sp-remote.php"), atomically: true, encoding: .utf8)

@@ -110,14 +110,7 @@ enum SAMLBenchmark {
             _ = try await back.body.collect(upTo: 1 << 20)
             let location = try requireValue(back.headers.first(name: "Location"))
             let code = try requireValue(FormEncoding.decode(try requireValue(URLComponents(string: location)?.percentEncodedQuery))?["code"])
-            var t = HTTPClientRequest(url: issuer + "/oauth2/token")
-            t.method = .POST
-            t.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
-            t.headers.add(name: "Authorization", value: "Basic " + Data("\(client.clientID):\(secret!)".utf8).base64EncodedString())
-            t.body = .bytes(ByteBuffer(string: FormEncoding.encode([("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect)])))
-            let resp = try await http.execute(t, timeout: .seconds(10))
-            _ = try await resp.body.collect(upTo: 1 << 20)
-            guard resp.status == .ok else { throw ConfigurationError("token endpoint answered \(resp.status)") }
+            try await redeem(http, issuer: issuer, clientID: client.clientID, secret: secret!, code: code, redirectURI: redirect)
         }
 
         for i in 0..<20 { try await complete(try await prepare(-1 - i)) }

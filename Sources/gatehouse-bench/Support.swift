@@ -43,14 +43,7 @@ enum LoginBenchmark {
             let (callback, _) = try await get(upstream!)
             let (back, _) = try await get(callback!, cookie: cookie)
             let code = FormEncoding.decode(URLComponents(string: back!)!.percentEncodedQuery!)!["code"]!
-            var t = HTTPClientRequest(url: issuer + "/oauth2/token")
-            t.method = .POST
-            t.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
-            t.headers.add(name: "Authorization", value: "Basic " + Data("\(client.clientID):\(secret!)".utf8).base64EncodedString())
-            t.body = .bytes(ByteBuffer(string: FormEncoding.encode([("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect)])))
-            let resp = try await http.execute(t, timeout: .seconds(10))
-            _ = try await resp.body.collect(upTo: 1 << 20)
-            guard resp.status == .ok else { throw ConfigurationError("token endpoint answered \(resp.status)") }
+            try await redeem(http, issuer: issuer, clientID: client.clientID, secret: secret!, code: code, redirectURI: redirect)
         }
 
         for _ in 0..<20 { try await oneLogin(user: 0) }
@@ -72,4 +65,16 @@ enum LoginBenchmark {
         await op.stop()
         try await directory.shutdown()
     }
+}
+
+/// Redeems an authorization code at the token endpoint with client_secret_basic; throws unless 200.
+func redeem(_ http: HTTPClient, issuer: String, clientID: String, secret: String, code: String, redirectURI: String) async throws {
+    var t = HTTPClientRequest(url: issuer + "/oauth2/token")
+    t.method = .POST
+    t.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+    t.headers.add(name: "Authorization", value: "Basic " + Data("\(clientID):\(secret)".utf8).base64EncodedString())
+    t.body = .bytes(ByteBuffer(string: FormEncoding.encode([("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirectURI)])))
+    let resp = try await http.execute(t, timeout: .seconds(10))
+    _ = try await resp.body.collect(upTo: 1 << 20)
+    guard resp.status == .ok else { throw ConfigurationError("token endpoint answered \(resp.status)") }
 }

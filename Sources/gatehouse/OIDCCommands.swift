@@ -20,18 +20,8 @@ struct OIDCCommand: AsyncParsableCommand {
         @Argument(help: "File holding the token, or - for standard input.") var token: String
 
         func run() async throws {
-            let text: String
-            if token == "-" {
-                text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
-            } else {
-                guard let data = FileManager.default.contents(atPath: token) else { throw ValidationError("cannot read \(token)") }
-                text = String(decoding: data, as: UTF8.self)
-            }
-            var instant = Date()
-            if let now {
-                guard let d = IDTokenCheck.parseInstant(now) else { throw ValidationError("--now must be ISO 8601, e.g. 2026-01-31T12:00:00Z") }
-                instant = d
-            }
+            let text = try readArgumentFile(token)
+            let instant = try parseNow(now)
             let policy = IDTokenPolicy(issuer: issuer, clientID: clientID, allowedAlgorithms: Set(algs.isEmpty ? ["RS256"] : algs), clockSkew: TimeInterval(skew), nonce: nonce)
             let http = UpstreamHTTP()
             let keys: any VerificationKeySource
@@ -55,4 +45,18 @@ struct OIDCCommand: AsyncParsableCommand {
             if !report.verified { throw ExitCode(1) }
         }
     }
+}
+
+/// The text of a file named on the command line, or of standard input for `-`.
+func readArgumentFile(_ path: String) throws -> String {
+    if path == "-" { return String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) }
+    guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }
+    return String(decoding: data, as: UTF8.self)
+}
+
+/// `--now` (ISO 8601), or the current time.
+func parseNow(_ text: String?) throws -> Date {
+    guard let text else { return Date() }
+    guard let d = IDTokenCheck.parseInstant(text) else { throw ValidationError("--now must be ISO 8601, e.g. 2026-01-31T12:00:00Z") }
+    return d
 }

@@ -26,19 +26,9 @@ struct SAMLCommand: AsyncParsableCommand {
             guard let requirement = SAMLSignatureRequirement(rawValue: signatures) else {
                 throw ValidationError("--signatures is assertion, response, either or both")
             }
-            let input: String
-            if response == "-" {
-                input = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
-            } else {
-                guard let data = FileManager.default.contents(atPath: response) else { throw ValidationError("cannot read \(response)") }
-                input = String(decoding: data, as: UTF8.self)
-            }
-            guard let metadataData = FileManager.default.contents(atPath: metadata) else { throw ValidationError("cannot read \(metadata)") }
-            var instant = Date()
-            if let now {
-                guard let d = IDTokenCheck.parseInstant(now) else { throw ValidationError("--now must be ISO 8601, e.g. 2026-01-31T12:00:00Z") }
-                instant = d
-            }
+            let input = try readArgumentFile(response)
+            let metadataXML = try readArgumentFile(metadata)
+            let instant = try parseNow(now)
             var key: SAMLSigningCredential?
             if spKey != nil || spCert != nil {
                 guard let spKey, let spCert, let k = FileManager.default.contents(atPath: spKey), let c = FileManager.default.contents(atPath: spCert) else {
@@ -47,7 +37,7 @@ struct SAMLCommand: AsyncParsableCommand {
                 key = try SAMLSigningCredential(privateKeyPEM: String(decoding: k, as: UTF8.self), certificatePEM: String(decoding: c, as: UTF8.self))
             }
             let report = SAMLResponseCheck.run(
-                response: input, metadataXML: String(decoding: metadataData, as: UTF8.self), spEntityID: spEntityID, acsURL: acsURL,
+                response: input, metadataXML: metadataXML, spEntityID: spEntityID, acsURL: acsURL,
                 requestID: requestID, signatures: requirement, clockSkew: TimeInterval(skew), now: instant, decryptionKey: key)
             print(report.text)
             if !report.verified { throw ExitCode(1) }

@@ -115,6 +115,20 @@ enum Corpus {
         #expect(throws: VerificationError.self) { try verifier.verify(xml: xml, policy: policy, now: Corpus.now.addingTimeInterval(-121)) }
     }
 
+    @Test func anUnreadableTimeIsAFailureNotAnOmission() throws {
+        // The policy alone (the signature half is what the corpus covers): a SessionNotOnOrAfter
+        // that is not a SAML time must fail, not be skipped.
+        let xml = String(decoding: try Corpus.response("valid-assertion-signed-rsa"), as: UTF8.self)
+            .replacingOccurrences(of: "SessionNotOnOrAfter=\"2026-11-22T18:00:00Z\"", with: "SessionNotOnOrAfter=\"tomorrow\"")
+        let tree = try XMLTree.parse(Array(xml.utf8))
+        let (response, assertion) = try SAMLResponseVerifier.checkStructure(tree, decrypted: false)
+        let error = #expect(throws: VerificationError.self) {
+            try SAMLResponseVerifier.evaluate(response: response, assertion: assertion, policy: Corpus.policy(requestID: Corpus.settings["request_id"]),
+                                              now: Corpus.now, signedResponse: false, signedAssertion: true, encrypted: false)
+        }
+        #expect(error?.failures.contains { $0.check == "time" && $0.reason.contains("SessionNotOnOrAfter") } == true)
+    }
+
     @Test func rolloverTriesEveryPinnedKeyAndKeyInfoIsNeverTrusted() throws {
         let both = try SAMLResponseVerifier(signingCertificates: [try Corpus.certificate("idp-ec"), try Corpus.certificate("idp-rsa")])
         let policy = Corpus.policy(requestID: Corpus.settings["request_id"])
@@ -209,6 +223,11 @@ enum Corpus {
         #expect(SAMLTime.parse("2026-11-22T10:00:00Z") == Date(timeIntervalSince1970: 1_795_341_600))
         #expect(SAMLTime.parse("2026-11-22T10:00:00.250Z") == Date(timeIntervalSince1970: 1_795_341_600.25))
         #expect(SAMLTime.parse("2024-02-29T00:00:00Z") != nil)
+        // format is parse's inverse, across leap days and the epoch.
+        for text in ["2026-11-22T10:00:00Z", "2024-02-29T23:59:59Z", "2000-03-01T00:00:00Z", "1970-01-01T00:00:00Z", "2099-12-31T12:34:56Z"] {
+            #expect(SAMLTime.format(SAMLTime.parse(text)!) == text)
+        }
+        #expect(SAMLTime.format(Date(timeIntervalSince1970: 1_795_341_600.75)) == "2026-11-22T10:00:00Z")
         for bad in ["2026-11-22T10:00:00", "2026-11-22T10:00:00+01:00", "2026-02-30T00:00:00Z", "2025-02-29T00:00:00Z",
                     "2026-11-22 10:00:00Z", "2026-13-01T00:00:00Z", "2026-11-22T24:00:00Z", "2026-11-22T10:00:00.Z", ""] {
             #expect(SAMLTime.parse(bad) == nil, "\(bad)")

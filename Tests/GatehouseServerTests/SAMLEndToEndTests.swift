@@ -72,7 +72,7 @@ struct SAMLEndToEnd {
         var issuer: String { "\(gatehouse.baseURL)/acme" }
     }
 
-    func withSetup(_ backend: TestDatabases.Backend, signatures: String = "both", idpInitiated: Bool = false, metadataFromURL: Bool = false, _ body: (Setup, TestBrowser) async throws -> Void) async throws {
+    func withSetup(_ backend: TestDatabases.Backend, signatures: String = "both", idpInitiated: Bool = false, metadataFromURL: Bool = false, encrypted: Bool = false, _ body: (Setup, TestBrowser) async throws -> Void) async throws {
         let directory = try await TestDatabases.make(backend)
         let idp = try SimpleSAMLphpIdP()
         var running: RunningGatehouse?
@@ -97,7 +97,7 @@ struct SAMLEndToEnd {
                     "family_name": "urn:oid:2.5.4.4",
                 ]))
             let saml = try #require(provider.saml)
-            try idp.trust(spEntityID: saml.spEntityID, acsURL: saml.acsURL, spCertificatePEM: saml.spCertificatePEM, sloURL: saml.sloURL)
+            try idp.trust(spEntityID: saml.spEntityID, acsURL: saml.acsURL, spCertificatePEM: saml.spCertificatePEM, sloURL: saml.sloURL, encryptAssertions: encrypted)
             try await body(Setup(gatehouse: gatehouse, idp: idp, directory: directory, clientID: client.clientID, clientSecret: secret ?? "", provider: provider), browser)
         } catch {
             let logs = idp.logs()
@@ -123,7 +123,7 @@ struct SAMLEndToEnd {
         ])
         let start = try await browser.send(authorize)
         try #require(start.status == 302, "authorize: \(start.status) \(start.body)")
-        var url = try #require(start.location)
+        let url = try #require(start.location)
         #expect(url.hasPrefix(s.idp.baseURL + "/saml2/idp/SSOService.php?SAMLRequest="))
         #expect(URLComponents(string: url)?.queryItems?.contains { $0.name == "Signature" } == true)
         return try await followIdP(from: url, browser)
@@ -207,21 +207,21 @@ struct SAMLEndToEnd {
             let acsForm = try await signIn(s, browser)
             // A second browser (an attacker holding the victim's response, or a login-CSRF victim)
             // has no cookie or another one: the resend carries the wrong binding.
-            let other = TestBrowser()
-            defer { Task { await other.shutdown() } }
-            let crossSite = try await other.postForm(acsForm.action, acsForm.fields)
-            let again = try #require(HTMLForm.first(in: crossSite.body, pageURL: acsForm.action))
-            let refused = try await other.send(again.action, method: .POST, headers: [("Content-Type", "application/x-www-form-urlencoded")], body: FormEncoding.encode(again.fields))
-            #expect(refused.status == 400)
-            _ = try await other.send(s.gatehouse.baseURL + "/acme/oauth2/authorize?client_id=\(s.clientID)&redirect_uri=\(FormEncoding.escape(redirectURI))&response_type=code&scope=openid&identity_provider=Corp")
-            let withOtherCookie = try await other.send(again.action, method: .POST, headers: [("Content-Type", "application/x-www-form-urlencoded")], body: FormEncoding.encode(again.fields))
-            #expect(withOtherCookie.status == 400)
-            #expect(try await s.directory.countUsers(pool: try PoolID("acme")) == 0)
-            // The rightful browser still completes: the other browser could not cancel its login.
-            let back = try await postToACS(acsForm, browser)
-            #expect(back.status == 302)
-            #expect(back.locationQuery["code"] != nil)
-            await other.shutdown()
+            try await withBrowsers(1) { browsers in
+                let other = browsers[0]
+                let crossSite = try await other.postForm(acsForm.action, acsForm.fields)
+                let again = try #require(HTMLForm.first(in: crossSite.body, pageURL: acsForm.action))
+                let refused = try await other.send(again.action, method: .POST, headers: [("Content-Type", "application/x-www-form-urlencoded")], body: FormEncoding.encode(again.fields))
+                #expect(refused.status == 400)
+                _ = try await other.send(s.gatehouse.baseURL + "/acme/oauth2/authorize?client_id=\(s.clientID)&redirect_uri=\(FormEncoding.escape(redirectURI))&response_type=code&scope=openid&identity_provider=Corp")
+                let withOtherCookie = try await other.send(again.action, method: .POST, headers: [("Content-Type", "application/x-www-form-urlencoded")], body: FormEncoding.encode(again.fields))
+                #expect(withOtherCookie.status == 400)
+                #expect(try await s.directory.countUsers(pool: try PoolID("acme")) == 0)
+                // The rightful browser still completes: the other browser could not cancel its login.
+                let back = try await postToACS(acsForm, browser)
+                #expect(back.status == 302)
+                #expect(back.locationQuery["code"] != nil)
+            }
         }
     }
 
@@ -363,6 +363,19 @@ struct SAMLEndToEnd {
             // A forged LogoutRequest (unsigned) is refused and revokes nothing.
             let forged = try await browser.send(s.provider.saml!.sloURL! + "?SAMLRequest=" + FormEncoding.escape(Data("x".utf8).base64EncodedString()))
             #expect(forged.status == 400)
+        }
+    }
+
+    @Test func anAssertionSimpleSAMLphpEncryptsForTheSPKeyIsDecryptedAndVerified() async throws {
+        try await withSetup(.sqlite, signatures: "assertion", encrypted: true) { s, browser in
+            let acsForm = try await signIn(s, browser)
+            let value = try #require(acsForm["SAMLResponse"])
+            let xml = String(decoding: try #require(Data(base64Encoded: value)), as: UTF8.self)
+            #expect(xml.contains("EncryptedAssertion"))
+            #expect(!xml.contains("alice@corp.example.test"), "nothing of the assertion is in clear")
+            let back = try await postToACS(acsForm, browser)
+            try #require(back.status == 302, "ACS: \(back.status) \(back.body.prefix(500))")
+            #expect(back.locationQuery["code"] != nil)
         }
     }
 }
