@@ -7,6 +7,7 @@ public protocol PoolStore: Sendable {
     func createPool(_ pool: Pool) async throws
     func pool(_ id: PoolID) async throws -> Pool?
     func listPools() async throws -> [Pool]
+    func updatePool(_ pool: Pool) async throws
 }
 
 public protocol AppClientStore: Sendable {
@@ -25,6 +26,30 @@ public protocol IdentityProviderStore: Sendable {
     func deleteProvider(pool: PoolID, name: String) async throws
 }
 
+/// A federated login as the user store sees it: the upstream identity and what the mapping made of it.
+public struct FederatedLogin: Sendable {
+    public var identity: LinkedIdentity
+    /// The username if a user is created.
+    public var username: String
+    /// Set at every login.
+    public var attributes: [String: String]
+    /// Set only when the user is created.
+    public var initialAttributes: [String: String]
+    /// The pool groups the mapping names (`nil` when the mapping has no groups rule). Groups the pool
+    /// does not have are ignored; memberships an admin made are never removed by a login.
+    public var groups: [String]?
+    public var groupsOnCreationOnly: Bool
+
+    public init(identity: LinkedIdentity, username: String, attributes: [String: String], initialAttributes: [String: String] = [:], groups: [String]? = nil, groupsOnCreationOnly: Bool = false) {
+        self.identity = identity
+        self.username = username
+        self.attributes = attributes
+        self.initialAttributes = initialAttributes
+        self.groups = groups
+        self.groupsOnCreationOnly = groupsOnCreationOnly
+    }
+}
+
 /// What a first (or returning) login asks of the user store.
 public struct LoginResolution: Sendable, Equatable {
     public var user: User
@@ -40,9 +65,10 @@ public protocol UserStore: Sendable {
     /// is unique only per issuer) and updates its
     /// attributes, or, in one transaction, creates the user and the link. Concurrent calls for the
     /// same upstream identity produce exactly one user.
-    func resolveLogin(
-        identity: LinkedIdentity, username: String, attributes: [String: String], now: Date
-    ) async throws -> LoginResolution
+    ///
+    /// Attributes and mapped groups are written in the same transaction; a group membership made by
+    /// a login is tagged with its provider, so the next login of that provider can replace it.
+    func resolveLogin(_ login: FederatedLogin, now: Date) async throws -> LoginResolution
     func user(pool: PoolID, id: String) async throws -> User?
     func user(pool: PoolID, username: String) async throws -> User?
     /// Users ordered by username, after `after` (exclusive), at most `limit`.
@@ -57,6 +83,25 @@ public protocol UserStore: Sendable {
     func addUser(pool: PoolID, userID: String, toGroup group: String) async throws
     func groups(pool: PoolID, userID: String) async throws -> [String]
     func countUsers(pool: PoolID) async throws -> Int
+}
+
+extension UserStore {
+    public func resolveLogin(identity: LinkedIdentity, username: String, attributes: [String: String], now: Date) async throws -> LoginResolution {
+        try await resolveLogin(FederatedLogin(identity: identity, username: username, attributes: attributes), now: now)
+    }
+}
+
+/// A provider's attribute mapping over time, and the logins kept to preview it against.
+public protocol MappingStore: Sendable {
+    /// Sets the provider's mapping and records it as the next version, atomically; returns that version.
+    func saveMapping(pool: PoolID, provider: String, mapping: AttributeMapping, author: String, note: String?, now: Date) async throws -> MappingVersion
+    /// Newest first.
+    func mappingVersions(pool: PoolID, provider: String) async throws -> [MappingVersion]
+    func mappingVersion(pool: PoolID, provider: String, version: Int) async throws -> MappingVersion?
+    /// Keeps a redacted login, dropping the provider's oldest beyond `keep`.
+    func recordLoginSample(_ sample: LoginSample, keep: Int) async throws
+    /// Newest first.
+    func loginSamples(pool: PoolID, provider: String, limit: Int) async throws -> [LoginSample]
 }
 
 public protocol LoginStateStore: Sendable {
@@ -102,7 +147,7 @@ public protocol ReplayCache: Sendable {
 }
 
 /// Every store together: what the server is given.
-public protocol Directory: PoolStore, AppClientStore, IdentityProviderStore, UserStore, LoginStateStore,
+public protocol Directory: PoolStore, AppClientStore, IdentityProviderStore, UserStore, MappingStore, LoginStateStore,
     RefreshTokenStore, SigningKeyStore, ReplayCache
 {
     /// A short name for logs and readiness: `sqlite` or `postgresql`.

@@ -42,12 +42,25 @@ public struct Pool: Sendable, Codable, Equatable {
     public var displayName: String
     public var signingAlgorithm: SigningAlgorithm
     public var createdAt: Date
+    /// The `custom:*` attributes users of this pool may have, with their types.
+    public var customAttributes: [CustomAttribute]
 
-    public init(id: PoolID, displayName: String, signingAlgorithm: SigningAlgorithm = .es256, createdAt: Date) {
+    public init(id: PoolID, displayName: String, signingAlgorithm: SigningAlgorithm = .es256, createdAt: Date, customAttributes: [CustomAttribute] = []) {
         self.id = id
         self.displayName = displayName
         self.signingAlgorithm = signingAlgorithm
         self.createdAt = createdAt
+        self.customAttributes = customAttributes
+    }
+
+    public func validate() throws {
+        guard !displayName.isEmpty, displayName.utf8.count <= 128 else { throw DirectoryError(.invalid, "a display name is 1-128 characters") }
+        var names: Set<String> = []
+        for attribute in customAttributes {
+            try attribute.validate()
+            guard names.insert(attribute.name).inserted else { throw DirectoryError(.invalid, "\(attribute.name) is declared twice") }
+        }
+        guard customAttributes.count <= 50 else { throw DirectoryError(.invalid, "a pool declares at most 50 custom attributes") }
     }
 }
 
@@ -271,10 +284,48 @@ public struct SAMLProviderSettings: Sendable, Codable, Equatable {
     }
 }
 
-/// Cognito-style flat attribute mapping: pool attribute name -> upstream attribute or claim name.
-public struct AttributeMapping: Sendable, Codable, Equatable {
-    public var rules: [String: String]
-    public init(_ rules: [String: String]) { self.rules = rules }
+/// How one identity provider's attributes and claims become a pool's canonical attributes.
+///
+/// Each rule fills one pool attribute (a standard claim, `custom:*`, or `groups`) from either an
+/// upstream attribute's name (Cognito's flat form) or an expression of the mapping language, and says
+/// whether it is applied at every login (Cognito's behaviour, the default) or only when the user is
+/// created (Keycloak's "import"). The document form is a JSON object, target -> name or
+/// `{"expression": "…", "update": "first_login"}`; Cognito's flat map is accepted as is.
+///
+/// This type holds the text; the Mapping module compiles and checks the expressions.
+public struct AttributeMapping: Sendable, Equatable, Codable {
+    public enum Update: String, Sendable, Codable, CaseIterable {
+        case everyLogin = "every_login"
+        case firstLogin = "first_login"
+    }
+
+    public enum Source: Sendable, Equatable {
+        /// The upstream attribute or claim of this name, as is.
+        case attribute(String)
+        /// An expression of the mapping language.
+        case expression(String)
+    }
+
+    public struct Rule: Sendable, Equatable {
+        public var target: String
+        public var source: Source
+        public var update: Update
+        public init(target: String, source: Source, update: Update = .everyLogin) {
+            self.target = target
+            self.source = source
+            self.update = update
+        }
+    }
+
+    /// Ordered by target.
+    public private(set) var rules: [Rule]
+
+    public init(rules: [Rule]) { self.rules = rules.sorted { $0.target < $1.target } }
+
+    /// Cognito's flat form: pool attribute -> upstream attribute or claim name, updated every login.
+    public init(_ flat: [String: String]) {
+        self.init(rules: flat.map { Rule(target: $0.key, source: .attribute($0.value)) })
+    }
 
     /// What a new OIDC provider maps when the admin gives no mapping: the standard claims by name.
     public static let oidcStandard = AttributeMapping([
@@ -289,15 +340,228 @@ public struct AttributeMapping: Sendable, Codable, Equatable {
         "zoneinfo", "locale", "address", "updated_at",
     ]
 
+    /// The target that sets the user's pool groups rather than an attribute.
+    public static let groupsTarget = "groups"
+
+    /// Checks the targets and the shape of each rule (not the expressions: see the Mapping module).
     public func validate() throws {
-        for (target, source) in rules {
-            guard Self.standardAttributes.contains(target) || (target.hasPrefix("custom:") && target.count > 7 && target.count <= 40) else {
-                throw DirectoryError(.invalid, "unknown pool attribute '\(target)' (standard claims or custom:*)")
+        for rule in rules {
+            let t = rule.target
+            guard Self.standardAttributes.contains(t) || t == Self.groupsTarget || CustomAttribute.isValidName(t) else {
+                throw DirectoryError(.invalid, "unknown pool attribute '\(t)' (standard claims, groups, or custom:*)")
             }
-            guard !source.isEmpty, source.utf8.count <= 512 else {
-                throw DirectoryError(.invalid, "the source of '\(target)' must be 1-512 characters")
+            switch rule.source {
+            case .attribute(let name):
+                guard !name.isEmpty, name.utf8.count <= 512 else {
+                    throw DirectoryError(.invalid, "the source of '\(t)' must be 1-512 characters")
+                }
+            case .expression(let text):
+                guard !text.isEmpty, text.utf8.count <= 4096 else {
+                    throw DirectoryError(.invalid, "the expression of '\(t)' must be 1-4096 bytes")
+                }
             }
         }
+    }
+
+    // MARK: The document form
+
+    /// The JSON document form, keys sorted.
+    public var document: JSONValue {
+        var object: [String: JSONValue] = [:]
+        for rule in rules {
+            switch (rule.source, rule.update) {
+            case (.attribute(let name), .everyLogin): object[rule.target] = .string(name)
+            case (.attribute(let name), let update): object[rule.target] = .object(["attribute": .string(name), "update": .string(update.rawValue)])
+            case (.expression(let text), let update):
+                var o: [String: JSONValue] = ["expression": .string(text)]
+                if update != .everyLogin { o["update"] = .string(update.rawValue) }
+                object[rule.target] = .object(o)
+            }
+        }
+        return .object(object)
+    }
+
+    /// Reads the document form (or Cognito's flat map).
+    public init(document: JSONValue) throws {
+        guard case .object(let object) = document else { throw DirectoryError(.invalid, "a mapping is a JSON object: pool attribute -> source") }
+        var rules: [Rule] = []
+        for (target, value) in object {
+            switch value {
+            case .string(let name):
+                rules.append(Rule(target: target, source: .attribute(name)))
+            case .object(let o):
+                let unknown = Set(o.keys).subtracting(["attribute", "expression", "update"])
+                guard unknown.isEmpty else { throw DirectoryError(.invalid, "rule '\(target)': unknown key '\(unknown.sorted()[0])'") }
+                var update = Update.everyLogin
+                if let u = o["update"] {
+                    guard let text = u.stringValue, let parsed = Update(rawValue: text) else {
+                        throw DirectoryError(.invalid, "rule '\(target)': update is every_login or first_login")
+                    }
+                    update = parsed
+                }
+                switch (o["attribute"]?.stringValue, o["expression"]?.stringValue) {
+                case (let name?, nil): rules.append(Rule(target: target, source: .attribute(name), update: update))
+                case (nil, let text?): rules.append(Rule(target: target, source: .expression(text), update: update))
+                default: throw DirectoryError(.invalid, "rule '\(target)': give exactly one of attribute and expression, as strings")
+                }
+            default:
+                throw DirectoryError(.invalid, "rule '\(target)': a source is an attribute name or {\"expression\": …}")
+            }
+        }
+        self.init(rules: rules)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        var document = try JSONValue(from: decoder)
+        // Rows written before expressions existed hold {"rules": {target: name}}.
+        if case .object(let o) = document, o.count == 1, case .object(let flat)? = o["rules"] { document = .object(flat) }
+        try self.init(document: document)
+    }
+
+    public func encode(to encoder: any Encoder) throws { try document.encode(to: encoder) }
+
+    /// What changed from `old` to this mapping, rule by rule (in target order): each rule as its
+    /// document text, `nil` where the rule is absent.
+    public func changes(from old: AttributeMapping) -> [MappingChange] {
+        func text(_ m: AttributeMapping) -> [String: String] {
+            guard case .object(let o) = m.document else { return [:] }
+            return o.mapValues { JSONValue.serialize($0) }
+        }
+        let before = text(old), after = text(self)
+        return Set(before.keys).union(after.keys).sorted().compactMap { target in
+            before[target] == after[target] ? nil : MappingChange(target: target, before: before[target], after: after[target])
+        }
+    }
+}
+
+/// One rule's change between two versions of a mapping.
+public struct MappingChange: Sendable, Codable, Equatable {
+    public var target: String
+    /// The rule as JSON before and after; `nil` when it did not exist.
+    public var before: String?
+    public var after: String?
+    public init(target: String, before: String?, after: String?) {
+        self.target = target
+        self.before = before
+        self.after = after
+    }
+}
+
+/// A saved version of a provider's mapping: who saved it, when, and what changed.
+public struct MappingVersion: Sendable, Codable, Equatable {
+    public var poolID: PoolID
+    public var providerName: String
+    /// 1 for the mapping the provider was created with, then one more per change.
+    public var version: Int
+    public var mapping: AttributeMapping
+    public var author: String
+    public var createdAt: Date
+    public var changes: [MappingChange]
+    /// Why it was saved, when the saver said (for example "rollback to 3").
+    public var note: String?
+
+    public init(poolID: PoolID, providerName: String, version: Int, mapping: AttributeMapping, author: String, createdAt: Date, changes: [MappingChange], note: String? = nil) {
+        self.poolID = poolID
+        self.providerName = providerName
+        self.version = version
+        self.mapping = mapping
+        self.author = author
+        self.createdAt = createdAt
+        self.changes = changes
+        self.note = note
+    }
+}
+
+/// A verified login kept, redacted, so an admin can preview a mapping against what a provider
+/// really sends. Values that identify a person are masked (letters to `x`, digits to `9`, an email
+/// keeping its domain); names, structure and organisational values (groups, domains) stay.
+public struct LoginSample: Sendable, Codable, Equatable {
+    public var poolID: PoolID
+    public var providerName: String
+    public var id: String
+    public var capturedAt: Date
+    public var attributes: [String: [String]]
+
+    public init(poolID: PoolID, providerName: String, id: String, capturedAt: Date, attributes: [String: [String]]) {
+        self.poolID = poolID
+        self.providerName = providerName
+        self.id = id
+        self.capturedAt = capturedAt
+        self.attributes = attributes
+    }
+
+    /// Attributes kept as sent: they describe the organisation or the login, not the person.
+    public static let keptAsSent: Set<String> = [
+        "groups", "roles", "email_verified", "phone_number_verified", "locale", "zoneinfo", "amr", "acr", "iss", "aud", "azp", "tid", "hd",
+        "http://schemas.xmlsoap.org/claims/Group", "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups",
+        "http://schemas.microsoft.com/ws/2008/06/identity/claims/role", "http://schemas.microsoft.com/identity/claims/tenantid",
+    ]
+
+    /// Masks one login's values for keeping.
+    public static func redact(_ attributes: [String: [String]]) -> [String: [String]] {
+        var out: [String: [String]] = [:]
+        for (name, values) in attributes {
+            let lower = name.lowercased()
+            if keptAsSent.contains(name) || lower.hasSuffix("group") || lower.hasSuffix("groups") || lower.hasSuffix("role") || lower.hasSuffix("roles") {
+                out[name] = values
+            } else {
+                out[name] = values.map(mask)
+            }
+        }
+        return out
+    }
+
+    static func mask(_ value: String) -> String {
+        if value == "true" || value == "false" { return value }
+        var local = Substring(value)
+        var domain: Substring = ""
+        if let at = value.lastIndex(of: "@"), value.firstIndex(of: "@") == at, !value.contains(" ") {
+            local = value[..<at]
+            domain = value[at...]
+        }
+        var masked = String.UnicodeScalarView()
+        for c in local.unicodeScalars {
+            if c.properties.isAlphabetic {
+                masked.append("x")
+            } else if c.properties.numericType != nil {
+                masked.append("9")
+            } else {
+                masked.append(c)
+            }
+        }
+        return String(masked) + domain
+    }
+}
+
+/// A custom attribute a pool declares (`custom:department`), with the type its values must have.
+public struct CustomAttribute: Sendable, Codable, Equatable {
+    public enum Kind: String, Sendable, Codable, CaseIterable {
+        case string, number, boolean
+    }
+    /// With the `custom:` prefix.
+    public var name: String
+    public var type: Kind
+    /// Longest value, in bytes (strings only).
+    public var maximumLength: Int
+
+    public init(name: String, type: Kind = .string, maximumLength: Int = 2048) {
+        self.name = name
+        self.type = type
+        self.maximumLength = maximumLength
+    }
+
+    /// `custom:` then 1-32 of `A-Z a-z 0-9 _ -`.
+    public static func isValidName(_ name: String) -> Bool {
+        guard name.hasPrefix("custom:") else { return false }
+        let rest = name.utf8.dropFirst(7)
+        return (1...32).contains(rest.count) && rest.allSatisfy { c in
+            (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) || c == 0x5F || c == 0x2D
+        }
+    }
+
+    public func validate() throws {
+        guard Self.isValidName(name) else { throw DirectoryError(.invalid, "a custom attribute is named custom: then 1-32 of A-Z a-z 0-9 _ -") }
+        guard (1...2048).contains(maximumLength) else { throw DirectoryError(.invalid, "a custom attribute's maximum length is 1-2048 bytes") }
     }
 }
 

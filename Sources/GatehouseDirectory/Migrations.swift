@@ -80,5 +80,21 @@ enum Migrations {
                 namespace TEXT NOT NULL, entry TEXT NOT NULL, expires_at BIGINT NOT NULL, PRIMARY KEY (namespace, entry))
             """,
         ]),
+        Migration(version: 2, name: "mappings: custom attributes, versions, samples; group sources", statements: [
+            "ALTER TABLE pools ADD COLUMN settings TEXT NOT NULL DEFAULT '{}'",
+            // NULL: added by an admin; otherwise the provider whose mapping added it.
+            "ALTER TABLE group_members ADD COLUMN source TEXT",
+            """
+            CREATE TABLE mapping_versions (
+                pool_id TEXT NOT NULL, provider_name TEXT NOT NULL, version BIGINT NOT NULL, body TEXT NOT NULL,
+                created_at BIGINT NOT NULL, PRIMARY KEY (pool_id, provider_name, version))
+            """,
+            """
+            CREATE TABLE login_samples (
+                pool_id TEXT NOT NULL, provider_name TEXT NOT NULL, id TEXT NOT NULL, captured_at BIGINT NOT NULL,
+                body TEXT NOT NULL, PRIMARY KEY (pool_id, provider_name, id))
+            """,
+            "CREATE INDEX login_samples_by_time ON login_samples (pool_id, provider_name, captured_at)",
+        ]),
     ]
 }

@@ -14,7 +14,8 @@ extension SQLDirectory {
         )
     }
 
-    public func resolveLogin(identity: LinkedIdentity, username: String, attributes: [String: String], now: Date) async throws -> LoginResolution {
+    public func resolveLogin(_ login: FederatedLogin, now: Date) async throws -> LoginResolution {
+        let identity = login.identity
         // A concurrent first login of the same identity makes our INSERT of the (deterministic)
         // username find the other's row: we roll back and read what the winner committed.
         for _ in 0..<5 {
@@ -26,15 +27,19 @@ extension SQLDirectory {
                         throw DirectoryError(.invalid, "a linked identity points at a missing user")
                     }
                     var user = try Self.decodeUser(row)
-                    let merged = user.attributes.merging(attributes) { $1 }
+                    let merged = user.attributes.merging(login.attributes) { $1 }
                     if merged != user.attributes {
                         user.attributes = merged
                         user.updatedAt = now
                         try await db.raw("UPDATE users SET attributes = \(bind: try Body.encode(merged)), email = \(bind: merged["email"]?.lowercased()), updated_at = \(bind: now.epochSeconds) WHERE pool_id = \(bind: pool) AND id = \(bind: userID)").run()
                     }
+                    if let groups = login.groups, !login.groupsOnCreationOnly {
+                        try await Self.assignMappedGroups(db, pool: pool, userID: userID, provider: identity.providerName, groups: groups)
+                    }
                     return LoginResolution(user: user, created: false)
                 }
-                let user = User(poolID: identity.poolID, id: UUID().uuidString.lowercased(), username: username, attributes: attributes, createdAt: now, updatedAt: now)
+                let attributes = login.initialAttributes.merging(login.attributes) { $1 }
+                let user = User(poolID: identity.poolID, id: UUID().uuidString.lowercased(), username: login.username, attributes: attributes, createdAt: now, updatedAt: now)
                 let inserted = try await db.raw("""
                     INSERT INTO users (pool_id, id, username, email, attributes, enabled, created_at, updated_at)
                     VALUES (\(bind: pool), \(bind: user.id), \(bind: user.username), \(bind: attributes["email"]?.lowercased()),
@@ -47,12 +52,28 @@ extension SQLDirectory {
                     VALUES (\(bind: pool), \(bind: identity.providerName), \(bind: identity.upstreamSubject), \(bind: identity.providerKind.rawValue),
                             \(bind: identity.upstreamIssuer), \(bind: user.id), \(bind: now.epochSeconds))
                     """).run()
+                if let groups = login.groups {
+                    try await Self.assignMappedGroups(db, pool: pool, userID: user.id, provider: identity.providerName, groups: groups)
+                }
                 return LoginResolution(user: user, created: true)
             }
             if let outcome { return outcome }
             try await Task.sleep(for: .milliseconds(5))
         }
         throw DirectoryError(.conflict, "the username for this identity is taken by a user without this linked identity")
+    }
+
+    /// Replaces the memberships `provider`'s mapping gave the user with `groups` (those the pool has).
+    /// A membership an admin made is left alone, and is not taken over by the mapping.
+    static func assignMappedGroups(_ db: any SQLDatabase, pool: String, userID: String, provider: String, groups: [String]) async throws {
+        try await db.raw("DELETE FROM group_members WHERE pool_id = \(bind: pool) AND user_id = \(bind: userID) AND source = \(bind: provider)").run()
+        for group in groups {
+            try await db.raw("""
+                INSERT INTO group_members (pool_id, group_name, user_id, source)
+                SELECT pool_id, name, \(bind: userID), \(bind: provider) FROM pool_groups WHERE pool_id = \(bind: pool) AND name = \(bind: group)
+                ON CONFLICT DO NOTHING
+                """).run()
+        }
     }
 
     public func user(pool: PoolID, id: String) async throws -> User? {
@@ -146,7 +167,8 @@ extension SQLDirectory {
             guard try await db.raw("SELECT id FROM users WHERE pool_id = \(bind: pool.rawValue) AND id = \(bind: userID)").first() != nil else {
                 throw DirectoryError(.notFound, "no user \(userID) in pool \(pool)")
             }
-            try await db.raw("INSERT INTO group_members (pool_id, group_name, user_id) VALUES (\(bind: pool.rawValue), \(bind: group), \(bind: userID)) ON CONFLICT DO NOTHING").run()
+            // An admin's membership is the admin's even if a mapping made it first: no login removes it.
+            try await db.raw("INSERT INTO group_members (pool_id, group_name, user_id, source) VALUES (\(bind: pool.rawValue), \(bind: group), \(bind: userID), NULL) ON CONFLICT (pool_id, group_name, user_id) DO UPDATE SET source = NULL").run()
         }
     }
 

@@ -98,21 +98,36 @@ public final class SQLDirectory: Directory {
 
     // MARK: Pools
 
+    struct PoolSettings: Codable {
+        var customAttributes: [CustomAttribute]
+    }
+
     public func createPool(_ pool: Pool) async throws {
+        try pool.validate()
+        let settings = try Body.encode(PoolSettings(customAttributes: pool.customAttributes))
         try await session { db in
-            try await db.raw("INSERT INTO pools (id, display_name, signing_alg, created_at) VALUES (\(bind: pool.id.rawValue), \(bind: pool.displayName), \(bind: pool.signingAlgorithm.rawValue), \(bind: pool.createdAt.epochSeconds))").run()
+            try await db.raw("INSERT INTO pools (id, display_name, signing_alg, created_at, settings) VALUES (\(bind: pool.id.rawValue), \(bind: pool.displayName), \(bind: pool.signingAlgorithm.rawValue), \(bind: pool.createdAt.epochSeconds), \(bind: settings))").run()
         }
+    }
+
+    public func updatePool(_ pool: Pool) async throws {
+        try pool.validate()
+        let settings = try Body.encode(PoolSettings(customAttributes: pool.customAttributes))
+        let found = try await session { db in
+            try await db.raw("UPDATE pools SET display_name = \(bind: pool.displayName), settings = \(bind: settings) WHERE id = \(bind: pool.id.rawValue) RETURNING id").first() != nil
+        }
+        guard found else { throw DirectoryError(.notFound, "no pool \(pool.id)") }
     }
 
     public func pool(_ id: PoolID) async throws -> Pool? {
         try await session { db in
-            try await db.raw("SELECT id, display_name, signing_alg, created_at FROM pools WHERE id = \(bind: id.rawValue)").first().map(Self.decodePool)
+            try await db.raw("SELECT id, display_name, signing_alg, created_at, settings FROM pools WHERE id = \(bind: id.rawValue)").first().map(Self.decodePool)
         }
     }
 
     public func listPools() async throws -> [Pool] {
         try await session { db in
-            try await db.raw("SELECT id, display_name, signing_alg, created_at FROM pools ORDER BY id").all().map(Self.decodePool)
+            try await db.raw("SELECT id, display_name, signing_alg, created_at, settings FROM pools ORDER BY id").all().map(Self.decodePool)
         }
     }
 
@@ -120,7 +135,9 @@ public final class SQLDirectory: Directory {
         guard let alg = SigningAlgorithm(rawValue: try row.string("signing_alg")) else {
             throw DirectoryError(.invalid, "stored pool has an unknown signing algorithm")
         }
-        return Pool(id: try PoolID(try row.string("id")), displayName: try row.string("display_name"), signingAlgorithm: alg, createdAt: Date(epochSeconds: try row.int("created_at")))
+        let settingsText = try row.string("settings")
+        let settings = settingsText == "{}" ? PoolSettings(customAttributes: []) : try Body.decode(PoolSettings.self, settingsText)
+        return Pool(id: try PoolID(try row.string("id")), displayName: try row.string("display_name"), signingAlgorithm: alg, createdAt: Date(epochSeconds: try row.int("created_at")), customAttributes: settings.customAttributes)
     }
 
     // MARK: App clients
@@ -198,6 +215,8 @@ public final class SQLDirectory: Directory {
     public func deleteProvider(pool: PoolID, name: String) async throws {
         try await session { db in
             try await db.raw("DELETE FROM identity_providers WHERE pool_id = \(bind: pool.rawValue) AND name = \(bind: name)").run()
+            // Versions stay (they are history); the kept logins go with the provider.
+            try await db.raw("DELETE FROM login_samples WHERE pool_id = \(bind: pool.rawValue) AND provider_name = \(bind: name)").run()
         }
     }
 }

@@ -22,6 +22,9 @@ public final class Gatehouse: Sendable {
     let http: UpstreamHTTP
     let adapters: AdapterRegistry
     let accessTokens: LocalAccessTokenVerifier
+    let mappings = MappingCache()
+    /// How many recent verified logins per provider are kept (redacted) for mapping previews.
+    public static let loginSamplesKept = 20
 
     public init(configuration: ServerConfiguration, directory: any Directory, masterKey: MasterKey, clock: any GatehouseClock = SystemClock(), http: UpstreamHTTP, logger: Logger) {
         self.configuration = configuration

@@ -231,9 +231,29 @@ extension Gatehouse {
     func finishLogin(pool: PoolID, client: AppClient, provider: IdentityProvider, identity: VerifiedIdentity, request: AppRequest, now: Date) async throws -> Response {
         let issuer = configuration.issuer(for: pool)
         let back = backToApp(redirectURI: request.redirectURI, state: request.appState, pool: pool)
-        let attributes = AttributeMapper.map(identity, with: provider.attributeMapping)
+        guard let poolRecord = try await directory.pool(pool) else { return back("server_error", "the pool was removed") }
+        let mapping: CompiledMapping
+        do {
+            mapping = try mappings.compiled(pool: poolRecord, provider: provider)
+        } catch {
+            logger.error("attribute mapping refused", metadata: ["provider": "\(provider.name)", "reason": "\(error)"])
+            countLogin(provider: provider.name, outcome: "mapping_invalid")
+            return back("server_error", "the identity provider's attribute mapping is invalid")
+        }
+        let mapped = mapping.apply(identity.attributes)
+        for (target, reason) in mapped.failures {
+            // The reason names limits and types, never the value.
+            logger.warning("attribute mapping rule set nothing", metadata: ["provider": "\(provider.name)", "rule": "\(target)", "reason": "\(reason)"])
+        }
+        try await directory.recordLoginSample(
+            LoginSample(poolID: pool, providerName: provider.name, id: Secrets.randomToken(bytes: 12), capturedAt: now, attributes: LoginSample.redact(identity.attributes)),
+            keep: Gatehouse.loginSamplesKept)
         let link = LinkedIdentity(poolID: pool, providerName: provider.name, providerKind: identity.providerKind, upstreamIssuer: identity.upstreamIssuer, upstreamSubject: identity.upstreamSubject, userID: "", createdAt: now)
-        let resolution = try await directory.resolveLogin(identity: link, username: AttributeMapper.username(for: identity), attributes: attributes, now: now)
+        let resolution = try await directory.resolveLogin(
+            FederatedLogin(
+                identity: link, username: AttributeMapper.username(for: identity), attributes: mapped.attributes,
+                initialAttributes: mapped.initialAttributes, groups: mapped.groups, groupsOnCreationOnly: mapped.groupsUpdate == .firstLogin),
+            now: now)
         guard resolution.user.enabled else {
             countLogin(provider: provider.name, outcome: "user_disabled")
             return back("access_denied", "the user is disabled")

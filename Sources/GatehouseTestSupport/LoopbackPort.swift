@@ -1,12 +1,26 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Free TCP ports on 127.0.0.1 for servers that must know their URL before they start.
 public enum LoopbackPort {
-    /// Binds port 0, reads the port the kernel chose, and releases it.
+    /// Ports already handed out in this process: the kernel may offer a released port again, and
+    /// two servers of one test run must never be given the same one.
+    private static let handedOut = Mutex<Set<Int>>([])
+
+    /// Binds port 0, reads the port the kernel chose, and releases it; never the same port twice
+    /// in one process.
     public static func pick() throws -> Int {
+        for _ in 0..<50 {
+            let port = try pickOnce()
+            if handedOut.withLock({ $0.insert(port).inserted }) { return port }
+        }
+        throw LoopbackPortError()
+    }
+
+    private static func pickOnce() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw LoopbackPortError() }
         defer { close(fd) }

@@ -8,23 +8,85 @@ import Testing
         VerifiedIdentity(providerName: "Okta", providerKind: .oidc, upstreamIssuer: "https://okta.example", upstreamSubject: "00u1", attributes: attributes, authTime: nil, acr: nil, amr: [], sessionIndex: nil)
     }
 
-    @Test func cognitoFlatMappingPicksUpstreamNames() {
+    func apply(_ mapping: AttributeMapping, _ attributes: [String: [String]], custom: [CustomAttribute] = []) throws -> CompiledMapping.Result {
+        try CompiledMapping(mapping, customAttributes: custom).apply(attributes)
+    }
+
+    @Test func cognitoFlatMappingPicksUpstreamNames() throws {
         let mapping = AttributeMapping(["email": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress", "name": "displayName", "family_name": "missing"])
-        let mapped = AttributeMapper.map(identity(["http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress": [" ada@x.com "], "displayName": ["Ada"]]), with: mapping)
-        #expect(mapped == ["email": "ada@x.com", "name": "Ada"])
+        let mapped = try apply(mapping, ["http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress": [" ada@x.com "], "displayName": ["Ada"]])
+        #expect(mapped.attributes == ["email": "ada@x.com", "name": "Ada"])
+        #expect(mapped.failures.isEmpty)
+        #expect(mapped.groups == nil)
     }
 
-    @Test func booleansAreNormalisedAndMultipleValuesKept() {
+    @Test func cognitoFlatDocumentIsAcceptedAsIs() throws {
+        let json = #"{"email": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress", "given_name": "firstName"}"#
+        let mapping = try AttributeMapping(document: try JSONValue.parse(Data(json.utf8)))
+        #expect(mapping == AttributeMapping(["email": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress", "given_name": "firstName"]))
+        // And it round-trips through its stored (Codable) form, including rows written in the old shape.
+        let stored = try JSONEncoder().encode(mapping)
+        #expect(try JSONDecoder().decode(AttributeMapping.self, from: stored) == mapping)
+        let old = #"{"rules": {"email": "mail"}}"#
+        #expect(try JSONDecoder().decode(AttributeMapping.self, from: Data(old.utf8)) == AttributeMapping(["email": "mail"]))
+    }
+
+    @Test func documentFormTakesExpressionsAndUpdatePolicies() throws {
+        let json = #"""
+            {"name": {"expression": "\"{{given_name}} {{family_name}}\" | trim", "update": "first_login"},
+             "email": {"attribute": "mail"},
+             "groups": {"expression": "map(groups, {\"okta-admins\": \"admins\"})"}}
+            """#
+        let mapping = try AttributeMapping(document: try JSONValue.parse(Data(json.utf8)))
+        let mapped = try apply(mapping, ["given_name": ["Ada"], "family_name": ["Lovelace"], "mail": ["ada@x.com"], "groups": ["okta-admins", "everyone"]])
+        #expect(mapped.attributes == ["email": "ada@x.com"])
+        #expect(mapped.initialAttributes == ["name": "Ada Lovelace"])
+        #expect(mapped.groups == ["admins"])
+        #expect(try AttributeMapping(document: mapping.document) == mapping)
+        for bad in [#"{"name": 3}"#, #"{"name": {"expression": "x", "attribute": "y"}}"#, #"{"name": {"expression": "x", "update": "sometimes"}}"#, #"{"name": {"expr": "x"}}"#, "[]"] {
+            #expect(throws: DirectoryError.self, "\(bad)") { try AttributeMapping(document: try JSONValue.parse(Data(bad.utf8))) }
+        }
+    }
+
+    @Test func booleansAreNormalisedAndMultipleValuesKept() throws {
+        let custom = [CustomAttribute(name: "custom:groups")]
         let mapping = AttributeMapping(["email_verified": "ev", "custom:groups": "groups"])
-        let mapped = AttributeMapper.map(identity(["ev": ["True"], "groups": ["a", "b\"c"]]), with: mapping)
-        #expect(mapped["email_verified"] == "true")
-        #expect(mapped["custom:groups"] == "[\"a\",\"b\\\"c\"]")
-        #expect(AttributeMapper.map(identity(["ev": ["no"]]), with: mapping)["email_verified"] == "false")
+        let mapped = try apply(mapping, ["ev": ["True"], "groups": ["a", "b\"c"]], custom: custom)
+        #expect(mapped.attributes["email_verified"] == "true")
+        #expect(mapped.attributes["custom:groups"] == "[\"a\",\"b\\\"c\"]")
+        #expect(try apply(mapping, ["ev": ["no"]], custom: custom).attributes["email_verified"] == "false")
     }
 
-    @Test func oversizedValuesAreCut() {
-        let mapped = AttributeMapper.map(identity(["n": [String(repeating: "x", count: 10_000)]]), with: AttributeMapping(["name": "n"]))
-        #expect(mapped["name"]?.utf8.count == AttributeMapper.maximumValueLength)
+    @Test func oversizedValuesAreNotSetRatherThanCut() throws {
+        let mapped = try apply(AttributeMapping(["name": "n", "email": "e"]), ["n": [String(repeating: "x", count: 10_000)], "e": ["a@b.c"]])
+        #expect(mapped.attributes == ["email": "a@b.c"])
+        #expect(mapped.failures["name"]?.contains("longer than") == true)
+    }
+
+    @Test func customAttributesMustBeDeclaredAndTyped() throws {
+        #expect(throws: MappingError.self) { try CompiledMapping(AttributeMapping(["custom:dept": "d"])) }
+        #expect(throws: MappingError.self) { try CompiledMapping(AttributeMapping(["favourite_colour": "c"])) }
+        let custom = [CustomAttribute(name: "custom:level", type: .number), CustomAttribute(name: "custom:contractor", type: .boolean), CustomAttribute(name: "custom:dept", maximumLength: 5)]
+        let mapping = AttributeMapping(["custom:level": "level", "custom:contractor": "c", "custom:dept": "d"])
+        let good = try apply(mapping, ["level": [" 7 "], "c": ["1"], "d": ["Sales"]], custom: custom)
+        #expect(good.attributes == ["custom:level": "7", "custom:contractor": "true", "custom:dept": "Sales"])
+        let bad = try apply(mapping, ["level": ["seven"], "c": ["maybe"], "d": ["Marketing"]], custom: custom)
+        #expect(bad.attributes.isEmpty)
+        #expect(Set(bad.failures.keys) == ["custom:level", "custom:contractor", "custom:dept"])
+    }
+
+    @Test func explainShowsEveryRulesInputsAndOutput() throws {
+        let mapping = AttributeMapping(rules: [
+            .init(target: "email", source: .expression("first(mail, attr('urn:oid:0.9.2342.19200300.100.1.3')) | lower")),
+            .init(target: "name", source: .attribute("displayName")),
+        ])
+        let (result, outcomes) = try CompiledMapping(mapping).explain(["urn:oid:0.9.2342.19200300.100.1.3": ["Ada@X.com"]])
+        #expect(result.attributes == ["email": "ada@x.com"])
+        #expect(outcomes.count == 2)
+        #expect(outcomes[0].target == "email")
+        #expect(outcomes[0].inputs == ["mail": [], "urn:oid:0.9.2342.19200300.100.1.3": ["Ada@X.com"]])
+        #expect(outcomes[0].output == ["ada@x.com"])
+        #expect(outcomes[1].output == [] && outcomes[1].failure == nil)
     }
 
     @Test func usernamesAreDeterministic() {

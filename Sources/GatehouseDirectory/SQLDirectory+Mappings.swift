@@ -1,0 +1,72 @@
+public import Foundation
+public import GatehouseCore
+internal import SQLKit
+
+extension SQLDirectory {
+    public func saveMapping(pool: PoolID, provider: String, mapping: AttributeMapping, author: String, note: String?, now: Date) async throws -> MappingVersion {
+        try mapping.validate()
+        for _ in 0..<5 {
+            // Two admins saving at once both read version n; the second INSERT of n + 1 conflicts,
+            // rolls back (leaving the provider as the first admin left it), and tries again on top.
+            let saved: MappingVersion? = try await transaction { db in
+                let p = pool.rawValue
+                guard let row = try await db.raw("SELECT body FROM identity_providers WHERE pool_id = \(bind: p) AND name = \(bind: provider)").first() else {
+                    throw DirectoryError(.notFound, "no provider \(provider) in pool \(pool)")
+                }
+                var stored = try Body.decode(IdentityProvider.self, try row.string("body"))
+                let last = try await db.raw("SELECT body FROM mapping_versions WHERE pool_id = \(bind: p) AND provider_name = \(bind: provider) ORDER BY version DESC LIMIT 1").first()
+                    .map { try Body.decode(MappingVersion.self, try $0.string("body")) }
+                let before = last?.mapping ?? AttributeMapping(rules: [])
+                let version = MappingVersion(
+                    poolID: pool, providerName: provider, version: (last?.version ?? 0) + 1, mapping: mapping, author: author,
+                    createdAt: now, changes: mapping.changes(from: before), note: note)
+                let inserted = try await db.raw("""
+                    INSERT INTO mapping_versions (pool_id, provider_name, version, body, created_at)
+                    VALUES (\(bind: p), \(bind: provider), \(bind: Int64(version.version)), \(bind: try Body.encode(version)), \(bind: now.epochSeconds))
+                    ON CONFLICT DO NOTHING RETURNING version
+                    """).first()
+                guard inserted != nil else { return nil }
+                stored.attributeMapping = mapping
+                try await db.raw("UPDATE identity_providers SET body = \(bind: try Body.encode(stored)) WHERE pool_id = \(bind: p) AND name = \(bind: provider)").run()
+                return version
+            }
+            if let saved { return saved }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        throw DirectoryError(.conflict, "the mapping of \(provider) is being changed by someone else; try again")
+    }
+
+    public func mappingVersions(pool: PoolID, provider: String) async throws -> [MappingVersion] {
+        try await session { db in
+            try await db.raw("SELECT body FROM mapping_versions WHERE pool_id = \(bind: pool.rawValue) AND provider_name = \(bind: provider) ORDER BY version DESC").all()
+                .map { try Body.decode(MappingVersion.self, try $0.string("body")) }
+        }
+    }
+
+    public func mappingVersion(pool: PoolID, provider: String, version: Int) async throws -> MappingVersion? {
+        try await session { db in
+            try await db.raw("SELECT body FROM mapping_versions WHERE pool_id = \(bind: pool.rawValue) AND provider_name = \(bind: provider) AND version = \(bind: Int64(version))").first()
+                .map { try Body.decode(MappingVersion.self, try $0.string("body")) }
+        }
+    }
+
+    public func recordLoginSample(_ sample: LoginSample, keep: Int) async throws {
+        let body = try Body.encode(sample)
+        try await transaction { db in
+            let p = sample.poolID.rawValue
+            try await db.raw("INSERT INTO login_samples (pool_id, provider_name, id, captured_at, body) VALUES (\(bind: p), \(bind: sample.providerName), \(bind: sample.id), \(bind: sample.capturedAt.epochSeconds), \(bind: body))").run()
+            try await db.raw("""
+                DELETE FROM login_samples WHERE pool_id = \(bind: p) AND provider_name = \(bind: sample.providerName) AND id NOT IN (
+                    SELECT id FROM login_samples WHERE pool_id = \(bind: p) AND provider_name = \(bind: sample.providerName)
+                    ORDER BY captured_at DESC, id DESC LIMIT \(bind: Int64(max(1, keep))))
+                """).run()
+        }
+    }
+
+    public func loginSamples(pool: PoolID, provider: String, limit: Int) async throws -> [LoginSample] {
+        try await session { db in
+            try await db.raw("SELECT body FROM login_samples WHERE pool_id = \(bind: pool.rawValue) AND provider_name = \(bind: provider) ORDER BY captured_at DESC, id DESC LIMIT \(bind: Int64(max(1, min(limit, 100))))").all()
+                .map { try Body.decode(LoginSample.self, try $0.string("body")) }
+        }
+    }
+}

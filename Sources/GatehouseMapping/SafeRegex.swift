@@ -1,0 +1,620 @@
+/// A regular expression that cannot backtrack: compiled to a small program and run by a Pike
+/// virtual machine, so matching costs at most (program length × input length) steps whatever the
+/// pattern. `(a+)+$`, the classic catastrophe for backtracking engines, is linear here.
+///
+/// The syntax is the common subset admins know: literals and escapes, `.`, classes (`[a-z]`, `[^,]`,
+/// `\d \w \s` and their negations), groups (capturing and `(?:…)`), `|`, the quantifiers `* + ?`
+/// and `{n}`, `{n,}`, `{n,m}` (n, m ≤ 100), lazy forms (`*?` …), anchors `^` and `$` (whole value),
+/// and a leading `(?i)` for case-insensitive matching. Back-references and look-around, which no
+/// linear engine can offer, are refused with their position.
+///
+/// Immutable and `Sendable`; matching allocates its own scratch space, so one regex is safe to use
+/// from any number of threads.
+public struct SafeRegex: Sendable {
+    /// Longest pattern accepted, in Unicode scalars.
+    public static let maximumPatternLength = 256
+    /// Largest compiled program (counted repetition is expanded, so `(a{100}){100}` is refused).
+    public static let maximumProgramLength = 2000
+
+    enum Instruction: Sendable {
+        case scalar(UInt32)
+        case any
+        case set(ScalarSet)
+        case split(Int, Int)  // prefer the first
+        case jump(Int)
+        case save(Int)
+        case assertStart
+        case assertEnd
+        case match
+    }
+
+    struct ScalarSet: Sendable {
+        var ranges: [ClosedRange<UInt32>]
+        var negated: Bool
+        func contains(_ c: UInt32) -> Bool {
+            var inside = false
+            for r in ranges where r.contains(c) {
+                inside = true
+                break
+            }
+            return inside != negated
+        }
+    }
+
+    let program: [Instruction]
+    let groupCount: Int
+    let caseInsensitive: Bool
+    public let pattern: String
+
+    public struct SyntaxError: Error, Sendable, Equatable, CustomStringConvertible {
+        /// 1-based position, in Unicode scalars of the pattern.
+        public let position: Int
+        public let reason: String
+        public var description: String { "at \(position) of the pattern: \(reason)" }
+    }
+
+    public init(_ pattern: String) throws(SyntaxError) {
+        var scalars = Array(pattern.unicodeScalars).map(\.value)
+        guard scalars.count <= Self.maximumPatternLength else {
+            throw SyntaxError(position: Self.maximumPatternLength + 1, reason: "a pattern is at most \(Self.maximumPatternLength) characters")
+        }
+        var insensitive = false
+        var offset = 0
+        if scalars.starts(with: [0x28, 0x3F, 0x69, 0x29]) {  // (?i)
+            insensitive = true
+            scalars.removeFirst(4)
+            offset = 4
+        }
+        var parser = RegexParser(scalars: scalars, offset: offset)
+        let tree = try parser.parseAll()
+        var compiler = RegexCompiler(caseInsensitive: insensitive)
+        compiler.emit(.save(0))
+        try compiler.compile(tree)
+        compiler.emit(.save(1))
+        compiler.emit(.match)
+        guard compiler.program.count <= Self.maximumProgramLength else {
+            throw SyntaxError(position: 1, reason: "the pattern expands to more than \(Self.maximumProgramLength) steps; use fewer or smaller counted repetitions")
+        }
+        self.program = compiler.program
+        self.groupCount = parser.groupCount
+        self.caseInsensitive = insensitive
+        self.pattern = pattern
+    }
+
+    /// The first (leftmost, then by the pattern's preferences) match at or after `start`: the scalar
+    /// offsets of the whole match and of each group (`nil` when a group took no part).
+    ///
+    /// Each thread stepped costs one unit of `budget`; when it runs out the search stops and
+    /// returns `nil` with `budget` negative.
+    func firstMatch(in input: [UInt32], from start: Int, budget: inout Int) -> [Range<Int>?]? {
+        let slots = 2 * (groupCount + 1)
+        let n = program.count
+        var current = ThreadList(capacity: n, slots: slots)
+        var next = ThreadList(capacity: n, slots: slots)
+        var scratch = [Int](repeating: -1, count: slots)
+        var matched: [Int]? = nil
+        var position = start
+        while true {
+            if matched == nil {
+                for i in 0..<slots { scratch[i] = -1 }
+                addThread(&current, pc: 0, captures: &scratch, position: position, count: input.count)
+            }
+            if current.count == 0 { break }
+            budget -= current.count
+            if budget < 0 { return nil }
+            let c: UInt32? = position < input.count ? fold(input[position]) : nil
+            var i = 0
+            while i < current.count {
+                let pc = current.pcs[i]
+                switch program[pc] {
+                case .match:
+                    matched = Array(current.captures[(i * slots)..<((i + 1) * slots)])
+                    // Lower-priority threads are cut off: the leftmost-first match is this one.
+                    current.count = i + 1
+                case .scalar(let s):
+                    if let c, c == s { advance(from: &current, index: i, to: &next, pc: pc + 1, scratch: &scratch, position: position + 1, count: input.count) }
+                case .any:
+                    if let c, c != 0x0A { advance(from: &current, index: i, to: &next, pc: pc + 1, scratch: &scratch, position: position + 1, count: input.count) }
+                case .set(let set):
+                    if let c, set.contains(c) {
+                        advance(from: &current, index: i, to: &next, pc: pc + 1, scratch: &scratch, position: position + 1, count: input.count)
+                    }
+                default:
+                    break
+                }
+                i += 1
+            }
+            if position >= input.count { break }
+            position += 1
+            swap(&current, &next)
+            next.clear()
+        }
+        guard let matched else { return nil }
+        return (0...groupCount).map { g in
+            let a = matched[2 * g], b = matched[2 * g + 1]
+            return a >= 0 && b >= a ? a..<b : nil
+        }
+    }
+
+    private func advance(from list: inout ThreadList, index: Int, to next: inout ThreadList, pc: Int, scratch: inout [Int], position: Int, count: Int) {
+        let slots = list.slots
+        for k in 0..<slots { scratch[k] = list.captures[index * slots + k] }
+        addThread(&next, pc: pc, captures: &scratch, position: position, count: count)
+    }
+
+    /// Follows jumps, splits, saves and assertions from `pc`, adding every thread that waits on an
+    /// input scalar (or matches) to `list`, in priority order, each program counter at most once.
+    private func addThread(_ list: inout ThreadList, pc start: Int, captures: inout [Int], position: Int, count: Int) {
+        // An explicit stack of (pc, slot to restore, old value): recursion depth would follow the pattern.
+        var stack: [(pc: Int, restoreSlot: Int, restoreValue: Int)] = [(start, -1, 0)]
+        while let top = stack.popLast() {
+            if top.restoreSlot >= 0 {
+                captures[top.restoreSlot] = top.restoreValue
+                if top.pc < 0 { continue }
+            }
+            let pc = top.pc
+            if list.contains(pc) { continue }
+            list.mark(pc)
+            switch program[pc] {
+            case .jump(let target):
+                stack.append((target, -1, 0))
+            case .split(let first, let second):
+                stack.append((second, -1, 0))
+                stack.append((first, -1, 0))
+            case .save(let slot):
+                stack.append((-1, slot, captures[slot]))
+                captures[slot] = position
+                stack.append((pc + 1, -1, 0))
+            case .assertStart:
+                if position == 0 { stack.append((pc + 1, -1, 0)) }
+            case .assertEnd:
+                if position == count { stack.append((pc + 1, -1, 0)) }
+            default:
+                list.append(pc, captures)
+            }
+        }
+    }
+
+    private func fold(_ c: UInt32) -> UInt32 {
+        guard caseInsensitive else { return c }
+        return Self.lowercase(c)
+    }
+
+    static func lowercase(_ c: UInt32) -> UInt32 {
+        if c >= 0x41 && c <= 0x5A { return c + 0x20 }
+        if c < 0x80 { return c }
+        guard let s = Unicode.Scalar(c), s.properties.changesWhenLowercased, let l = s.properties.lowercaseMapping.unicodeScalars.first,
+            s.properties.lowercaseMapping.unicodeScalars.count == 1
+        else { return c }
+        return l.value
+    }
+
+    // MARK: Matching API on strings
+
+    /// Whether the pattern matches anywhere in `value`.
+    public func matches(_ value: String) -> Bool {
+        var unlimited = Int.max
+        return firstMatch(in: Array(value.unicodeScalars).map(\.value), from: 0, budget: &unlimited) != nil
+    }
+
+    /// The first capture group of the first match (the whole match if the pattern has no group), or
+    /// `nil` when nothing matches.
+    public func extract(_ value: String) -> String? {
+        var unlimited = Int.max
+        return extract(Array(value.unicodeScalars).map(\.value), budget: &unlimited)
+    }
+
+    func extract(_ input: [UInt32], budget: inout Int) -> String? {
+        guard let m = firstMatch(in: input, from: 0, budget: &budget) else { return nil }
+        guard let range = groupCount >= 1 ? m[1] : m[0] else { return "" }
+        return Self.string(input[range])
+    }
+
+    /// Every non-overlapping match replaced by `template`, where `$0`…`$9` insert groups and `$$` a dollar.
+    public func replaceAll(in value: String, with template: String) -> String {
+        var unlimited = Int.max
+        return replaceAll(Array(value.unicodeScalars).map(\.value), with: template, budget: &unlimited) ?? value
+    }
+
+    /// `nil` when the budget ran out.
+    func replaceAll(_ input: [UInt32], with template: String, budget: inout Int) -> String? {
+        let parts = Self.parseTemplate(template)
+        var out = String.UnicodeScalarView()
+        var position = 0
+        var copied = 0
+        while position <= input.count, let m = firstMatch(in: input, from: position, budget: &budget), let whole = m[0] {
+            out.append(contentsOf: input[copied..<whole.lowerBound].compactMap(Unicode.Scalar.init))
+            for part in parts {
+                switch part {
+                case .literal(let s): out.append(contentsOf: s.unicodeScalars)
+                case .group(let g):
+                    if g < m.count, let r = m[g] { out.append(contentsOf: input[r].compactMap(Unicode.Scalar.init)) }
+                }
+            }
+            copied = whole.upperBound
+            position = whole.isEmpty ? whole.upperBound + 1 : whole.upperBound
+            if whole.isEmpty && whole.upperBound < input.count {
+                out.append(contentsOf: input[whole.upperBound..<(whole.upperBound + 1)].compactMap(Unicode.Scalar.init))
+                copied = whole.upperBound + 1
+            }
+        }
+        if budget < 0 { return nil }
+        if copied < input.count { out.append(contentsOf: input[copied...].compactMap(Unicode.Scalar.init)) }
+        return String(out)
+    }
+
+    enum TemplatePart {
+        case literal(String)
+        case group(Int)
+    }
+
+    static func parseTemplate(_ template: String) -> [TemplatePart] {
+        var parts: [TemplatePart] = []
+        var literal = ""
+        var it = template.unicodeScalars.makeIterator()
+        while let c = it.next() {
+            guard c == "$" else {
+                literal.unicodeScalars.append(c)
+                continue
+            }
+            guard let d = it.next() else {
+                literal.append("$")
+                break
+            }
+            if d == "$" {
+                literal.append("$")
+            } else if let v = Int(String(d)), d.isASCII {
+                if !literal.isEmpty { parts.append(.literal(literal)) }
+                literal = ""
+                parts.append(.group(v))
+            } else {
+                literal.append("$")
+                literal.unicodeScalars.append(d)
+            }
+        }
+        if !literal.isEmpty { parts.append(.literal(literal)) }
+        return parts
+    }
+
+    static func string(_ scalars: ArraySlice<UInt32>) -> String {
+        var s = String.UnicodeScalarView()
+        s.append(contentsOf: scalars.compactMap(Unicode.Scalar.init))
+        return String(s)
+    }
+}
+
+/// The threads of one step: program counters in priority order with their capture slots, and a
+/// sparse set so each program counter is added once per step.
+struct ThreadList {
+    var pcs: [Int]
+    var captures: [Int]
+    var count = 0
+    let slots: Int
+    private var generation: [Int]
+    private var stamp = 1
+
+    init(capacity: Int, slots: Int) {
+        self.slots = slots
+        pcs = [Int](repeating: 0, count: capacity)
+        captures = [Int](repeating: -1, count: capacity * slots)
+        generation = [Int](repeating: 0, count: capacity)
+    }
+
+    func contains(_ pc: Int) -> Bool { generation[pc] == stamp }
+    mutating func mark(_ pc: Int) { generation[pc] = stamp }
+
+    mutating func append(_ pc: Int, _ caps: [Int]) {
+        pcs[count] = pc
+        let base = count * slots
+        for k in 0..<slots { captures[base + k] = caps[k] }
+        count += 1
+    }
+
+    mutating func clear() {
+        count = 0
+        stamp += 1
+    }
+}
+
+// MARK: Parsing
+
+indirect enum RegexNode {
+    case empty
+    case scalar(UInt32)
+    case any
+    case set(SafeRegex.ScalarSet)
+    case start
+    case end
+    case group(RegexNode, capture: Int?)
+    case concat([RegexNode])
+    case alternate([RegexNode])
+    case repeated(RegexNode, min: Int, max: Int?, greedy: Bool)
+}
+
+struct RegexParser {
+    let scalars: [UInt32]
+    let offset: Int
+    var index = 0
+    var groupCount = 0
+    var depth = 0
+
+    init(scalars: [UInt32], offset: Int) {
+        self.scalars = scalars
+        self.offset = offset
+    }
+
+    func fail(_ reason: String, at i: Int? = nil) -> SafeRegex.SyntaxError {
+        SafeRegex.SyntaxError(position: (i ?? index) + offset + 1, reason: reason)
+    }
+
+    var peek: UInt32? { index < scalars.count ? scalars[index] : nil }
+
+    mutating func parseAll() throws(SafeRegex.SyntaxError) -> RegexNode {
+        let node = try parseAlternation()
+        if index < scalars.count { throw fail("unbalanced ')'") }
+        return node
+    }
+
+    mutating func parseAlternation() throws(SafeRegex.SyntaxError) -> RegexNode {
+        var branches = [try parseConcat()]
+        while peek == 0x7C {  // |
+            index += 1
+            branches.append(try parseConcat())
+        }
+        return branches.count == 1 ? branches[0] : .alternate(branches)
+    }
+
+    mutating func parseConcat() throws(SafeRegex.SyntaxError) -> RegexNode {
+        var items: [RegexNode] = []
+        while let c = peek, c != 0x7C, c != 0x29 {
+            var atom = try parseAtom()
+            atom = try parseQuantifiers(atom)
+            items.append(atom)
+        }
+        return items.count == 1 ? items[0] : (items.isEmpty ? .empty : .concat(items))
+    }
+
+    mutating func parseQuantifiers(_ atom: RegexNode) throws(SafeRegex.SyntaxError) -> RegexNode {
+        var node = atom
+        var quantified = false
+        while let c = peek, [0x2A, 0x2B, 0x3F, 0x7B].contains(c) {
+            let at = index
+            if quantified { throw fail("a quantifier cannot follow another quantifier", at: at) }
+            if case .start = node { throw fail("nothing to repeat", at: at) }
+            if case .end = node { throw fail("nothing to repeat", at: at) }
+            var minimum = 0
+            var maximum: Int? = nil
+            index += 1
+            switch c {
+            case 0x2A: break
+            case 0x2B: minimum = 1
+            case 0x3F: maximum = 1
+            default:
+                (minimum, maximum) = try parseCount(at: at)
+            }
+            var greedy = true
+            if peek == 0x3F {
+                greedy = false
+                index += 1
+            }
+            node = .repeated(node, min: minimum, max: maximum, greedy: greedy)
+            quantified = true
+        }
+        return node
+    }
+
+    mutating func parseCount(at start: Int) throws(SafeRegex.SyntaxError) -> (Int, Int?) {
+        func number(_ p: inout RegexParser) -> Int? {
+            var v = 0
+            var digits = 0
+            while let c = p.peek, c >= 0x30, c <= 0x39, digits < 4 {
+                v = v * 10 + Int(c - 0x30)
+                digits += 1
+                p.index += 1
+            }
+            return digits == 0 ? nil : v
+        }
+        guard let low = number(&self) else { throw fail("expected a number in {n,m}", at: start) }
+        var high: Int? = low
+        if peek == 0x2C {
+            index += 1
+            high = number(&self)
+        }
+        guard peek == 0x7D else { throw fail("expected '}'", at: start) }
+        index += 1
+        guard low <= 100, (high ?? 0) <= 100, high.map({ $0 >= low }) ?? true else {
+            throw fail("counted repetition is limited to {0,100} with n ≤ m", at: start)
+        }
+        return (low, high)
+    }
+
+    mutating func parseAtom() throws(SafeRegex.SyntaxError) -> RegexNode {
+        let at = index
+        let c = scalars[index]
+        index += 1
+        switch c {
+        case 0x28:  // (
+            depth += 1
+            guard depth <= 32 else { throw fail("groups nest at most 32 deep", at: at) }
+            defer { depth -= 1 }
+            var capture: Int? = nil
+            if peek == 0x3F {
+                guard index + 1 < scalars.count, scalars[index + 1] == 0x3A else {
+                    throw fail("only (?:…) groups are supported; look-around and inline flags other than a leading (?i) are not", at: at)
+                }
+                index += 2
+            } else {
+                groupCount += 1
+                capture = groupCount
+            }
+            let inner = try parseAlternation()
+            guard peek == 0x29 else { throw fail("missing ')'", at: at) }
+            index += 1
+            return .group(inner, capture: capture)
+        case 0x5B: return try parseClass(at: at)
+        case 0x2E: return .any
+        case 0x5E: return .start
+        case 0x24: return .end
+        case 0x2A, 0x2B, 0x3F, 0x7B: throw fail("nothing to repeat", at: at)
+        case 0x5C: return try parseEscape(at: at, inClass: false).node
+        default: return .scalar(c)
+        }
+    }
+
+    static let digit: [ClosedRange<UInt32>] = [0x30...0x39]
+    static let word: [ClosedRange<UInt32>] = [0x30...0x39, 0x41...0x5A, 0x5F...0x5F, 0x61...0x7A]
+    static let space: [ClosedRange<UInt32>] = [0x09...0x0D, 0x20...0x20, 0xA0...0xA0, 0x2028...0x2029]
+
+    /// An escape after `\`: a class shorthand, or one literal scalar.
+    mutating func parseEscape(at: Int, inClass: Bool) throws(SafeRegex.SyntaxError) -> (node: RegexNode, ranges: [ClosedRange<UInt32>]?, negated: Bool) {
+        guard let e = peek else { throw fail("a pattern cannot end with '\\'", at: at) }
+        index += 1
+        switch e {
+        case 0x64: return (.set(.init(ranges: Self.digit, negated: false)), Self.digit, false)  // \d
+        case 0x44: return (.set(.init(ranges: Self.digit, negated: true)), Self.digit, true)
+        case 0x77: return (.set(.init(ranges: Self.word, negated: false)), Self.word, false)  // \w
+        case 0x57: return (.set(.init(ranges: Self.word, negated: true)), Self.word, true)
+        case 0x73: return (.set(.init(ranges: Self.space, negated: false)), Self.space, false)  // \s
+        case 0x53: return (.set(.init(ranges: Self.space, negated: true)), Self.space, true)
+        case 0x6E: return (.scalar(0x0A), [0x0A...0x0A], false)
+        case 0x74: return (.scalar(0x09), [0x09...0x09], false)
+        case 0x72: return (.scalar(0x0D), [0x0D...0x0D], false)
+        case 0x31...0x39: throw fail("back-references are not supported (they cannot be matched in linear time)", at: at)
+        case 0x62, 0x42, 0x41, 0x7A, 0x5A, 0x47, 0x6B: throw fail("this escape is not supported", at: at)
+        default:
+            // Any other escaped punctuation is itself; escaped letters are reserved.
+            let isLetter = (e >= 0x41 && e <= 0x5A) || (e >= 0x61 && e <= 0x7A)
+            if isLetter { throw fail("unknown escape", at: at) }
+            return (.scalar(e), [e...e], false)
+        }
+    }
+
+    mutating func parseClass(at: Int) throws(SafeRegex.SyntaxError) -> RegexNode {
+        var negated = false
+        if peek == 0x5E {
+            negated = true
+            index += 1
+        }
+        var ranges: [ClosedRange<UInt32>] = []
+        var first = true
+        while true {
+            guard let c = peek else { throw fail("missing ']'", at: at) }
+            if c == 0x5D && !first {
+                index += 1
+                break
+            }
+            first = false
+            let itemAt = index
+            index += 1
+            var low = c
+            if c == 0x5C {
+                let escaped = try parseEscape(at: itemAt, inClass: true)
+                if escaped.negated { throw fail("a negated shorthand (\\D, \\W, \\S) cannot go inside [...]", at: itemAt) }
+                guard let r = escaped.ranges else { throw fail("unsupported escape in [...]", at: itemAt) }
+                if r.count != 1 || r[0].count != 1 {
+                    ranges.append(contentsOf: r)
+                    continue
+                }
+                low = r[0].lowerBound
+            }
+            if peek == 0x2D, index + 1 < scalars.count, scalars[index + 1] != 0x5D {
+                index += 1
+                var high = scalars[index]
+                index += 1
+                if high == 0x5C {
+                    let escaped = try parseEscape(at: index - 1, inClass: true)
+                    guard let r = escaped.ranges, r.count == 1, r[0].count == 1 else { throw fail("a range must end with one character", at: itemAt) }
+                    high = r[0].lowerBound
+                }
+                guard low <= high else { throw fail("a range must go from low to high", at: itemAt) }
+                ranges.append(low...high)
+            } else {
+                ranges.append(low...low)
+            }
+        }
+        return .set(.init(ranges: ranges, negated: negated))
+    }
+}
+
+// MARK: Compiling
+
+struct RegexCompiler {
+    var program: [SafeRegex.Instruction] = []
+    let caseInsensitive: Bool
+
+    mutating func emit(_ i: SafeRegex.Instruction) { program.append(i) }
+
+    mutating func compile(_ node: RegexNode) throws(SafeRegex.SyntaxError) {
+        // Counted repetition multiplies the program; stop early rather than build a huge one.
+        guard program.count <= SafeRegex.maximumProgramLength else {
+            throw SafeRegex.SyntaxError(position: 1, reason: "the pattern expands to more than \(SafeRegex.maximumProgramLength) steps; use fewer or smaller counted repetitions")
+        }
+        switch node {
+        case .empty: break
+        case .scalar(let c):
+            if caseInsensitive {
+                let lower = SafeRegex.lowercase(c)
+                emit(.scalar(lower))
+            } else {
+                emit(.scalar(c))
+            }
+        case .any: emit(.any)
+        case .set(let s):
+            if caseInsensitive {
+                var folded = s
+                folded.ranges = s.ranges + s.ranges.compactMap { r in
+                    // ASCII upper-case ranges gain their lower-case twins; input is lowered before matching.
+                    let lo = max(r.lowerBound, 0x41), hi = min(r.upperBound, 0x5A)
+                    return lo <= hi ? (lo + 0x20)...(hi + 0x20) : nil
+                }
+                emit(.set(folded))
+            } else {
+                emit(.set(s))
+            }
+        case .start: emit(.assertStart)
+        case .end: emit(.assertEnd)
+        case .group(let inner, let capture):
+            if let capture { emit(.save(2 * capture)) }
+            try compile(inner)
+            if let capture { emit(.save(2 * capture + 1)) }
+        case .concat(let items):
+            for item in items { try compile(item) }
+        case .alternate(let branches):
+            var jumps: [Int] = []
+            for (k, branch) in branches.enumerated() {
+                if k < branches.count - 1 {
+                    let split = program.count
+                    emit(.split(split + 1, -1))
+                    try compile(branch)
+                    jumps.append(program.count)
+                    emit(.jump(-1))
+                    program[split] = .split(split + 1, program.count)
+                } else {
+                    try compile(branch)
+                }
+            }
+            for j in jumps { program[j] = .jump(program.count) }
+        case .repeated(let inner, let minimum, let maximum, let greedy):
+            for _ in 0..<minimum { try compile(inner) }
+            if let maximum {
+                // Each optional copy: split(body, skip-all).
+                var exits: [Int] = []
+                for _ in minimum..<maximum {
+                    let split = program.count
+                    emit(.split(-1, -1))
+                    exits.append(split)
+                    try compile(inner)
+                }
+                let end = program.count
+                for s in exits { program[s] = greedy ? .split(s + 1, end) : .split(end, s + 1) }
+            } else {
+                let split = program.count
+                emit(.split(-1, -1))
+                try compile(inner)
+                emit(.jump(split))
+                let end = program.count
+                program[split] = greedy ? .split(split + 1, end) : .split(end, split + 1)
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+import Foundation
+import Testing
+@testable import GatehouseCore
+@testable import GatehouseMapping
+
+/// The mapping language, case by case: what each expression yields over one set of upstream
+/// attributes, what is refused when a mapping is saved (with where), and what hostile input costs.
+@Suite struct ExpressionTests {
+    static let login: [String: [String]] = [
+        "given_name": ["Ada"], "family_name": ["Lovelace"], "email": [" Ada@Example.COM "],
+        "groups": ["okta-admins", "okta-eng", "everyone"], "department": [""], "dept": ["R&D"],
+        "address.country": ["UK"], "email_verified": ["true"],
+        "http://schemas.xmlsoap.org/claims/Group": ["CN=Admins,OU=Groups,DC=corp", "CN=Staff,OU=Groups,DC=corp"],
+        "upn": ["ada@corp.example"], "tags": ["a, b,,c"],
+    ]
+
+    static let yields: [(String, [String])] = [
+        // Attributes, nested claims, odd names, constants.
+        ("given_name", ["Ada"]),
+        ("address.country", ["UK"]),
+        ("attr('http://schemas.xmlsoap.org/claims/Group')", ["CN=Admins,OU=Groups,DC=corp", "CN=Staff,OU=Groups,DC=corp"]),
+        ("missing", []),
+        ("\"constant\"", ["constant"]),
+        ("'raw \\d'", ["raw \\d"]),
+        ("\"tab\\there\"", ["tab\there"]),
+        // Templates.
+        ("\"{{given_name}} {{family_name}}\"", ["Ada Lovelace"]),
+        ("\"{{ given_name }}-{{missing}}!\"", ["Ada-!"]),
+        ("\"{{http://schemas.xmlsoap.org/claims/Group}}\"", ["CN=Admins,OU=Groups,DC=corp"]),
+        ("'{{given_name}}'", ["{{given_name}}"]),
+        // First non-empty.
+        ("first(missing, department, dept)", ["R&D"]),
+        ("first(missing, \"fallback\")", ["fallback"]),
+        ("first(missing, department)", []),
+        // Case, trim, pipes.
+        ("email | trim | lower", ["ada@example.com"]),
+        ("upper(given_name)", ["ADA"]),
+        ("lower(groups)", ["okta-admins", "okta-eng", "everyone"]),
+        ("head(groups)", ["okta-admins"]),
+        // Split and join.
+        ("split(tags, ',') | trim", ["a", "b", "c"]),
+        ("join(groups, ';')", ["okta-admins;okta-eng;everyone"]),
+        ("join(missing, ';')", []),
+        ("[given_name, family_name] | join(' ')", ["Ada Lovelace"]),
+        // Regular expressions.
+        ("extract(upn, '@(.+)$')", ["corp.example"]),
+        ("extract(email, '(?i)@EXAMPLE')", ["@Example"]),
+        ("extract(attr('http://schemas.xmlsoap.org/claims/Group'), '^CN=([^,]+)')", ["Admins", "Staff"]),
+        ("extract(upn, '^x')", []),
+        ("replace(upn, '@.*', '')", ["ada"]),
+        ("replace(given_name, '(a)', '[$1]')", ["Ad[a]"]),
+        ("replace(\"a-b-c\", '-', '$$')", ["a$b$c"]),
+        ("replace(\"abc\", 'x*', '-')", ["-a-b-c-"]),
+        // Tables.
+        ("map(groups, {\"okta-admins\": \"admins\", \"okta-eng\": \"engineering\"})", ["admins", "engineering"]),
+        ("map(groups, {\"okta-admins\": \"admins\"}, \"users\")", ["admins", "users", "users"]),
+        // Conditions.
+        ("if groups contains \"okta-admins\" then \"admin\" else \"user\"", ["admin"]),
+        ("if groups contains \"root\" then \"admin\" else \"user\"", ["user"]),
+        ("if email_verified == \"true\" and present(email) then \"yes\" else \"no\"", ["yes"]),
+        ("if not present(department) or dept != \"R&D\" then \"a\" else \"b\"", ["a"]),
+        ("if upn matches '@corp\\.example$' then \"staff\" else \"guest\"", ["staff"]),
+        ("groups contains \"everyone\"", ["true"]),
+        ("dept == \"Sales\"", ["false"]),
+        ("if true then [given_name, \"x\"] else []", ["Ada", "x"]),
+    ]
+
+    @Test(arguments: yields) func yieldsValues(_ source: String, _ expected: [String]) throws {
+        let expression = try MappingExpression(source)
+        var evaluator = Evaluator(attributes: Self.login, budget: CompiledMapping.ruleBudget)
+        #expect(try evaluator.evaluate(expression.root).strings == expected, "\(source)")
+    }
+
+    /// Refused when saved: the position (1-based character) and a phrase of the reason.
+    static let refusals: [(String, Int, String)] = [
+        ("", 1, "expected a value"),
+        ("given_name given_name", 12, "after a complete expression"),
+        ("lower(", 7, "expected a value"),
+        ("lower(email", 12, "expected ')'"),
+        ("frobnicate(email)", 1, "unknown function 'frobnicate'"),
+        ("lower(email, email)", 1, "takes 1 argument"),
+        ("\"unterminated", 1, "unterminated string"),
+        ("\"bad \\q escape\"", 6, "unknown escape"),
+        ("email = \"x\"", 7, "expected '=='"),
+        ("!present(email)", 1, "expected '!='"),
+        ("email & name", 7, "unexpected character"),
+        ("if email then \"a\" else \"b\"", 4, "needs a condition"),
+        ("if present(email) then \"a\" else present(email)", 33, "both branches"),
+        ("if present(email) \"a\" else \"b\"", 19, "expected 'then'"),
+        ("present(email) == \"x\"", 16, "compares text"),
+        ("not email", 5, "needs a condition"),
+        ("email and name", 1, "needs a condition"),
+        ("extract(email, '(')", 16, "invalid regular expression"),
+        ("extract(email, '(a)\\1')", 16, "back-references"),
+        ("extract(email, '(?=a)')", 16, "look-around"),
+        ("extract(email, email)", 16, "string literal"),
+        ("email matches lower('x')", 15, "regular expression written as a string"),
+        ("map(groups, \"x\")", 13, "takes a table"),
+        ("map(groups, {\"a\": \"b\", \"a\": \"c\"})", 24, "appears twice"),
+        ("split(email, name)", 14, "string literal"),
+        ("attr(email)", 6, "string literal"),
+        ("\"{{given_name\"", 1, "'{{' without '}}'"),
+        ("\"{{ }}\"", 1, "empty"),
+        ("if", 3, "expected a value"),
+        ("then", 1, "unexpected 'then'"),
+        ("[present(email)]", 2, "a list holds text"),
+        ("email | 3", 9, "unexpected character"),
+        ("email | \"x\"", 9, "expected a function name"),
+    ]
+
+    @Test(arguments: refusals) func refusedWithPositionAndReason(_ source: String, _ position: Int, _ phrase: String) {
+        do {
+            _ = try MappingExpression(source)
+            Issue.record("accepted: \(source)")
+        } catch {
+            #expect(error.position == position, "\(source): \(error)")
+            #expect(error.reason.contains(phrase), "\(source): \(error)")
+        }
+    }
+
+    @Test func aMappingNamesTheRuleAtFault() {
+        let mapping = AttributeMapping(rules: [.init(target: "name", source: .expression("lower(")), .init(target: "email", source: .attribute("mail"))])
+        do {
+            _ = try CompiledMapping(mapping)
+            Issue.record("accepted")
+        } catch {
+            #expect(error.target == "name")
+            #expect(error.position == 7)
+            #expect(error.description == "rule 'name', at 7: expected a value but found the end")
+        }
+    }
+
+    // MARK: Hostile expressions and input
+
+    @Test func deepNestingIsRefused() {
+        let deep = String(repeating: "(", count: 200) + "email" + String(repeating: ")", count: 200)
+        #expect(throws: MappingError.self) { try MappingExpression(deep) }
+        let calls = String(repeating: "lower(", count: 100) + "email" + String(repeating: ")", count: 100)
+        #expect(throws: MappingError.self) { try MappingExpression(calls) }
+        let nots = String(repeating: "not ", count: 100) + "true"
+        #expect(throws: MappingError.self) { try MappingExpression(nots) }
+        let lists = String(repeating: "[", count: 100) + "email" + String(repeating: "]", count: 100)
+        #expect(throws: MappingError.self) { try MappingExpression(lists) }
+        // Within the limit, nesting works.
+        #expect(throws: Never.self) { try MappingExpression(String(repeating: "(", count: 20) + "email" + String(repeating: ")", count: 20)) }
+    }
+
+    @Test func hugeExpressionsAreRefused() {
+        #expect(throws: MappingError.self) { try MappingExpression("\"" + String(repeating: "x", count: 5000) + "\"") }
+        let wide = "first(" + Array(repeating: "a", count: 16).joined(separator: ",") + ", b)"
+        #expect(throws: MappingError.self) { try MappingExpression(wide) }
+        let many = "[" + Array(repeating: "a", count: 600).joined(separator: ",") + "]"
+        #expect(throws: MappingError.self) { try MappingExpression(many) }
+    }
+
+    @Test func catastrophicPatternsRunInLinearTime() throws {
+        // On a backtracking engine each of these takes exponential time on this input.
+        let input = String(repeating: "a", count: 4000) + "!"
+        for pattern in ["(a+)+$", "(a|aa)+$", "(a*)*b", "^(a|a?)+$", "(.*a){20}$", "(?:a+){10}b"] {
+            let r = try SafeRegex(pattern)
+            #expect(!r.matches(input), "\(pattern)")
+            var budget = 2000 * 4002
+            _ = r.firstMatch(in: Array(input.unicodeScalars).map(\.value), from: 0, budget: &budget)
+            #expect(budget >= 0, "\(pattern) spent more than program × input")
+        }
+    }
+
+    @Test func regexSizeIsBounded() {
+        #expect(throws: SafeRegex.SyntaxError.self) { try SafeRegex(String(repeating: "a", count: 300)) }
+        #expect(throws: SafeRegex.SyntaxError.self) { try SafeRegex("(a{100}){100}") }
+        #expect(throws: SafeRegex.SyntaxError.self) { try SafeRegex("a{101}") }
+        #expect(throws: SafeRegex.SyntaxError.self) { try SafeRegex("a{5,2}") }
+        #expect(throws: SafeRegex.SyntaxError.self) { try SafeRegex("a**") }
+        #expect(throws: SafeRegex.SyntaxError.self) { try SafeRegex(String(repeating: "(", count: 40) + String(repeating: ")", count: 40)) }
+    }
+
+    @Test func aRuleThatOverspendsSetsNothingAndSaysWhy() throws {
+        // Each value is within the regex input limit, but 256 of them times a large program is not.
+        let pattern = "(?:[a-z]?){100}x"
+        let mapping = AttributeMapping(rules: [.init(target: "name", source: .expression("extract(v, '\(pattern)')")), .init(target: "email", source: .attribute("e"))])
+        let values = Array(repeating: String(repeating: "a", count: 4000), count: 256)
+        let result = try CompiledMapping(mapping).apply(["v": values, "e": ["a@b.c"]])
+        #expect(result.attributes == ["email": "a@b.c"])
+        #expect(result.failures["name"]?.contains("more work") == true)
+    }
+
+    @Test func growthIsBounded() throws {
+        let big = String(repeating: "x", count: 4000)
+        let mapping = AttributeMapping(rules: [
+            .init(target: "name", source: .expression("join(split(v, ''), ',')")),
+            .init(target: "nickname", source: .expression("[v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v] | join('')")),
+        ])
+        let result = try CompiledMapping(mapping).apply(["v": Array(repeating: big, count: 20)])
+        #expect(result.attributes.isEmpty)
+        #expect(result.failures["name"]?.contains("more than 256 values") == true)
+        #expect(result.failures["nickname"] != nil)
+    }
+
+    @Test func oversizedRegexInputDoesNotMatch() throws {
+        let r = try MappingExpression("extract(v, 'a')")
+        var evaluator = Evaluator(attributes: ["v": [String(repeating: "a", count: 5000)]], budget: CompiledMapping.ruleBudget)
+        #expect(try evaluator.evaluate(r.root).strings == [])
+    }
+
+    @Test func regexSemantics() throws {
+        let cases: [(String, String, String?)] = [
+            ("a|ab", "ab", "a"), ("ab|a", "ab", "ab"), ("a*?b", "aaab", "aaab"), ("(a+?)", "aaa", "a"),
+            ("[^,]+", "x,y", "x"), ("\\d{2,3}", "a12345", "123"), ("^\\w+$", "ab_9", "ab_9"), ("\\s", "a b", " "),
+            ("[a-c]+", "xxbcay", "bca"), ("[\\d.]+", "v1.20x", "1.20"), ("(?i)[A-Z]+", "abC", "abC"),
+            ("colou?r", "color", "color"), ("\\.", "a.b", "."), ("x$", "xx", "x"), ("^$", "", ""), ("é+", "café", "é"),
+            ("a", "bbb", nil), ("^b", "ab", nil),
+        ]
+        for (pattern, input, expected) in cases {
+            #expect(try SafeRegex(pattern).extract(input) == expected, "\(pattern) on \(input)")
+        }
+    }
+}
