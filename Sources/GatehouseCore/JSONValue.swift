@@ -71,15 +71,15 @@ extension JSONValue {
         serialize(.object(object))
     }
 
-    /// Compact JSON text of any value.
-    public static func serialize(_ value: JSONValue) -> String {
+    /// Compact JSON text of any value; `sortedKeys` for a canonical text (diffs, comparisons).
+    public static func serialize(_ value: JSONValue, sortedKeys: Bool = false) -> String {
         var out = ""
         out.reserveCapacity(512)
-        write(value, into: &out)
+        write(value, into: &out, sortedKeys: sortedKeys)
         return out
     }
 
-    static func write(_ v: JSONValue, into out: inout String) {
+    static func write(_ v: JSONValue, into out: inout String, sortedKeys: Bool) {
         switch v {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
@@ -90,18 +90,19 @@ extension JSONValue {
             out += "["
             for (i, x) in a.enumerated() {
                 if i > 0 { out += "," }
-                write(x, into: &out)
+                write(x, into: &out, sortedKeys: sortedKeys)
             }
             out += "]"
         case .object(let o):
             out += "{"
             var first = true
-            for (k, x) in o {
+            let members = sortedKeys ? o.sorted { $0.key < $1.key } : Array(o)
+            for (k, x) in members {
                 if !first { out += "," }
                 first = false
                 writeString(k, into: &out)
                 out += ":"
-                write(x, into: &out)
+                write(x, into: &out, sortedKeys: sortedKeys)
             }
             out += "}"
         }

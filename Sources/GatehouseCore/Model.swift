@@ -425,7 +425,7 @@ public struct AttributeMapping: Sendable, Equatable, Codable {
     public func changes(from old: AttributeMapping) -> [MappingChange] {
         func text(_ m: AttributeMapping) -> [String: String] {
             guard case .object(let o) = m.document else { return [:] }
-            return o.mapValues { JSONValue.serialize($0) }
+            return o.mapValues { JSONValue.serialize($0, sortedKeys: true) }
         }
         let before = text(old), after = text(self)
         return Set(before.keys).union(after.keys).sorted().compactMap { target in
@@ -478,9 +478,16 @@ public struct MappingVersion: Sendable, Codable, Equatable {
 public struct LoginSample: Sendable, Codable, Equatable {
     public var poolID: PoolID
     public var providerName: String
+    /// Orders samples: see `newID(at:)`.
     public var id: String
     public var capturedAt: Date
     public var attributes: [String: [String]]
+
+    /// An id that sorts by capture time (milliseconds), then at random.
+    public static func newID(at date: Date) -> String {
+        let ms = String(max(0, Int64(date.timeIntervalSince1970 * 1000)))
+        return String(repeating: "0", count: max(0, 14 - ms.count)) + ms + "-" + Secrets.randomToken(bytes: 6)
+    }
 
     public init(poolID: PoolID, providerName: String, id: String, capturedAt: Date, attributes: [String: [String]]) {
         self.poolID = poolID
@@ -515,7 +522,7 @@ public struct LoginSample: Sendable, Codable, Equatable {
         if value == "true" || value == "false" { return value }
         var local = Substring(value)
         var domain: Substring = ""
-        if let at = value.lastIndex(of: "@"), value.firstIndex(of: "@") == at, !value.contains(" ") {
+        if let at = value.lastIndex(of: "@"), value.firstIndex(of: "@") == at {
             local = value[..<at]
             domain = value[at...]
         }

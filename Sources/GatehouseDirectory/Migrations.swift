@@ -94,7 +94,6 @@ enum Migrations {
                 pool_id TEXT NOT NULL, provider_name TEXT NOT NULL, id TEXT NOT NULL, captured_at BIGINT NOT NULL,
                 body TEXT NOT NULL, PRIMARY KEY (pool_id, provider_name, id))
             """,
-            "CREATE INDEX login_samples_by_time ON login_samples (pool_id, provider_name, captured_at)",
         ]),
     ]
 }

@@ -58,14 +58,14 @@ extension SQLDirectory {
             try await db.raw("""
                 DELETE FROM login_samples WHERE pool_id = \(bind: p) AND provider_name = \(bind: sample.providerName) AND id NOT IN (
                     SELECT id FROM login_samples WHERE pool_id = \(bind: p) AND provider_name = \(bind: sample.providerName)
-                    ORDER BY captured_at DESC, id DESC LIMIT \(bind: Int64(max(1, keep))))
+                    ORDER BY id DESC LIMIT \(bind: Int64(max(1, keep))))
                 """).run()
         }
     }
 
     public func loginSamples(pool: PoolID, provider: String, limit: Int) async throws -> [LoginSample] {
         try await session { db in
-            try await db.raw("SELECT body FROM login_samples WHERE pool_id = \(bind: pool.rawValue) AND provider_name = \(bind: provider) ORDER BY captured_at DESC, id DESC LIMIT \(bind: Int64(max(1, min(limit, 100))))").all()
+            try await db.raw("SELECT body FROM login_samples WHERE pool_id = \(bind: pool.rawValue) AND provider_name = \(bind: provider) ORDER BY id DESC LIMIT \(bind: Int64(max(1, min(limit, 100))))").all()
                 .map { try Body.decode(LoginSample.self, try $0.string("body")) }
         }
     }

@@ -341,27 +341,25 @@ struct ExpressionParser {
     }
 
     mutating func or() throws(MappingError) -> Node {
-        var left = try and()
-        while isKeyword("or") {
-            let at = current.position
-            index += 1
-            let right = try and()
-            try requireBoolean(left, "'or'")
-            try requireBoolean(right, "'or'")
-            left = try node(.or(left, right), .boolean, at)
-        }
-        return left
+        try chain("or", operand: { (p: inout ExpressionParser) throws(MappingError) in try p.and() }, combine: Node.Kind.or)
     }
 
     mutating func and() throws(MappingError) -> Node {
-        var left = try unary()
-        while isKeyword("and") {
+        try chain("and", operand: { (p: inout ExpressionParser) throws(MappingError) in try p.unary() }, combine: Node.Kind.and)
+    }
+
+    /// `operand (keyword operand)*`, left-associative, every operand a condition.
+    mutating func chain(
+        _ keyword: String, operand: (inout ExpressionParser) throws(MappingError) -> Node, combine: (Node, Node) -> Node.Kind
+    ) throws(MappingError) -> Node {
+        var left = try operand(&self)
+        while isKeyword(keyword) {
             let at = current.position
             index += 1
-            let right = try unary()
-            try requireBoolean(left, "'and'")
-            try requireBoolean(right, "'and'")
-            left = try node(.and(left, right), .boolean, at)
+            let right = try operand(&self)
+            try requireBoolean(left, "'\(keyword)'")
+            try requireBoolean(right, "'\(keyword)'")
+            left = try node(combine(left, right), .boolean, at)
         }
         return left
     }

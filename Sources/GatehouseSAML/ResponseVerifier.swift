@@ -70,7 +70,30 @@ public struct VerifiedSAMLAssertion: Sendable, Equatable {
     public let wasEncrypted: Bool
 
     /// The attributes as the mapping sees them: by Name, and by FriendlyName where given.
-    public var attributeValues: [String: [String]] {
+    public var attributeValues: [String: [String]] { SAMLAttribute.mappingView(attributes) }
+}
+
+extension SAMLAttribute {
+    /// The Assertion's attributes, multi-valued. A value holding markup is skipped, never half-read.
+    static func read(from assertion: XMLElement, fail: (String) -> Void) -> [SAMLAttribute] {
+        var attributes: [SAMLAttribute] = []
+        for statement in assertion.children(NS.assertion, "AttributeStatement") {
+            for attribute in statement.children(NS.assertion, "Attribute") {
+                guard let name = attribute.attribute("Name"), !name.isEmpty else {
+                    fail("an Attribute has no Name")
+                    continue
+                }
+                let values = attribute.children(NS.assertion, "AttributeValue").compactMap { try? $0.text() }
+                attributes.append(SAMLAttribute(
+                    name: name, friendlyName: attribute.attribute("FriendlyName"),
+                    nameFormat: attribute.attribute("NameFormat"), values: values))
+            }
+        }
+        return attributes
+    }
+
+    /// By Name, and by FriendlyName where given.
+    static func mappingView(_ attributes: [SAMLAttribute]) -> [String: [String]] {
         var out: [String: [String]] = [:]
         for a in attributes {
             out[a.name, default: []].append(contentsOf: a.values)
@@ -357,20 +380,7 @@ public struct SAMLResponseVerifier: Sendable {
                 .children(NS.assertion, "AuthnContextClassRef").first?.trimmedText()
         }
 
-        // Attributes, multi-valued. A value holding markup is skipped, never half-read.
-        var attributes: [SAMLAttribute] = []
-        for statement in assertion.children(NS.assertion, "AttributeStatement") {
-            for attribute in statement.children(NS.assertion, "Attribute") {
-                guard let name = attribute.attribute("Name"), !name.isEmpty else {
-                    fail("attributes", "an Attribute has no Name")
-                    continue
-                }
-                let values = attribute.children(NS.assertion, "AttributeValue").compactMap { try? $0.text() }
-                attributes.append(SAMLAttribute(
-                    name: name, friendlyName: attribute.attribute("FriendlyName"),
-                    nameFormat: attribute.attribute("NameFormat"), values: values))
-            }
-        }
+        let attributes = SAMLAttribute.read(from: assertion) { fail("attributes", $0) }
 
         guard failures.isEmpty, let replayableUntil else {
             throw VerificationError(failures.isEmpty ? [.init(check: "time", reason: "no validity window")] : failures)

@@ -9,10 +9,13 @@ import GatehouseSAML
 public struct Admin: Sendable {
     public let gatehouse: Gatehouse
     let masterKey: MasterKey
+    /// Who is acting, as recorded with every change (`cli` for the command line).
+    public let actor: String
 
-    public init(gatehouse: Gatehouse, masterKey: MasterKey) {
+    public init(gatehouse: Gatehouse, masterKey: MasterKey, actor: String = "cli") {
         self.gatehouse = gatehouse
         self.masterKey = masterKey
+        self.actor = actor
     }
 
     var directory: any Directory { gatehouse.directory }
@@ -51,11 +54,9 @@ public struct Admin: Sendable {
         mapping: AttributeMapping = .oidcStandard, idpIdentifiers: [String] = []
     ) async throws -> IdentityProvider {
         let poolID = try PoolID(pool)
-        guard try await directory.pool(poolID) != nil else { throw DirectoryError(.notFound, "no pool \(pool)") }
         let sealed = try clientSecret.map { try masterKey.seal(Data($0.utf8), purpose: IdentityProvider.secretPurpose(pool: poolID, provider: name)) }
         let provider = IdentityProvider(poolID: poolID, name: name, kind: .oidc, oidc: settings, sealedClientSecret: sealed, attributeMapping: mapping, idpIdentifiers: idpIdentifiers.map { $0.lowercased() }, createdAt: now)
-        try await directory.createProvider(provider)
-        return provider
+        return try await create(provider)
     }
 
     /// Options of a new SAML provider beyond its metadata.
@@ -82,7 +83,6 @@ public struct Admin: Sendable {
         mapping: AttributeMapping = AttributeMapping([:]), idpIdentifiers: [String] = []
     ) async throws -> IdentityProvider {
         let poolID = try PoolID(pool)
-        guard try await directory.pool(poolID) != nil else { throw DirectoryError(.notFound, "no pool \(pool)") }
         let pinned = try options.metadataSigningCertificatePEM.map { try SAMLCertificate(base64OrPEM: $0) }
         let metadata = try SAMLIdentityProviderMetadata.parse(Array(metadataXML.utf8), entityID: idpEntityID, pinnedCertificate: pinned, now: now)
         let issuer = gatehouse.configuration.issuer(for: poolID)
@@ -100,8 +100,7 @@ public struct Admin: Sendable {
         let provider = IdentityProvider(
             poolID: poolID, name: name, kind: .saml, oidc: nil, sealedClientSecret: nil, attributeMapping: mapping,
             idpIdentifiers: idpIdentifiers.map { $0.lowercased() }, createdAt: now, saml: settings)
-        try await directory.createProvider(provider)
-        return provider
+        return try await create(provider)
     }
 
     /// Publishes a new signing key now; it signs after `activationDelay`, when the current key retires.

@@ -246,7 +246,7 @@ extension Gatehouse {
             logger.warning("attribute mapping rule set nothing", metadata: ["provider": "\(provider.name)", "rule": "\(target)", "reason": "\(reason)"])
         }
         try await directory.recordLoginSample(
-            LoginSample(poolID: pool, providerName: provider.name, id: Secrets.randomToken(bytes: 12), capturedAt: now, attributes: LoginSample.redact(identity.attributes)),
+            LoginSample(poolID: pool, providerName: provider.name, id: LoginSample.newID(at: Date()), capturedAt: now, attributes: LoginSample.redact(identity.attributes)),
             keep: Gatehouse.loginSamplesKept)
         let link = LinkedIdentity(poolID: pool, providerName: provider.name, providerKind: identity.providerKind, upstreamIssuer: identity.upstreamIssuer, upstreamSubject: identity.upstreamSubject, userID: "", createdAt: now)
         let resolution = try await directory.resolveLogin(

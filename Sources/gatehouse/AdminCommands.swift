@@ -4,7 +4,24 @@ import GatehouseCore
 import GatehouseServer
 
 struct PoolCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "pool", abstract: "Manage user pools.", subcommands: [Create.self, List.self])
+    static let configuration = CommandConfiguration(commandName: "pool", abstract: "Manage user pools.", subcommands: [Create.self, List.self, AddAttribute.self])
+
+    struct AddAttribute: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "add-attribute", abstract: "Declare a custom attribute (custom:NAME) that mappings may set.")
+        @OptionGroup var common: CommonOptions
+        @Option var pool: String
+        @Option(help: "custom: then 1-32 of A-Z a-z 0-9 _ -") var name: String
+        @Option(help: "string (default), number or boolean.") var type: String = "string"
+        @Option(name: .customLong("max-length"), help: "Longest string value in bytes (1-2048).") var maximumLength: Int = 2048
+        func run() async throws {
+            guard let kind = CustomAttribute.Kind(rawValue: type) else { throw ValidationError("--type is string, number or boolean") }
+            let attribute = CustomAttribute(name: name.hasPrefix("custom:") ? name : "custom:" + name, type: kind, maximumLength: maximumLength)
+            try await withEnvironment(common) { env in
+                let p = try await env.admin.declareCustomAttribute(pool: pool, attribute)
+                print("Pool \(p.id) declares \(p.customAttributes.map(\.name).joined(separator: ", ")).")
+            }
+        }
+    }
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a pool (and its first signing key).")
@@ -83,6 +100,7 @@ struct ProviderCommand: AsyncParsableCommand {
         @Option(name: .customLong("scope"), help: "Scope to request (repeatable; default openid email profile).") var scopes: [String] = []
         @Option(name: .customLong("alg"), help: "Allowed ID token algorithm (repeatable; default RS256).") var algs: [String] = []
         @Option(name: .customLong("map"), help: "Attribute mapping pool_attribute=upstream_claim (repeatable; default: standard claims).") var maps: [String] = []
+        @Option(name: .customLong("mapping-file"), help: "A mapping document (JSON) instead of --map.") var mappingFile: String?
         @Option(name: .customLong("idp-identifier"), help: "Identifier (e.g. email domain) routed to this provider (repeatable).") var identifiers: [String] = []
         @Option(name: .customLong("clock-skew"), help: "Allowed clock skew in seconds.") var skew: Int = 60
         @Flag(name: .customLong("userinfo"), help: "Also read claims from the userinfo endpoint.") var userinfo = false
@@ -98,17 +116,12 @@ struct ProviderCommand: AsyncParsableCommand {
                 secret = String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             }
             guard let auth = OIDCProviderSettings.ClientAuthentication(rawValue: clientAuth) else { throw ValidationError("unknown --client-auth") }
-            var rules: [String: String] = [:]
-            for m in maps {
-                let parts = m.split(separator: "=", maxSplits: 1).map(String.init)
-                guard parts.count == 2 else { throw ValidationError("--map takes pool_attribute=upstream_claim") }
-                rules[parts[0]] = parts[1]
-            }
+            let mapping = try mappingOption(maps: maps, file: mappingFile, otherwise: .oidcStandard)
             let settings = OIDCProviderSettings(
                 issuer: issuer, clientID: clientID, scopes: scopes.isEmpty ? ["openid", "email", "profile"] : scopes,
                 allowedAlgorithms: algs.isEmpty ? ["RS256"] : algs, clockSkewSeconds: skew, useUserInfo: userinfo, clientAuthentication: auth)
             try await withEnvironment(common) { env in
-                let provider = try await env.admin.createOIDCProvider(pool: pool, name: name, settings: settings, clientSecret: secret, mapping: rules.isEmpty ? .oidcStandard : AttributeMapping(rules), idpIdentifiers: identifiers)
+                let provider = try await env.admin.createOIDCProvider(pool: pool, name: name, settings: settings, clientSecret: secret, mapping: mapping, idpIdentifiers: identifiers)
                 print("Added provider \(provider.name). Its redirect URI (register it upstream): \(env.configuration.issuer(for: provider.poolID))/oauth2/idpresponse")
             }
         }

@@ -63,18 +63,14 @@ extension ProviderCommand {
         @Option(name: .customLong("authn-context"), help: "RequestedAuthnContext class (repeatable).") var authnContext: [String] = []
         @Flag(name: .customLong("allow-idp-initiated"), help: "Accept IdP-initiated logins (off by default).") var idpInitiated = false
         @Option(name: .customLong("map"), help: "Attribute mapping pool_attribute=SAML attribute Name or FriendlyName (repeatable).") var maps: [String] = []
+        @Option(name: .customLong("mapping-file"), help: "A mapping document (JSON) instead of --map.") var mappingFile: String?
         @Option(name: .customLong("idp-identifier"), help: "Identifier (e.g. email domain) routed to this provider (repeatable).") var identifiers: [String] = []
         @Option(name: .customLong("clock-skew"), help: "Allowed clock skew in seconds.") var skew: Int = 60
 
         func run() async throws {
             guard (metadataFile == nil) != (metadataURL == nil) else { throw ValidationError("give exactly one of --metadata-file and --metadata-url") }
             guard let requestBinding = SAMLProviderSettings.RequestBinding(rawValue: binding) else { throw ValidationError("--binding is redirect or post") }
-            var rules: [String: String] = [:]
-            for m in maps {
-                let parts = m.split(separator: "=", maxSplits: 1).map(String.init)
-                guard parts.count == 2 else { throw ValidationError("--map takes pool_attribute=saml_attribute") }
-                rules[parts[0]] = parts[1]
-            }
+            let mapping = try mappingOption(maps: maps, file: mappingFile, otherwise: AttributeMapping([:]))
             var options = Admin.SAMLOptions()
             options.spEntityID = spEntityID
             options.signatures = signatures
@@ -99,7 +95,7 @@ extension ProviderCommand {
                 }
                 let provider = try await env.admin.createSAMLProvider(
                     pool: pool, name: name, metadataXML: xml, idpEntityID: idpEntityID, options: options,
-                    mapping: AttributeMapping(rules), idpIdentifiers: identifiers)
+                    mapping: mapping, idpIdentifiers: identifiers)
                 let issuer = env.configuration.issuer(for: provider.poolID)
                 print("""
                     Added SAML provider \(provider.name) (IdP \(provider.saml!.idpEntityID)).

@@ -291,6 +291,91 @@ import GatehouseTestSupport
         }
     }
 
+    @Test(arguments: backends) func poolsKeepTheirCustomAttributes(_ backend: TestDatabases.Backend) async throws {
+        try await withDirectory(backend) { d in
+            let p = try await pool(d)
+            var stored = try #require(try await d.pool(p))
+            #expect(stored.customAttributes.isEmpty)
+            stored.customAttributes = [CustomAttribute(name: "custom:level", type: .number), CustomAttribute(name: "custom:dept", maximumLength: 64)]
+            try await d.updatePool(stored)
+            #expect(try await d.pool(p) == stored)
+            stored.customAttributes.append(CustomAttribute(name: "custom:level"))
+            await #expect(throws: DirectoryError.self) { try await d.updatePool(stored) }
+        }
+    }
+
+    @Test(arguments: backends) func mappedGroupsAndFirstLoginAttributes(_ backend: TestDatabases.Backend) async throws {
+        try await withDirectory(backend) { d in
+            let p = try await pool(d)
+            for g in ["admins", "staff", "auditors"] { try await d.createGroup(Group(poolID: p, name: g)) }
+            func login(_ groups: [String]?, name: String, onCreation: Bool = false, provider: String = "Okta", subject: String = "u1") async throws -> LoginResolution {
+                try await d.resolveLogin(FederatedLogin(
+                    identity: link(p, subject: subject, provider: provider), username: "\(provider)_\(subject)", attributes: ["email": "ada@example.com"],
+                    initialAttributes: ["name": name], groups: groups, groupsOnCreationOnly: onCreation), now: t0)
+            }
+            let first = try await login(["admins", "nonexistent"], name: "Ada")
+            #expect(first.created && first.user.attributes == ["email": "ada@example.com", "name": "Ada"])
+            #expect(try await d.groups(pool: p, userID: first.user.id) == ["admins"])
+            // An admin adds auditors; the next login's mapping drops admins and adds staff.
+            try await d.addUser(pool: p, userID: first.user.id, toGroup: "auditors")
+            let again = try await login(["staff"], name: "Changed")
+            #expect(!again.created && again.user.attributes["name"] == "Ada")
+            #expect(try await d.groups(pool: p, userID: first.user.id) == ["auditors", "staff"])
+            // A mapped group the admin also assigned stays when the mapping stops naming it.
+            try await d.addUser(pool: p, userID: first.user.id, toGroup: "staff")
+            _ = try await login([], name: "x")
+            #expect(try await d.groups(pool: p, userID: first.user.id) == ["auditors", "staff"])
+            // Groups that apply only on creation are left alone afterwards; no groups rule touches nothing.
+            _ = try await login(["admins"], name: "x", onCreation: true)
+            _ = try await login(nil, name: "x")
+            #expect(try await d.groups(pool: p, userID: first.user.id) == ["auditors", "staff"])
+        }
+    }
+
+    @Test(arguments: backends) func mappingVersionsRecordWhoWhenAndWhat(_ backend: TestDatabases.Backend) async throws {
+        try await withDirectory(backend) { d in
+            let p = try await pool(d)
+            let provider = IdentityProvider(poolID: p, name: "Okta", kind: .oidc, oidc: OIDCProviderSettings(issuer: "https://okta.example", clientID: "gh"), sealedClientSecret: nil, attributeMapping: .oidcStandard, createdAt: t0)
+            try await d.createProvider(provider)
+            let v1 = try await d.saveMapping(pool: p, provider: "Okta", mapping: .oidcStandard, author: "alice", note: "created", now: t0)
+            #expect(v1.version == 1 && v1.changes.count == AttributeMapping.oidcStandard.rules.count)
+            var rules = AttributeMapping.oidcStandard.rules.filter { $0.target != "name" }
+            rules.append(.init(target: "nickname", source: .expression("lower(given_name)"), update: .firstLogin))
+            let v2 = try await d.saveMapping(pool: p, provider: "Okta", mapping: AttributeMapping(rules: rules), author: "bob", note: nil, now: t0.addingTimeInterval(60))
+            #expect(v2.version == 2 && v2.author == "bob")
+            #expect(v2.changes == [
+                MappingChange(target: "name", before: "\"name\"", after: nil),
+                MappingChange(target: "nickname", before: nil, after: #"{"expression":"lower(given_name)","update":"first_login"}"#),
+            ])
+            #expect(try await d.provider(pool: p, name: "Okta")?.attributeMapping == AttributeMapping(rules: rules))
+            #expect(try await d.mappingVersions(pool: p, provider: "Okta").map(\.version) == [2, 1])
+            #expect(try await d.mappingVersion(pool: p, provider: "Okta", version: 1)?.mapping == .oidcStandard)
+            await #expect(throws: DirectoryError.self) { try await d.saveMapping(pool: p, provider: "Nobody", mapping: .oidcStandard, author: "a", note: nil, now: t0) }
+            // Concurrent saves each get their own version; none is lost.
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for i in 0..<8 {
+                    group.addTask { try await d.saveMapping(pool: p, provider: "Okta", mapping: AttributeMapping(["email": "mail\(i)"]), author: "a\(i)", note: nil, now: self.t0).version }
+                }
+                var versions: [Int] = []
+                for try await v in group { versions.append(v) }
+                #expect(versions.sorted() == Array(3...10))
+            }
+        }
+    }
+
+    @Test(arguments: backends) func loginSamplesKeepTheNewest(_ backend: TestDatabases.Backend) async throws {
+        try await withDirectory(backend) { d in
+            let p = try await pool(d)
+            for i in 0..<5 {
+                try await d.recordLoginSample(LoginSample(poolID: p, providerName: "Okta", id: "s\(i)", capturedAt: t0.addingTimeInterval(Double(i)), attributes: ["n": ["\(i)"]]), keep: 3)
+            }
+            try await d.recordLoginSample(LoginSample(poolID: p, providerName: "Other", id: "o", capturedAt: t0, attributes: [:]), keep: 3)
+            #expect(try await d.loginSamples(pool: p, provider: "Okta", limit: 10).map(\.id) == ["s4", "s3", "s2"])
+            #expect(try await d.loginSamples(pool: p, provider: "Okta", limit: 1).first?.attributes == ["n": ["4"]])
+            #expect(try await d.loginSamples(pool: p, provider: "Other", limit: 10).count == 1)
+        }
+    }
+
     @Test(arguments: backends) func signingKeysAndReplayCache(_ backend: TestDatabases.Backend) async throws {
         try await withDirectory(backend) { d in
             let p = try await pool(d)
