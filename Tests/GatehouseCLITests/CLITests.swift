@@ -82,6 +82,47 @@ import Glibc
         #expect(users.output.trimmingCharacters(in: .whitespacesAndNewlines) == "[\n\n]" || users.output.contains("[]"))
     }
 
+    @Test func mappingCommandsCheckSavePreviewAndRollBack() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gh-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let env = ["GATEHOUSE_SQLITE_PATH": folder.appendingPathComponent("g.sqlite").path]
+        func file(_ name: String, _ text: String) throws -> String {
+            let url = folder.appendingPathComponent(name)
+            try Data(text.utf8).write(to: url)
+            return url.path
+        }
+        #expect(try Self.run(["pool", "create", "demo"], environment: env).status == 0)
+        let declared = try Self.run(["pool", "add-attribute", "--pool", "demo", "--name", "dept"], environment: env)
+        #expect(declared.status == 0, "\(declared.output)")
+        #expect(declared.output.contains("custom:dept"))
+        let initial = try file("initial.json", #"{"email": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress"}"#)
+        let added = try Self.run(["provider", "add-oidc", "--pool", "demo", "--name", "Okta", "--issuer", "https://acme.okta.example", "--client-id", "gh", "--mapping-file", initial], environment: env)
+        #expect(added.status == 0, "\(added.output)")
+
+        let broken = try file("broken.json", #"{"name": {"expression": "lower(given_name"}}"#)
+        let refused = try Self.run(["mapping", "set", "--pool", "demo", "--provider", "Okta", "--file", broken], environment: env)
+        #expect(refused.status != 0)
+        #expect(refused.output.contains("rule 'name', at 17: expected ')'"), "\(refused.output)")
+
+        let better = try file("better.json", #"{"email": {"expression": "mail | lower"}, "custom:dept": {"expression": "first(department, 'none')", "update": "first_login"}}"#)
+        let saved = try Self.run(["mapping", "set", "--pool", "demo", "--provider", "Okta", "--file", better, "--note", "lowercase mail"], environment: env)
+        #expect(saved.status == 0, "\(saved.output)")
+        #expect(saved.output.contains("Saved version 2"))
+
+        let attributes = try file("login.json", #"{"mail": "Ada@Example.com", "department": ["R&D"]}"#)
+        let preview = try Self.run(["mapping", "preview", "--pool", "demo", "--provider", "Okta", "--attributes", attributes], environment: env)
+        #expect(preview.status == 0, "\(preview.output)")
+        #expect(preview.output.contains(#""email" : "ada@example.com""#), "\(preview.output)")
+        #expect(preview.output.contains(#""custom:dept" : "R&D""#))
+
+        let versions = try Self.run(["mapping", "versions", "--pool", "demo", "--provider", "Okta"], environment: env)
+        #expect(versions.output.contains("lowercase mail") && versions.output.contains(#""version" : 1"#))
+        let rolled = try Self.run(["mapping", "rollback", "--pool", "demo", "--provider", "Okta", "--version", "1"], environment: env)
+        #expect(rolled.status == 0 && rolled.output.contains("as version 3"), "\(rolled.output)")
+        let shown = try Self.run(["mapping", "show", "--pool", "demo", "--provider", "Okta"], environment: env)
+        #expect(shown.output.contains("emailaddress") && !shown.output.contains("lower"), "\(shown.output)")
+    }
+
     @Test func serveStartsOnTheEmbeddedDefaultAndStopsGracefullyOnSIGTERM() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gh-serve-\(UUID().uuidString)")
         let port = try LoopbackPort.pick()
