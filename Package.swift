@@ -144,7 +144,7 @@ let package = Package(
             dependencies: [
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 "GatehouseServer", "GatehouseTestSupport", "GatehouseOIDC", "GatehouseIssuer", "GatehouseSAML",
-                "GatehouseDirectory", "GatehouseCore",
+                "GatehouseDirectory", "GatehouseCore", "GatehouseMapping",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
             ],

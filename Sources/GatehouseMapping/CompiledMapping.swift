@@ -10,11 +10,19 @@ public import GatehouseCore
 ///
 /// Immutable and `Sendable`; apply it from any number of threads.
 public struct CompiledMapping: Sendable {
-    public struct Rule: Sendable {
+    /// One compiled rule; a class so applying a mapping passes rules without copying them.
+    public final class Rule: Sendable {
         public let target: String
         public let expression: MappingExpression
         public let update: AttributeMapping.Update
         let kind: TargetKind
+
+        init(target: String, expression: MappingExpression, update: AttributeMapping.Update, kind: TargetKind) {
+            self.target = target
+            self.expression = expression
+            self.update = update
+            self.kind = kind
+        }
     }
 
     enum TargetKind: Sendable {
@@ -100,6 +108,7 @@ public struct CompiledMapping: Sendable {
 
     public func apply(_ attributes: [String: [String]]) -> Result {
         var result = Result()
+        result.attributes.reserveCapacity(rules.count)
         for rule in rules {
             let (values, failure) = Self.run(rule, attributes)
             record(rule, values, failure, into: &result)
@@ -146,6 +155,12 @@ public struct CompiledMapping: Sendable {
             value = try evaluator.evaluate(rule.expression.root)
         } catch {
             return ([], error.reason)
+        }
+        // The common case, one value for a plain text attribute, without building lists.
+        if case .one(let single) = value, case .text = rule.kind {
+            guard !single.isEmpty else { return ([], nil) }
+            guard single.utf8.count <= maximumValueLength else { return ([], "longer than \(maximumValueLength) bytes") }
+            return ([single], nil)
         }
         var values = value.strings
         switch rule.kind {
@@ -206,9 +221,15 @@ public enum AttributeMapper {
 
 extension String {
     func trimmingWhitespace() -> String {
-        var s = Substring(self)
-        while let f = s.first, f.isWhitespace { s.removeFirst() }
-        while let l = s.last, l.isWhitespace { s.removeLast() }
+        // Most values have nothing to trim: check the ends' bytes before any Unicode work.
+        let utf8 = self.utf8
+        if let f = utf8.first, let l = utf8.last, f > 0x20, f < 0x80, l > 0x20, l < 0x80 { return self }
+        func isSpace(_ c: Unicode.Scalar) -> Bool {
+            c.isASCII ? (c == " " || (c.value >= 0x09 && c.value <= 0x0D)) : c.properties.isWhitespace
+        }
+        var s = Substring(self).unicodeScalars
+        while let f = s.first, isSpace(f) { s.removeFirst() }
+        while let l = s.last, isSpace(l) { s.removeLast() }
         return String(s)
     }
 }

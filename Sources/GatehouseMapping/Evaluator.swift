@@ -70,6 +70,26 @@ struct Evaluator {
     /// Longest input a regular expression reads, in Unicode scalars; longer values do not match.
     static let maximumRegexInput = 4096
 
+    /// The non-empty pieces of `value` between occurrences of `separator` (each character when it
+    /// is empty). Byte-wise: UTF-8 never matches inside another character.
+    static func split(_ value: String, by separator: String) -> [String] {
+        if separator.isEmpty { return value.map(String.init) }
+        let bytes = Array(value.utf8), sep = Array(separator.utf8)
+        var out: [String] = []
+        var start = 0, i = 0
+        while i + sep.count <= bytes.count {
+            if bytes[i] == sep[0] && bytes[i..<(i + sep.count)].elementsEqual(sep) {
+                if i > start { out.append(String(decoding: bytes[start..<i], as: UTF8.self)) }
+                i += sep.count
+                start = i
+            } else {
+                i += 1
+            }
+        }
+        if start < bytes.count { out.append(String(decoding: bytes[start...], as: UTF8.self)) }
+        return out
+    }
+
     mutating func spend(_ units: Int) throws(EvaluationLimit) {
         budget -= units
         if budget < 0 { throw EvaluationLimit(reason: "the rule did more work than a mapping rule may (\(CompiledMapping.ruleBudget) steps)") }
@@ -150,7 +170,7 @@ struct Evaluator {
     /// The scalars a regular expression may read, or `nil` for a value too long to match.
     func regexInput(_ value: String) -> [UInt32]? {
         guard value.utf8.count <= 4 * Self.maximumRegexInput else { return nil }
-        let scalars = Array(value.unicodeScalars).map(\.value)
+        let scalars = value.unicodeScalars.map(\.value)
         return scalars.count <= Self.maximumRegexInput ? scalars : nil
     }
 
@@ -182,8 +202,7 @@ struct Evaluator {
             guard case .text(let sep) = args[1].kind, let separator = sep.first else { return .none }
             var out: [String] = []
             for v in try evaluate(args[0]).strings {
-                let parts = separator.isEmpty ? v.map(String.init) : v.components(separatedBy: separator)
-                out += parts.filter { !$0.isEmpty }
+                out += Self.split(v, by: separator)
                 guard out.count <= Self.maximumValues else { throw EvaluationLimit(reason: "split() made more than \(Self.maximumValues) values") }
             }
             return Value(out)

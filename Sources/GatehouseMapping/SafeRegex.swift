@@ -19,7 +19,8 @@ public struct SafeRegex: Sendable {
     enum Instruction: Sendable {
         case scalar(UInt32)
         case any
-        case set(ScalarSet)
+        /// Ranges `ranges[start..<start+count]` of the regex's range table.
+        case set(start: Int, count: Int, negated: Bool)
         case split(Int, Int)  // prefer the first
         case jump(Int)
         case save(Int)
@@ -42,6 +43,12 @@ public struct SafeRegex: Sendable {
     }
 
     let program: [Instruction]
+    /// The ranges of every class, flattened so instructions stay plain values.
+    let ranges: [ClosedRange<UInt32>]
+    /// Whether every match must start at the beginning of the input (the pattern begins with `^`).
+    let anchoredAtStart: Bool
+    /// What a match must begin with (scalars and sets), or `nil` when that is not so simple.
+    let starters: [Instruction]?
     let groupCount: Int
     let caseInsensitive: Bool
     public let pattern: String
@@ -76,9 +83,34 @@ public struct SafeRegex: Sendable {
             throw SyntaxError(position: 1, reason: "the pattern expands to more than \(Self.maximumProgramLength) steps; use fewer or smaller counted repetitions")
         }
         self.program = compiler.program
+        self.ranges = compiler.ranges
+        self.starters = Self.starters(of: compiler.program)
+        self.anchoredAtStart = Self.isAnchoredAtStart(compiler.program)
         self.groupCount = parser.groupCount
         self.caseInsensitive = insensitive
         self.pattern = pattern
+    }
+
+    func inSet(_ c: UInt32, start: Int, count: Int, negated: Bool) -> Bool {
+        var inside = false
+        for k in start..<(start + count) where ranges[k].contains(c) {
+            inside = true
+            break
+        }
+        return inside != negated
+    }
+
+    /// Whether a match could begin with `c`: what the program can consume first, when that is
+    /// known (no anchor, `.` or empty match first), lets the search skip hopeless positions.
+    private func couldStart(_ c: UInt32, _ starters: [Instruction]) -> Bool {
+        for s in starters {
+            switch s {
+            case .scalar(let x): if x == c { return true }
+            case .set(let start, let count, let negated): if inSet(c, start: start, count: count, negated: negated) { return true }
+            default: return true
+            }
+        }
+        return false
     }
 
     /// The first (leftmost, then by the pattern's preferences) match at or after `start`: the scalar
@@ -87,92 +119,214 @@ public struct SafeRegex: Sendable {
     /// Each thread stepped costs one unit of `budget`; when it runs out the search stops and
     /// returns `nil` with `budget` negative.
     func firstMatch(in input: [UInt32], from start: Int, budget: inout Int) -> [Range<Int>?]? {
-        let slots = 2 * (groupCount + 1)
-        let n = program.count
-        var current = ThreadList(capacity: n, slots: slots)
-        var next = ThreadList(capacity: n, slots: slots)
-        var scratch = [Int](repeating: -1, count: slots)
-        var matched: [Int]? = nil
-        var position = start
-        while true {
-            if matched == nil {
-                for i in 0..<slots { scratch[i] = -1 }
-                addThread(&current, pc: 0, captures: &scratch, position: position, count: input.count)
+        withMachine { machine in firstMatch(in: input, from: start, budget: &budget, machine: &machine) }
+    }
+
+    /// Runs `body` with the memory one search needs (thread lists, captures, the closure stack),
+    /// on the stack when it is small; a replace-all reuses it for every match.
+    func withMachine<R>(_ body: (inout Machine) -> R) -> R {
+        let n = program.count, slots = 2 * (groupCount + 1)
+        let listSize = n + n * slots + n
+        let stackSize = 3 * (2 * n + 2)
+        let total = 2 * listSize + slots + slots + stackSize
+        return withUnsafeTemporaryAllocation(of: Int.self, capacity: total) { buffer in
+            buffer.initialize(repeating: 0)
+            var machine = Machine(base: buffer.baseAddress!, programLength: n, slots: slots)
+            return body(&machine)
+        }
+    }
+
+    /// The search's working memory, carved out of one buffer: two thread lists (program counters,
+    /// their captures, and generation marks so each counter is added once per step), a capture
+    /// scratch, the match's captures, and a stack for following jumps and splits.
+    struct Machine {
+        let slots: Int
+        var currentPCs: UnsafeMutablePointer<Int>
+        var currentCaptures: UnsafeMutablePointer<Int>
+        var currentMarks: UnsafeMutablePointer<Int>
+        var nextPCs: UnsafeMutablePointer<Int>
+        var nextCaptures: UnsafeMutablePointer<Int>
+        var nextMarks: UnsafeMutablePointer<Int>
+        var currentCount = 0
+        var nextCount = 0
+        var currentStamp = 1
+        var nextStamp = 2
+        let captures: UnsafeMutablePointer<Int>
+        let matched: UnsafeMutablePointer<Int>
+        let stack: UnsafeMutablePointer<Int>
+
+        init(base: UnsafeMutablePointer<Int>, programLength n: Int, slots: Int) {
+            self.slots = slots
+            var p = base
+            func take(_ k: Int) -> UnsafeMutablePointer<Int> {
+                defer { p += k }
+                return p
             }
-            if current.count == 0 { break }
-            budget -= current.count
+            currentPCs = take(n); currentCaptures = take(n * slots); currentMarks = take(n)
+            nextPCs = take(n); nextCaptures = take(n * slots); nextMarks = take(n)
+            captures = take(slots); matched = take(slots); stack = take(3 * (2 * n + 2))
+        }
+
+        mutating func reset() {
+            currentCount = 0
+            nextCount = 0
+            currentStamp += 2
+            nextStamp += 2
+        }
+
+        /// The next list becomes the current one; the old current list is emptied to be the next.
+        mutating func advance() {
+            swap(&currentPCs, &nextPCs)
+            swap(&currentCaptures, &nextCaptures)
+            swap(&currentMarks, &nextMarks)
+            swap(&currentStamp, &nextStamp)
+            currentCount = nextCount
+            nextCount = 0
+            nextStamp += 2
+        }
+    }
+
+    func firstMatch(in input: [UInt32], from start: Int, budget: inout Int, machine m: inout Machine) -> [Range<Int>?]? {
+        let slots = m.slots
+        m.reset()
+        var found = false
+        var position = start
+        let count = input.count
+        while true {
+            if !found && (!anchoredAtStart || position == 0) {
+                if m.currentCount == 0, let starters {
+                    // Nothing under way: jump to where a match could begin.
+                    while position < count && !couldStart(fold(input[position]), starters) { position += 1 }
+                    budget -= 1
+                    if position >= count { break }
+                }
+                for k in 0..<slots { m.captures[k] = -1 }
+                addThread(&m, toNext: false, pc: 0, position: position, count: count)
+            }
+            if m.currentCount == 0 { break }
+            budget -= m.currentCount
             if budget < 0 { return nil }
-            let c: UInt32? = position < input.count ? fold(input[position]) : nil
+            let c: UInt32 = position < count ? fold(input[position]) : UInt32.max
             var i = 0
-            while i < current.count {
-                let pc = current.pcs[i]
+            while i < m.currentCount {
+                let pc = m.currentPCs[i]
+                var step = false
                 switch program[pc] {
                 case .match:
-                    matched = Array(current.captures[(i * slots)..<((i + 1) * slots)])
+                    for k in 0..<slots { m.matched[k] = m.currentCaptures[i * slots + k] }
+                    found = true
                     // Lower-priority threads are cut off: the leftmost-first match is this one.
-                    current.count = i + 1
-                case .scalar(let s):
-                    if let c, c == s { advance(from: &current, index: i, to: &next, pc: pc + 1, scratch: &scratch, position: position + 1, count: input.count) }
-                case .any:
-                    if let c, c != 0x0A { advance(from: &current, index: i, to: &next, pc: pc + 1, scratch: &scratch, position: position + 1, count: input.count) }
-                case .set(let set):
-                    if let c, set.contains(c) {
-                        advance(from: &current, index: i, to: &next, pc: pc + 1, scratch: &scratch, position: position + 1, count: input.count)
-                    }
-                default:
-                    break
+                    m.currentCount = i + 1
+                case .scalar(let s): step = c == s
+                case .any: step = c != UInt32.max && c != 0x0A
+                case .set(let start, let n, let negated): step = c != UInt32.max && inSet(c, start: start, count: n, negated: negated)
+                default: break
+                }
+                if step {
+                    for k in 0..<slots { m.captures[k] = m.currentCaptures[i * slots + k] }
+                    addThread(&m, toNext: true, pc: pc + 1, position: position + 1, count: count)
                 }
                 i += 1
             }
-            if position >= input.count { break }
+            if position >= count { break }
             position += 1
-            swap(&current, &next)
-            next.clear()
+            m.advance()
         }
-        guard let matched else { return nil }
+        guard found else { return nil }
         return (0...groupCount).map { g in
-            let a = matched[2 * g], b = matched[2 * g + 1]
+            let a = m.matched[2 * g], b = m.matched[2 * g + 1]
             return a >= 0 && b >= a ? a..<b : nil
         }
     }
 
-    private func advance(from list: inout ThreadList, index: Int, to next: inout ThreadList, pc: Int, scratch: inout [Int], position: Int, count: Int) {
-        let slots = list.slots
-        for k in 0..<slots { scratch[k] = list.captures[index * slots + k] }
-        addThread(&next, pc: pc, captures: &scratch, position: position, count: count)
-    }
-
     /// Follows jumps, splits, saves and assertions from `pc`, adding every thread that waits on an
-    /// input scalar (or matches) to `list`, in priority order, each program counter at most once.
-    private func addThread(_ list: inout ThreadList, pc start: Int, captures: inout [Int], position: Int, count: Int) {
-        // An explicit stack of (pc, slot to restore, old value): recursion depth would follow the pattern.
-        var stack: [(pc: Int, restoreSlot: Int, restoreValue: Int)] = [(start, -1, 0)]
-        while let top = stack.popLast() {
-            if top.restoreSlot >= 0 {
-                captures[top.restoreSlot] = top.restoreValue
-                if top.pc < 0 { continue }
+    /// input scalar (or matches) to the current or next list, in priority order, each program
+    /// counter at most once per list and step.
+    private func addThread(_ m: inout Machine, toNext: Bool, pc start: Int, position: Int, count: Int) {
+        // A stack of (pc, slot to restore, old value) triples: recursion depth would follow the
+        // pattern. Each program counter is pushed at most twice (split and jump) before it is
+        // marked, and each save pushes one restore, so 3 × (2n + 2) Ints suffice.
+        let pcs = toNext ? m.nextPCs : m.currentPCs
+        let caps = toNext ? m.nextCaptures : m.currentCaptures
+        let marks = toNext ? m.nextMarks : m.currentMarks
+        let stamp = toNext ? m.nextStamp : m.currentStamp
+        var listCount = toNext ? m.nextCount : m.currentCount
+        let slots = m.slots
+        let stack = m.stack
+        var top = 0
+        func push(_ pc: Int, _ slot: Int, _ value: Int) {
+            stack[top] = pc
+            stack[top + 1] = slot
+            stack[top + 2] = value
+            top += 3
+        }
+        push(start, -1, 0)
+        while top > 0 {
+            top -= 3
+            let pc = stack[top], slot = stack[top + 1]
+            if slot >= 0 {
+                m.captures[slot] = stack[top + 2]
+                if pc < 0 { continue }
             }
-            let pc = top.pc
-            if list.contains(pc) { continue }
-            list.mark(pc)
+            if marks[pc] == stamp { continue }
+            marks[pc] = stamp
             switch program[pc] {
             case .jump(let target):
-                stack.append((target, -1, 0))
+                push(target, -1, 0)
             case .split(let first, let second):
-                stack.append((second, -1, 0))
-                stack.append((first, -1, 0))
-            case .save(let slot):
-                stack.append((-1, slot, captures[slot]))
-                captures[slot] = position
-                stack.append((pc + 1, -1, 0))
+                push(second, -1, 0)
+                push(first, -1, 0)
+            case .save(let s):
+                push(-1, s, m.captures[s])
+                m.captures[s] = position
+                push(pc + 1, -1, 0)
             case .assertStart:
-                if position == 0 { stack.append((pc + 1, -1, 0)) }
+                if position == 0 { push(pc + 1, -1, 0) }
             case .assertEnd:
-                if position == count { stack.append((pc + 1, -1, 0)) }
+                if position == count { push(pc + 1, -1, 0) }
             default:
-                list.append(pc, captures)
+                pcs[listCount] = pc
+                for k in 0..<slots { caps[listCount * slots + k] = m.captures[k] }
+                listCount += 1
             }
         }
+        if toNext { m.nextCount = listCount } else { m.currentCount = listCount }
+    }
+
+    /// Whether every path from the start meets `^` before consuming anything.
+    static func isAnchoredAtStart(_ program: [Instruction]) -> Bool {
+        var seen = Set<Int>()
+        var stack = [0]
+        while let pc = stack.popLast() {
+            guard seen.insert(pc).inserted else { continue }
+            switch program[pc] {
+            case .jump(let t): stack.append(t)
+            case .split(let a, let b): stack += [a, b]
+            case .save: stack.append(pc + 1)
+            case .assertStart: continue
+            default: return false
+            }
+        }
+        return true
+    }
+
+    /// The instructions that can consume the first scalar of a match, following jumps, splits and
+    /// saves from the start; `nil` if an anchor, `.` or the match itself is reachable first.
+    static func starters(of program: [Instruction]) -> [Instruction]? {
+        var seen = Set<Int>()
+        var stack = [0]
+        var out: [Instruction] = []
+        while let pc = stack.popLast() {
+            guard seen.insert(pc).inserted else { continue }
+            switch program[pc] {
+            case .jump(let t): stack.append(t)
+            case .split(let a, let b): stack += [a, b]
+            case .save: stack.append(pc + 1)
+            case .scalar, .set: out.append(program[pc])
+            case .any, .match, .assertStart, .assertEnd: return nil
+            }
+        }
+        return out
     }
 
     private func fold(_ c: UInt32) -> UInt32 {
@@ -194,14 +348,14 @@ public struct SafeRegex: Sendable {
     /// Whether the pattern matches anywhere in `value`.
     public func matches(_ value: String) -> Bool {
         var unlimited = Int.max
-        return firstMatch(in: Array(value.unicodeScalars).map(\.value), from: 0, budget: &unlimited) != nil
+        return firstMatch(in: value.unicodeScalars.map(\.value), from: 0, budget: &unlimited) != nil
     }
 
     /// The first capture group of the first match (the whole match if the pattern has no group), or
     /// `nil` when nothing matches.
     public func extract(_ value: String) -> String? {
         var unlimited = Int.max
-        return extract(Array(value.unicodeScalars).map(\.value), budget: &unlimited)
+        return extract(value.unicodeScalars.map(\.value), budget: &unlimited)
     }
 
     func extract(_ input: [UInt32], budget: inout Int) -> String? {
@@ -213,38 +367,41 @@ public struct SafeRegex: Sendable {
     /// Every non-overlapping match replaced by `template`, where `$0`…`$9` insert groups and `$$` a dollar.
     public func replaceAll(in value: String, with template: String) -> String {
         var unlimited = Int.max
-        return replaceAll(Array(value.unicodeScalars).map(\.value), with: template, budget: &unlimited) ?? value
+        return replaceAll(value.unicodeScalars.map(\.value), with: template, budget: &unlimited) ?? value
     }
 
     /// `nil` when the budget ran out.
     func replaceAll(_ input: [UInt32], with template: String, budget: inout Int) -> String? {
         let parts = Self.parseTemplate(template)
-        var out = String.UnicodeScalarView()
+        var out: [UInt32] = []
+        out.reserveCapacity(input.count + 16)
         var position = 0
         var copied = 0
-        while position <= input.count, let m = firstMatch(in: input, from: position, budget: &budget), let whole = m[0] {
-            out.append(contentsOf: input[copied..<whole.lowerBound].compactMap(Unicode.Scalar.init))
+        return withMachine { machine -> String? in
+        while position <= input.count, let m = firstMatch(in: input, from: position, budget: &budget, machine: &machine), let whole = m[0] {
+            out += input[copied..<whole.lowerBound]
             for part in parts {
                 switch part {
-                case .literal(let s): out.append(contentsOf: s.unicodeScalars)
+                case .literal(let text): out += text
                 case .group(let g):
-                    if g < m.count, let r = m[g] { out.append(contentsOf: input[r].compactMap(Unicode.Scalar.init)) }
+                    if g < m.count, let r = m[g] { out += input[r] }
                 }
             }
             copied = whole.upperBound
             position = whole.isEmpty ? whole.upperBound + 1 : whole.upperBound
             if whole.isEmpty && whole.upperBound < input.count {
-                out.append(contentsOf: input[whole.upperBound..<(whole.upperBound + 1)].compactMap(Unicode.Scalar.init))
+                out.append(input[whole.upperBound])
                 copied = whole.upperBound + 1
             }
         }
         if budget < 0 { return nil }
-        if copied < input.count { out.append(contentsOf: input[copied...].compactMap(Unicode.Scalar.init)) }
-        return String(out)
+        if copied < input.count { out += input[copied...] }
+        return Self.string(out[...])
+        }
     }
 
     enum TemplatePart {
-        case literal(String)
+        case literal([UInt32])
         case group(Int)
     }
 
@@ -264,7 +421,7 @@ public struct SafeRegex: Sendable {
             if d == "$" {
                 literal.append("$")
             } else if let v = Int(String(d)), d.isASCII {
-                if !literal.isEmpty { parts.append(.literal(literal)) }
+                if !literal.isEmpty { parts.append(.literal(literal.unicodeScalars.map(\.value))) }
                 literal = ""
                 parts.append(.group(v))
             } else {
@@ -272,47 +429,23 @@ public struct SafeRegex: Sendable {
                 literal.unicodeScalars.append(d)
             }
         }
-        if !literal.isEmpty { parts.append(.literal(literal)) }
+        if !literal.isEmpty { parts.append(.literal(literal.unicodeScalars.map(\.value))) }
         return parts
     }
 
+    /// The text of scalars that came from a Swift string (so each is a valid scalar), as UTF-8.
     static func string(_ scalars: ArraySlice<UInt32>) -> String {
-        var s = String.UnicodeScalarView()
-        s.append(contentsOf: scalars.compactMap(Unicode.Scalar.init))
-        return String(s)
-    }
-}
-
-/// The threads of one step: program counters in priority order with their capture slots, and a
-/// sparse set so each program counter is added once per step.
-struct ThreadList {
-    var pcs: [Int]
-    var captures: [Int]
-    var count = 0
-    let slots: Int
-    private var generation: [Int]
-    private var stamp = 1
-
-    init(capacity: Int, slots: Int) {
-        self.slots = slots
-        pcs = [Int](repeating: 0, count: capacity)
-        captures = [Int](repeating: -1, count: capacity * slots)
-        generation = [Int](repeating: 0, count: capacity)
-    }
-
-    func contains(_ pc: Int) -> Bool { generation[pc] == stamp }
-    mutating func mark(_ pc: Int) { generation[pc] = stamp }
-
-    mutating func append(_ pc: Int, _ caps: [Int]) {
-        pcs[count] = pc
-        let base = count * slots
-        for k in 0..<slots { captures[base + k] = caps[k] }
-        count += 1
-    }
-
-    mutating func clear() {
-        count = 0
-        stamp += 1
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(scalars.count)
+        for c in scalars {
+            switch c {
+            case 0..<0x80: bytes.append(UInt8(c))
+            case 0x80..<0x800: bytes += [UInt8(0xC0 | (c >> 6)), UInt8(0x80 | (c & 0x3F))]
+            case 0x800..<0x10000: bytes += [UInt8(0xE0 | (c >> 12)), UInt8(0x80 | ((c >> 6) & 0x3F)), UInt8(0x80 | (c & 0x3F))]
+            default: bytes += [UInt8(0xF0 | (c >> 18)), UInt8(0x80 | ((c >> 12) & 0x3F)), UInt8(0x80 | ((c >> 6) & 0x3F)), UInt8(0x80 | (c & 0x3F))]
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
 
@@ -540,6 +673,12 @@ struct RegexParser {
 
 struct RegexCompiler {
     var program: [SafeRegex.Instruction] = []
+    var ranges: [ClosedRange<UInt32>] = []
+
+    mutating func emitSet(_ set: SafeRegex.ScalarSet) {
+        emit(.set(start: ranges.count, count: set.ranges.count, negated: set.negated))
+        ranges += set.ranges
+    }
     let caseInsensitive: Bool
 
     mutating func emit(_ i: SafeRegex.Instruction) { program.append(i) }
@@ -567,9 +706,9 @@ struct RegexCompiler {
                     let lo = max(r.lowerBound, 0x41), hi = min(r.upperBound, 0x5A)
                     return lo <= hi ? (lo + 0x20)...(hi + 0x20) : nil
                 }
-                emit(.set(folded))
+                emitSet(folded)
             } else {
-                emit(.set(s))
+                emitSet(s)
             }
         case .start: emit(.assertStart)
         case .end: emit(.assertEnd)
