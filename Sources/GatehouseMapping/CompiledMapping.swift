@@ -107,43 +107,59 @@ public struct CompiledMapping: Sendable {
     }
 
     public func apply(_ attributes: [String: [String]]) -> Result {
-        var result = Result()
-        result.attributes.reserveCapacity(rules.count)
+        var builder = ResultBuilder()
         for rule in rules {
             let (values, failure) = Self.run(rule, attributes)
-            record(rule, values, failure, into: &result)
+            builder.record(rule, values, failure)
         }
-        return result
+        return builder.result
     }
 
     /// `apply`, with every rule's inputs and output, for an admin's preview.
     public func explain(_ attributes: [String: [String]]) -> (result: Result, outcomes: [RuleOutcome]) {
-        var result = Result()
+        var builder = ResultBuilder()
         var outcomes: [RuleOutcome] = []
         for rule in rules {
             let (values, failure) = Self.run(rule, attributes)
-            record(rule, values, failure, into: &result)
+            builder.record(rule, values, failure)
             var inputs: [String: [String]] = [:]
             for name in rule.expression.inputs { inputs[name] = attributes[name] ?? [] }
             outcomes.append(RuleOutcome(target: rule.target, update: rule.update, inputs: inputs, output: values, failure: failure))
         }
-        return (result, outcomes)
+        return (builder.result, outcomes)
     }
 
-    private func record(_ rule: Rule, _ values: [String], _ failure: String?, into result: inout Result) {
-        if let failure {
-            result.failures[rule.target] = failure
-            return
+    /// Collects rule outcomes as pairs and builds each dictionary once, at its final size.
+    private struct ResultBuilder {
+        var everyLogin: [(String, String)] = []
+        var firstLogin: [(String, String)] = []
+        var failures: [(String, String)] = []
+        var groups: [String]? = nil
+        var groupsUpdate = AttributeMapping.Update.everyLogin
+
+        mutating func record(_ rule: Rule, _ values: [String], _ failure: String?) {
+            if let failure {
+                failures.append((rule.target, failure))
+                return
+            }
+            if case .groups = rule.kind {
+                groups = values
+                groupsUpdate = rule.update
+                return
+            }
+            guard let value = values.first else { return }
+            switch rule.update {
+            case .everyLogin: everyLogin.append((rule.target, value))
+            case .firstLogin: firstLogin.append((rule.target, value))
+            }
         }
-        if case .groups = rule.kind {
-            result.groups = values
-            result.groupsUpdate = rule.update
-            return
-        }
-        guard let value = values.first else { return }
-        switch rule.update {
-        case .everyLogin: result.attributes[rule.target] = value
-        case .firstLogin: result.initialAttributes[rule.target] = value
+
+        /// Targets are unique in a mapping, so the pairs make dictionaries without collisions.
+        var result: Result {
+            Result(
+                attributes: Dictionary(everyLogin, uniquingKeysWith: { a, _ in a }),
+                initialAttributes: Dictionary(firstLogin, uniquingKeysWith: { a, _ in a }),
+                groups: groups, groupsUpdate: groupsUpdate, failures: Dictionary(failures, uniquingKeysWith: { a, _ in a }))
         }
     }
 
@@ -165,8 +181,10 @@ public struct CompiledMapping: Sendable {
         var values = value.strings
         switch rule.kind {
         case .groups:
-            var seen: Set<String> = []
-            values = values.filter { !$0.isEmpty && $0.utf8.count <= 128 && seen.insert($0).inserted }
+            var kept: [String] = []
+            kept.reserveCapacity(values.count)
+            for v in values where !v.isEmpty && v.utf8.count <= 128 && !kept.contains(v) { kept.append(v) }
+            values = kept
             guard values.count <= maximumGroups else { return ([], "more than \(maximumGroups) groups") }
             return (values, nil)
         case .boolean:

@@ -170,7 +170,9 @@ struct Evaluator {
     /// The scalars a regular expression may read, or `nil` for a value too long to match.
     func regexInput(_ value: String) -> [UInt32]? {
         guard value.utf8.count <= 4 * Self.maximumRegexInput else { return nil }
-        let scalars = value.unicodeScalars.map(\.value)
+        var scalars: [UInt32] = []
+        scalars.reserveCapacity(value.utf8.count)
+        for c in value.unicodeScalars { scalars.append(c.value) }
         return scalars.count <= Self.maximumRegexInput ? scalars : nil
     }
 

@@ -8,9 +8,9 @@
 /// and a leading `(?i)` for case-insensitive matching. Back-references and look-around, which no
 /// linear engine can offer, are refused with their position.
 ///
-/// Immutable and `Sendable`; matching allocates its own scratch space, so one regex is safe to use
-/// from any number of threads.
-public struct SafeRegex: Sendable {
+/// Immutable and `Sendable` (a class, so passing it around copies nothing); matching works in its
+/// own scratch space, so one regex is safe to use from any number of threads.
+public final class SafeRegex: Sendable {
     /// Longest pattern accepted, in Unicode scalars.
     public static let maximumPatternLength = 256
     /// Largest compiled program (counted repetition is expanded, so `(a{100}){100}` is refused).
@@ -91,7 +91,10 @@ public struct SafeRegex: Sendable {
         self.pattern = pattern
     }
 
-    func inSet(_ c: UInt32, start: Int, count: Int, negated: Bool) -> Bool {
+    typealias Program = UnsafeBufferPointer<Instruction>
+    typealias Ranges = UnsafeBufferPointer<ClosedRange<UInt32>>
+
+    static func inSet(_ c: UInt32, _ ranges: Ranges, start: Int, count: Int, negated: Bool) -> Bool {
         var inside = false
         for k in start..<(start + count) where ranges[k].contains(c) {
             inside = true
@@ -102,11 +105,11 @@ public struct SafeRegex: Sendable {
 
     /// Whether a match could begin with `c`: what the program can consume first, when that is
     /// known (no anchor, `.` or empty match first), lets the search skip hopeless positions.
-    private func couldStart(_ c: UInt32, _ starters: [Instruction]) -> Bool {
+    private static func couldStart(_ c: UInt32, _ starters: [Instruction], _ ranges: Ranges) -> Bool {
         for s in starters {
             switch s {
             case .scalar(let x): if x == c { return true }
-            case .set(let start, let count, let negated): if inSet(c, start: start, count: count, negated: negated) { return true }
+            case .set(let start, let count, let negated): if inSet(c, ranges, start: start, count: count, negated: negated) { return true }
             default: return true
             }
         }
@@ -187,6 +190,34 @@ public struct SafeRegex: Sendable {
     }
 
     func firstMatch(in input: [UInt32], from start: Int, budget: inout Int, machine m: inout Machine) -> [Range<Int>?]? {
+        program.withUnsafeBufferPointer { program in
+            ranges.withUnsafeBufferPointer { ranges in
+                input.withUnsafeBufferPointer { input in
+                    firstMatch(program, ranges, input, from: start, budget: &budget, machine: &m)
+                }
+            }
+        }
+    }
+
+    private func firstMatch(_ program: Program, _ ranges: Ranges, _ input: UnsafeBufferPointer<UInt32>, from start: Int, budget: inout Int, machine m: inout Machine) -> [Range<Int>?]? {
+        if program.count == 4, groupCount == 0, case .save(0) = program[0], case .save(1) = program[2] {
+            // One scalar or class (`[^0-9]`, `-`): a scan finds the same leftmost match.
+            var position = start
+            while position < input.count {
+                let c = fold(input[position])
+                let hit: Bool
+                switch program[1] {
+                case .scalar(let x): hit = c == x
+                case .set(let a, let n, let negated): hit = Self.inSet(c, ranges, start: a, count: n, negated: negated)
+                case .any: hit = c != 0x0A
+                default: hit = false
+                }
+                budget -= 1
+                if hit { return [position..<(position + 1)] }
+                position += 1
+            }
+            return nil
+        }
         let slots = m.slots
         m.reset()
         var found = false
@@ -196,12 +227,12 @@ public struct SafeRegex: Sendable {
             if !found && (!anchoredAtStart || position == 0) {
                 if m.currentCount == 0, let starters {
                     // Nothing under way: jump to where a match could begin.
-                    while position < count && !couldStart(fold(input[position]), starters) { position += 1 }
+                    while position < count && !Self.couldStart(fold(input[position]), starters, ranges) { position += 1 }
                     budget -= 1
                     if position >= count { break }
                 }
                 for k in 0..<slots { m.captures[k] = -1 }
-                addThread(&m, toNext: false, pc: 0, position: position, count: count)
+                addThread(program, &m, toNext: false, pc: 0, position: position, count: count)
             }
             if m.currentCount == 0 { break }
             budget -= m.currentCount
@@ -219,12 +250,12 @@ public struct SafeRegex: Sendable {
                     m.currentCount = i + 1
                 case .scalar(let s): step = c == s
                 case .any: step = c != UInt32.max && c != 0x0A
-                case .set(let start, let n, let negated): step = c != UInt32.max && inSet(c, start: start, count: n, negated: negated)
+                case .set(let start, let n, let negated): step = c != UInt32.max && Self.inSet(c, ranges, start: start, count: n, negated: negated)
                 default: break
                 }
                 if step {
                     for k in 0..<slots { m.captures[k] = m.currentCaptures[i * slots + k] }
-                    addThread(&m, toNext: true, pc: pc + 1, position: position + 1, count: count)
+                    addThread(program, &m, toNext: true, pc: pc + 1, position: position + 1, count: count)
                 }
                 i += 1
             }
@@ -242,7 +273,7 @@ public struct SafeRegex: Sendable {
     /// Follows jumps, splits, saves and assertions from `pc`, adding every thread that waits on an
     /// input scalar (or matches) to the current or next list, in priority order, each program
     /// counter at most once per list and step.
-    private func addThread(_ m: inout Machine, toNext: Bool, pc start: Int, position: Int, count: Int) {
+    private func addThread(_ program: Program, _ m: inout Machine, toNext: Bool, pc start: Int, position: Int, count: Int) {
         // A stack of (pc, slot to restore, old value) triples: recursion depth would follow the
         // pattern. Each program counter is pushed at most twice (split and jump) before it is
         // marked, and each save pushes one restore, so 3 × (2n + 2) Ints suffice.

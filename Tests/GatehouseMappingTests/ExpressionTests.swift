@@ -51,6 +51,10 @@ import Testing
         ("replace(given_name, '(a)', '[$1]')", ["Ad[a]"]),
         ("replace(\"a-b-c\", '-', '$$')", ["a$b$c"]),
         ("replace(\"abc\", 'x*', '-')", ["-a-b-c-"]),
+        ("replace(\"+44 (20) 7946-0958\", '[^+0-9]', '')", ["+442079460958"]),
+        ("replace(\"aaa\", '^a', 'b')", ["baa"]),
+        ("replace(\"a.b.c\", '\\.', '/')", ["a/b/c"]),
+        ("replace(\"ÀéÎ\", '(?i)é', 'e')", ["ÀeÎ"]),
         // Tables.
         ("map(groups, {\"okta-admins\": \"admins\", \"okta-eng\": \"engineering\"})", ["admins", "engineering"]),
         ("map(groups, {\"okta-admins\": \"admins\"}, \"users\")", ["admins", "users", "users"]),
