@@ -39,8 +39,14 @@ public struct FederatedLogin: Sendable {
     /// does not have are ignored; memberships an admin made are never removed by a login.
     public var groups: [String]?
     public var groupsOnCreationOnly: Bool
+    /// What to do if no user has this identity yet.
+    public var newIdentity: NewIdentityRule
 
-    public init(identity: LinkedIdentity, username: String, attributes: [String: String], initialAttributes: [String: String] = [:], groups: [String]? = nil, groupsOnCreationOnly: Bool = false) {
+    public init(
+        identity: LinkedIdentity, username: String, attributes: [String: String], initialAttributes: [String: String] = [:],
+        groups: [String]? = nil, groupsOnCreationOnly: Bool = false, newIdentity: NewIdentityRule = .createUser
+    ) {
+        self.newIdentity = newIdentity
         self.identity = identity
         self.username = username
         self.attributes = attributes
@@ -50,25 +56,29 @@ public struct FederatedLogin: Sendable {
     }
 }
 
-/// What a first (or returning) login asks of the user store.
-public struct LoginResolution: Sendable, Equatable {
-    public var user: User
-    public var created: Bool
-    public init(user: User, created: Bool) {
-        self.user = user
-        self.created = created
-    }
-}
-
 public protocol UserStore: Sendable {
-    /// Finds the user linked to `identity` (by pool, provider, upstream issuer and subject: a subject
-    /// is unique only per issuer) and updates its
-    /// attributes, or, in one transaction, creates the user and the link. Concurrent calls for the
-    /// same upstream identity produce exactly one user.
+    /// Finds the user linked to the login's identity (by pool, provider, upstream issuer and subject:
+    /// a subject is unique only per issuer) and updates its attributes; or, for an identity without a
+    /// user, applies `login.newIdentity`: creates the user and the link, links to the one user with
+    /// the verified email, asks for proof, or refuses. Every write, the audit entry of a link
+    /// decision included, is one transaction: concurrent first logins of one identity produce
+    /// exactly one user, and a link is never half made.
     ///
     /// Attributes and mapped groups are written in the same transaction; a group membership made by
     /// a login is tagged with its provider, so the next login of that provider can replace it.
-    func resolveLogin(_ login: FederatedLogin, now: Date) async throws -> LoginResolution
+    func resolveLogin(_ login: FederatedLogin, now: Date) async throws -> LoginDecision
+    /// Users whose email is `email` (compared lowercased), at most `limit`.
+    func users(pool: PoolID, email: String, limit: Int) async throws -> [User]
+    /// Joins `identity` to the user `identity.userID`. An identity that belonged to another user is
+    /// moved: that user's attributes fill the target's gaps (the target's own values win), its
+    /// group memberships are added, its refresh tokens are revoked, and it is deleted if it has no
+    /// identity left. One transaction, with its audit entry.
+    func linkIdentity(_ identity: LinkedIdentity, actor: String, now: Date) async throws -> LinkMerge
+    /// Links a pending identity to `userID` after the person proved that account, applying the
+    /// pending identity's attributes; refuses if the identity was linked to someone else meanwhile.
+    func completePendingLink(_ pending: PendingLink, userID: String, now: Date) async throws -> User
+    /// Removes a link; refused (`conflict`) if it is the user's last.
+    func unlinkIdentity(pool: PoolID, providerName: String, upstreamIssuer: String, upstreamSubject: String, actor: String, now: Date) async throws
     func user(pool: PoolID, id: String) async throws -> User?
     func user(pool: PoolID, username: String) async throws -> User?
     /// Users ordered by username, after `after` (exclusive), at most `limit`.
@@ -86,9 +96,20 @@ public protocol UserStore: Sendable {
 }
 
 extension UserStore {
-    public func resolveLogin(identity: LinkedIdentity, username: String, attributes: [String: String], now: Date) async throws -> LoginResolution {
-        try await resolveLogin(FederatedLogin(identity: identity, username: username, attributes: attributes), now: now)
+    /// A login that creates the user if needed, for tests and benchmarks: the user, and whether it is new.
+    public func resolveLogin(identity: LinkedIdentity, username: String, attributes: [String: String], now: Date) async throws -> (user: User, created: Bool) {
+        guard case .user(let user, let outcome) = try await resolveLogin(FederatedLogin(identity: identity, username: username, attributes: attributes), now: now) else {
+            throw DirectoryError(.invalid, "a login with the create-user rule did not yield a user")
+        }
+        return (user, outcome == .created)
     }
+}
+
+/// The audit log: admin changes and link decisions.
+public protocol AuditStore: Sendable {
+    func recordAudit(_ entry: AuditEntry) async throws
+    /// Oldest first, after `after` (an entry id, exclusive), at most `limit`; optionally one action.
+    func auditEntries(pool: PoolID, after: String?, action: String?, limit: Int) async throws -> [AuditEntry]
 }
 
 /// A provider's attribute mapping over time, and the logins kept to preview it against.
@@ -115,7 +136,13 @@ public protocol LoginStateStore: Sendable {
     /// redirect URI and PKCE before it consumes, so a wrong presentation does not burn the code.
     func authorizationCode(hash: String) async throws -> AuthorizationCode?
     /// Consumes a code once. A second presentation revokes the code's refresh token family.
+    /// (Pending links below share the login transaction's rules: single use, bound to the browser.)
     func redeemAuthorizationCode(hash: String, now: Date) async throws -> CodeRedemption
+    func savePendingLink(_ link: PendingLink) async throws
+    /// The pending link if `browserBindingHash` is the one it was stored with and it has not expired.
+    func pendingLink(id: String, browserBindingHash: String, now: Date) async throws -> PendingLink?
+    /// Returns and deletes it, once, under the same conditions.
+    func consumePendingLink(id: String, browserBindingHash: String, now: Date) async throws -> PendingLink?
 }
 
 public protocol RefreshTokenStore: Sendable {
@@ -147,7 +174,7 @@ public protocol ReplayCache: Sendable {
 }
 
 /// Every store together: what the server is given.
-public protocol Directory: PoolStore, AppClientStore, IdentityProviderStore, UserStore, MappingStore, LoginStateStore,
+public protocol Directory: PoolStore, AppClientStore, IdentityProviderStore, UserStore, MappingStore, AuditStore, LoginStateStore,
     RefreshTokenStore, SigningKeyStore, ReplayCache
 {
     /// A short name for logs and readiness: `sqlite` or `postgresql`.

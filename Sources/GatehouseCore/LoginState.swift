@@ -21,6 +21,8 @@ public struct LoginTransaction: Sendable, Codable, Equatable {
     public var browserBindingHash: String
     public var createdAt: Date
     public var expiresAt: Date
+    /// Set when this login proves an existing account for a pending link.
+    public var pendingLinkID: String? = nil
 
     public init(
         id: String, poolID: PoolID, clientID: String, redirectURI: String, appState: String?, appNonce: String?,

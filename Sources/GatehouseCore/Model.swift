@@ -586,6 +586,10 @@ public struct IdentityProvider: Sendable, Codable, Equatable {
     /// Identifiers (typically email domains) that route `idp_identifier` to this provider.
     public var idpIdentifiers: [String]
     public var createdAt: Date
+    /// Linking at first login; absent means a new user each time, with email not trusted.
+    public var linking: LinkSettings? = nil
+
+    public var linkSettings: LinkSettings { linking ?? LinkSettings() }
 
     public init(
         poolID: PoolID, name: String, kind: ProviderKind, oidc: OIDCProviderSettings?, sealedClientSecret: String?,

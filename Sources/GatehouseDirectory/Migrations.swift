@@ -95,5 +95,16 @@ enum Migrations {
                 body TEXT NOT NULL, PRIMARY KEY (pool_id, provider_name, id))
             """,
         ]),
+        Migration(version: 3, name: "account linking: pending links, audit log", statements: [
+            """
+            CREATE TABLE pending_links (
+                id TEXT PRIMARY KEY, pool_id TEXT NOT NULL, browser_binding_hash TEXT NOT NULL, body TEXT NOT NULL,
+                expires_at BIGINT NOT NULL)
+            """,
+            """
+            CREATE TABLE audit_log (
+                id TEXT NOT NULL, pool_id TEXT NOT NULL, action TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (pool_id, id))
+            """,
+        ]),
     ]
 }

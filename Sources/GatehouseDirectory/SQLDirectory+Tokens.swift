@@ -20,6 +20,30 @@ extension SQLDirectory {
         }
     }
 
+    public func savePendingLink(_ link: PendingLink) async throws {
+        let body = try Body.encode(link)
+        try await session { db in
+            try await db.raw("INSERT INTO pending_links (id, pool_id, browser_binding_hash, body, expires_at) VALUES (\(bind: link.id), \(bind: link.poolID.rawValue), \(bind: link.browserBindingHash), \(bind: body), \(bind: link.expiresAt.epochSeconds))").run()
+        }
+    }
+
+    public func pendingLink(id: String, browserBindingHash: String, now: Date) async throws -> PendingLink? {
+        try await session { db in
+            guard let row = try await db.raw("SELECT body, expires_at FROM pending_links WHERE id = \(bind: id) AND browser_binding_hash = \(bind: browserBindingHash)").first(),
+                try row.int("expires_at") > now.epochSeconds
+            else { return nil }
+            return try Body.decode(PendingLink.self, try row.string("body"))
+        }
+    }
+
+    public func consumePendingLink(id: String, browserBindingHash: String, now: Date) async throws -> PendingLink? {
+        try await session { db in
+            guard let row = try await db.raw("DELETE FROM pending_links WHERE id = \(bind: id) AND browser_binding_hash = \(bind: browserBindingHash) RETURNING body, expires_at").first() else { return nil }
+            guard try row.int("expires_at") > now.epochSeconds else { return nil }
+            return try Body.decode(PendingLink.self, try row.string("body"))
+        }
+    }
+
     public func saveAuthorizationCode(_ code: AuthorizationCode) async throws {
         let body = try Body.encode(code)
         try await session { db in

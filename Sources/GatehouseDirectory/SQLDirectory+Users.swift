@@ -14,53 +14,214 @@ extension SQLDirectory {
         )
     }
 
-    public func resolveLogin(_ login: FederatedLogin, now: Date) async throws -> LoginResolution {
+    /// Thrown inside a login's transaction to roll it back and try again: a concurrent login of the
+    /// same identity committed first.
+    struct LostRace: Error {}
+
+    public func resolveLogin(_ login: FederatedLogin, now: Date) async throws -> LoginDecision {
         let identity = login.identity
-        // A concurrent first login of the same identity makes our INSERT of the (deterministic)
-        // username find the other's row: we roll back and read what the winner committed.
         for _ in 0..<5 {
-            let outcome: LoginResolution? = try await transaction { db in
-                let pool = identity.poolID.rawValue
-                if let link = try await db.raw("SELECT user_id FROM linked_identities WHERE pool_id = \(bind: pool) AND provider_name = \(bind: identity.providerName) AND upstream_issuer = \(bind: identity.upstreamIssuer) AND upstream_subject = \(bind: identity.upstreamSubject)").first() {
-                    let userID = try link.string("user_id")
-                    guard let row = try await db.raw("SELECT \(unsafeRaw: Self.userColumns) FROM users WHERE pool_id = \(bind: pool) AND id = \(bind: userID)").first() else {
-                        throw DirectoryError(.invalid, "a linked identity points at a missing user")
-                    }
-                    var user = try Self.decodeUser(row)
-                    let merged = user.attributes.merging(login.attributes) { $1 }
-                    if merged != user.attributes {
-                        user.attributes = merged
-                        user.updatedAt = now
-                        try await db.raw("UPDATE users SET attributes = \(bind: try Body.encode(merged)), email = \(bind: merged["email"]?.lowercased()), updated_at = \(bind: now.epochSeconds) WHERE pool_id = \(bind: pool) AND id = \(bind: userID)").run()
-                    }
-                    if let groups = login.groups, !login.groupsOnCreationOnly {
-                        try await Self.assignMappedGroups(db, pool: pool, userID: userID, provider: identity.providerName, groups: groups)
-                    }
-                    return LoginResolution(user: user, created: false)
-                }
-                let attributes = login.initialAttributes.merging(login.attributes) { $1 }
-                let user = User(poolID: identity.poolID, id: UUID().uuidString.lowercased(), username: login.username, attributes: attributes, createdAt: now, updatedAt: now)
-                let inserted = try await db.raw("""
-                    INSERT INTO users (pool_id, id, username, email, attributes, enabled, created_at, updated_at)
-                    VALUES (\(bind: pool), \(bind: user.id), \(bind: user.username), \(bind: attributes["email"]?.lowercased()),
-                            \(bind: try Body.encode(attributes)), 1, \(bind: now.epochSeconds), \(bind: now.epochSeconds))
-                    ON CONFLICT (pool_id, username) DO NOTHING RETURNING id
-                    """).first()
-                guard inserted != nil else { return nil }
-                try await db.raw("""
-                    INSERT INTO linked_identities (pool_id, provider_name, upstream_subject, provider_kind, upstream_issuer, user_id, created_at)
-                    VALUES (\(bind: pool), \(bind: identity.providerName), \(bind: identity.upstreamSubject), \(bind: identity.providerKind.rawValue),
-                            \(bind: identity.upstreamIssuer), \(bind: user.id), \(bind: now.epochSeconds))
-                    """).run()
-                if let groups = login.groups {
-                    try await Self.assignMappedGroups(db, pool: pool, userID: user.id, provider: identity.providerName, groups: groups)
-                }
-                return LoginResolution(user: user, created: true)
+            do {
+                return try await transaction { db in try await Self.resolve(db, login, now: now) }
+            } catch is LostRace {
+                try await Task.sleep(for: .milliseconds(5))
             }
-            if let outcome { return outcome }
-            try await Task.sleep(for: .milliseconds(5))
         }
-        throw DirectoryError(.conflict, "the username for this identity is taken by a user without this linked identity")
+        throw DirectoryError(.conflict, "the login of \(identity.providerName) identity could not settle; try again")
+    }
+
+    static func linkedUserID(_ db: any SQLDatabase, _ i: LinkedIdentity) async throws -> String? {
+        try await db.raw("SELECT user_id FROM linked_identities WHERE pool_id = \(bind: i.poolID.rawValue) AND provider_name = \(bind: i.providerName) AND upstream_issuer = \(bind: i.upstreamIssuer) AND upstream_subject = \(bind: i.upstreamSubject)").first()
+            .map { try $0.string("user_id") }
+    }
+
+    static func loadUser(_ db: any SQLDatabase, pool: String, id: String) async throws -> User? {
+        try await db.raw("SELECT \(unsafeRaw: userColumns) FROM users WHERE pool_id = \(bind: pool) AND id = \(bind: id)").first().map(decodeUser)
+    }
+
+    /// Merges `attributes` into the stored user (theirs win) and writes it if anything changed.
+    static func applyAttributes(_ db: any SQLDatabase, _ user: inout User, _ attributes: [String: String], now: Date) async throws {
+        let merged = user.attributes.merging(attributes) { $1 }
+        guard merged != user.attributes else { return }
+        user.attributes = merged
+        user.updatedAt = now
+        try await db.raw("UPDATE users SET attributes = \(bind: try Body.encode(merged)), email = \(bind: merged["email"]?.lowercased()), updated_at = \(bind: now.epochSeconds) WHERE pool_id = \(bind: user.poolID.rawValue) AND id = \(bind: user.id)").run()
+    }
+
+    /// Inserts the link, or throws `LostRace` if a concurrent transaction linked the identity first.
+    static func insertLink(_ db: any SQLDatabase, _ i: LinkedIdentity, userID: String, now: Date) async throws {
+        let inserted = try await db.raw("""
+            INSERT INTO linked_identities (pool_id, provider_name, upstream_subject, provider_kind, upstream_issuer, user_id, created_at)
+            VALUES (\(bind: i.poolID.rawValue), \(bind: i.providerName), \(bind: i.upstreamSubject), \(bind: i.providerKind.rawValue),
+                    \(bind: i.upstreamIssuer), \(bind: userID), \(bind: now.epochSeconds))
+            ON CONFLICT DO NOTHING RETURNING user_id
+            """).first()
+        guard inserted != nil else { throw LostRace() }
+    }
+
+    static func resolve(_ db: any SQLDatabase, _ login: FederatedLogin, now: Date) async throws -> LoginDecision {
+        let identity = login.identity
+        let pool = identity.poolID.rawValue
+        if let userID = try await linkedUserID(db, identity) {
+            guard var user = try await loadUser(db, pool: pool, id: userID) else {
+                throw DirectoryError(.invalid, "a linked identity points at a missing user")
+            }
+            try await applyAttributes(db, &user, login.attributes, now: now)
+            if let groups = login.groups, !login.groupsOnCreationOnly {
+                try await assignMappedGroups(db, pool: pool, userID: userID, provider: identity.providerName, groups: groups)
+            }
+            return .user(user, .existing)
+        }
+        switch login.newIdentity {
+        case .createUser:
+            break
+        case .refuse:
+            return .refused(reason: "this identity provider signs in only identities an administrator has linked")
+        case .proveExisting(let email):
+            let candidates = try await userIDs(db, pool: pool, email: email, limit: 10)
+            if !candidates.isEmpty { return .needsProof(candidateUserIDs: candidates) }
+        case .linkVerifiedEmail(let email):
+            let candidates = try await userIDs(db, pool: pool, email: email, limit: 2)
+            if candidates.count > 1 {
+                return .refused(reason: "more than one account uses this email address; an administrator must link this sign-in")
+            }
+            if let target = candidates.first, var user = try await loadUser(db, pool: pool, id: target) {
+                try await insertLink(db, identity, userID: target, now: now)
+                try await applyAttributes(db, &user, login.attributes, now: now)
+                if let groups = login.groups, !login.groupsOnCreationOnly {
+                    try await assignMappedGroups(db, pool: pool, userID: target, provider: identity.providerName, groups: groups)
+                }
+                var linked = identity
+                linked.userID = target
+                try await audit(db, AuditEntry(
+                    id: LoginSample.newID(at: Date()), poolID: identity.poolID, at: now, actor: "login", action: "link.created", target: "user:\(target)",
+                    after: .object(["identity": linked.auditValue, "reason": .string("verified email asserted by a trusted provider")])))
+                return .user(user, .linkedByVerifiedEmail)
+            }
+        }
+        let attributes = login.initialAttributes.merging(login.attributes) { $1 }
+        let user = User(poolID: identity.poolID, id: UUID().uuidString.lowercased(), username: login.username, attributes: attributes, createdAt: now, updatedAt: now)
+        let inserted = try await db.raw("""
+            INSERT INTO users (pool_id, id, username, email, attributes, enabled, created_at, updated_at)
+            VALUES (\(bind: pool), \(bind: user.id), \(bind: user.username), \(bind: attributes["email"]?.lowercased()),
+                    \(bind: try Body.encode(attributes)), 1, \(bind: now.epochSeconds), \(bind: now.epochSeconds))
+            ON CONFLICT (pool_id, username) DO NOTHING RETURNING id
+            """).first()
+        // The deterministic username is taken: a concurrent first login of this identity won.
+        guard inserted != nil else { throw LostRace() }
+        try await insertLink(db, identity, userID: user.id, now: now)
+        if let groups = login.groups {
+            try await assignMappedGroups(db, pool: pool, userID: user.id, provider: identity.providerName, groups: groups)
+        }
+        return .user(user, .created)
+    }
+
+    static func userIDs(_ db: any SQLDatabase, pool: String, email: String, limit: Int) async throws -> [String] {
+        try await db.raw("SELECT id FROM users WHERE pool_id = \(bind: pool) AND email = \(bind: email.lowercased()) ORDER BY id LIMIT \(bind: Int64(limit))").all()
+            .map { try $0.string("id") }
+    }
+
+    public func users(pool: PoolID, email: String, limit: Int) async throws -> [User] {
+        try await session { db in
+            try await db.raw("SELECT \(unsafeRaw: Self.userColumns) FROM users WHERE pool_id = \(bind: pool.rawValue) AND email = \(bind: email.lowercased()) ORDER BY id LIMIT \(bind: Int64(max(1, min(limit, 1000))))").all().map(Self.decodeUser)
+        }
+    }
+
+    static func audit(_ db: any SQLDatabase, _ entry: AuditEntry) async throws {
+        try await db.raw("INSERT INTO audit_log (id, pool_id, action, body) VALUES (\(bind: entry.id), \(bind: entry.poolID.rawValue), \(bind: entry.action), \(bind: try Body.encode(entry)))").run()
+    }
+
+    public func recordAudit(_ entry: AuditEntry) async throws {
+        try await session { db in try await Self.audit(db, entry) }
+    }
+
+    public func auditEntries(pool: PoolID, after: String?, action: String?, limit: Int) async throws -> [AuditEntry] {
+        let limit = Int64(max(1, min(limit, 1000)))
+        return try await session { db in
+            let rows = if let action {
+                try await db.raw("SELECT body FROM audit_log WHERE pool_id = \(bind: pool.rawValue) AND id > \(bind: after ?? "") AND action = \(bind: action) ORDER BY id LIMIT \(bind: limit)").all()
+            } else {
+                try await db.raw("SELECT body FROM audit_log WHERE pool_id = \(bind: pool.rawValue) AND id > \(bind: after ?? "") ORDER BY id LIMIT \(bind: limit)").all()
+            }
+            return try rows.map { try Body.decode(AuditEntry.self, try $0.string("body")) }
+        }
+    }
+
+    public func linkIdentity(_ identity: LinkedIdentity, actor: String, now: Date) async throws -> LinkMerge {
+        try await transaction { db in
+            let pool = identity.poolID.rawValue
+            let target = identity.userID
+            guard var targetUser = try await Self.loadUser(db, pool: pool, id: target) else { throw DirectoryError(.notFound, "no user \(target) in pool \(pool)") }
+            let source = try await Self.linkedUserID(db, identity)
+            if source == target { return LinkMerge(fromUserID: nil, fromUserDeleted: false) }
+            var merge = LinkMerge(fromUserID: source, fromUserDeleted: false)
+            if let source {
+                try await db.raw("UPDATE linked_identities SET user_id = \(bind: target) WHERE pool_id = \(bind: pool) AND provider_name = \(bind: identity.providerName) AND upstream_issuer = \(bind: identity.upstreamIssuer) AND upstream_subject = \(bind: identity.upstreamSubject)").run()
+                if let sourceUser = try await Self.loadUser(db, pool: pool, id: source) {
+                    // The stated rule: the target's values win; the source fills what the target lacks.
+                    try await Self.applyAttributes(db, &targetUser, sourceUser.attributes.merging(targetUser.attributes) { $1 }, now: now)
+                    try await db.raw("INSERT INTO group_members (pool_id, group_name, user_id, source) SELECT pool_id, group_name, \(bind: target), source FROM group_members WHERE pool_id = \(bind: pool) AND user_id = \(bind: source) ON CONFLICT DO NOTHING").run()
+                    try await db.raw("UPDATE refresh_families SET revoked_at = \(bind: now.epochSeconds) WHERE pool_id = \(bind: pool) AND user_id = \(bind: source) AND revoked_at IS NULL").run()
+                    let left = try await db.raw("SELECT COUNT(*) AS n FROM linked_identities WHERE pool_id = \(bind: pool) AND user_id = \(bind: source)").first()?.int("n") ?? 0
+                    if left == 0 {
+                        try await Self.deleteUserRows(db, pool: pool, id: source)
+                        merge.fromUserDeleted = true
+                    }
+                }
+            } else {
+                try await Self.insertLink(db, identity, userID: target, now: now)
+            }
+            var after = identity.auditValue
+            if case .object(var o) = after {
+                if let source { o["merged_from"] = .string(source) }
+                o["merged_user_deleted"] = .bool(merge.fromUserDeleted)
+                after = .object(o)
+            }
+            try await Self.audit(db, AuditEntry(
+                id: LoginSample.newID(at: Date()), poolID: identity.poolID, at: now, actor: actor, action: source == nil ? "link.created" : "link.moved",
+                target: "user:\(target)", before: source.map { .object(["user": .string($0)]) }, after: after))
+            return merge
+        }
+    }
+
+    public func completePendingLink(_ pending: PendingLink, userID: String, now: Date) async throws -> User {
+        try await transaction { db in
+            let pool = pending.poolID.rawValue
+            guard pending.candidateUserIDs.contains(userID), var user = try await Self.loadUser(db, pool: pool, id: userID) else {
+                throw DirectoryError(.invalid, "the account proven is not the one this sign-in would link to")
+            }
+            if let existing = try await Self.linkedUserID(db, pending.identity) {
+                guard existing == userID else { throw DirectoryError(.conflict, "the identity was linked to another account meanwhile") }
+            } else {
+                do {
+                    try await Self.insertLink(db, pending.identity, userID: userID, now: now)
+                } catch is LostRace {
+                    throw DirectoryError(.conflict, "the identity was linked to another account meanwhile")
+                }
+            }
+            try await Self.applyAttributes(db, &user, pending.attributes, now: now)
+            var linked = pending.identity
+            linked.userID = userID
+            try await Self.audit(db, AuditEntry(
+                id: LoginSample.newID(at: Date()), poolID: pending.poolID, at: now, actor: "login", action: "link.created", target: "user:\(userID)",
+                after: .object(["identity": linked.auditValue, "reason": .string("the person signed in to the existing account first")])))
+            return user
+        }
+    }
+
+    public func unlinkIdentity(pool: PoolID, providerName: String, upstreamIssuer: String, upstreamSubject: String, actor: String, now: Date) async throws {
+        try await transaction { db in
+            let p = pool.rawValue
+            guard let row = try await db.raw("SELECT user_id FROM linked_identities WHERE pool_id = \(bind: p) AND provider_name = \(bind: providerName) AND upstream_issuer = \(bind: upstreamIssuer) AND upstream_subject = \(bind: upstreamSubject)").first() else {
+                throw DirectoryError(.notFound, "no such linked identity")
+            }
+            let userID = try row.string("user_id")
+            let count = try await db.raw("SELECT COUNT(*) AS n FROM linked_identities WHERE pool_id = \(bind: p) AND user_id = \(bind: userID)").first()?.int("n") ?? 0
+            guard count > 1 else { throw DirectoryError(.conflict, "this is the user's last linked identity; it cannot be unlinked") }
+            try await db.raw("DELETE FROM linked_identities WHERE pool_id = \(bind: p) AND provider_name = \(bind: providerName) AND upstream_issuer = \(bind: upstreamIssuer) AND upstream_subject = \(bind: upstreamSubject)").run()
+            let identity = LinkedIdentity(poolID: pool, providerName: providerName, providerKind: .oidc, upstreamIssuer: upstreamIssuer, upstreamSubject: upstreamSubject, userID: userID, createdAt: now)
+            try await Self.audit(db, AuditEntry(id: LoginSample.newID(at: Date()), poolID: pool, at: now, actor: actor, action: "link.removed", target: "user:\(userID)", before: identity.auditValue))
+        }
     }
 
     /// Replaces the memberships `provider`'s mapping gave the user with `groups` (those the pool has).
@@ -115,14 +276,15 @@ extension SQLDirectory {
     }
 
     public func deleteUser(pool: PoolID, id: String) async throws {
-        try await transaction { db in
-            let p = pool.rawValue
-            try await db.raw("DELETE FROM linked_identities WHERE pool_id = \(bind: p) AND user_id = \(bind: id)").run()
-            try await db.raw("DELETE FROM group_members WHERE pool_id = \(bind: p) AND user_id = \(bind: id)").run()
-            try await db.raw("DELETE FROM refresh_tokens WHERE family_id IN (SELECT id FROM refresh_families WHERE pool_id = \(bind: p) AND user_id = \(bind: id))").run()
-            try await db.raw("DELETE FROM refresh_families WHERE pool_id = \(bind: p) AND user_id = \(bind: id)").run()
-            try await db.raw("DELETE FROM users WHERE pool_id = \(bind: p) AND id = \(bind: id)").run()
-        }
+        try await transaction { db in try await Self.deleteUserRows(db, pool: pool.rawValue, id: id) }
+    }
+
+    static func deleteUserRows(_ db: any SQLDatabase, pool p: String, id: String) async throws {
+        try await db.raw("DELETE FROM linked_identities WHERE pool_id = \(bind: p) AND user_id = \(bind: id)").run()
+        try await db.raw("DELETE FROM group_members WHERE pool_id = \(bind: p) AND user_id = \(bind: id)").run()
+        try await db.raw("DELETE FROM refresh_tokens WHERE family_id IN (SELECT id FROM refresh_families WHERE pool_id = \(bind: p) AND user_id = \(bind: id))").run()
+        try await db.raw("DELETE FROM refresh_families WHERE pool_id = \(bind: p) AND user_id = \(bind: id)").run()
+        try await db.raw("DELETE FROM users WHERE pool_id = \(bind: p) AND id = \(bind: id)").run()
     }
 
     public func userID(pool: PoolID, providerName: String, upstreamIssuer: String, upstreamSubject: String) async throws -> String? {

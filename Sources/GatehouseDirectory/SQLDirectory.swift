@@ -25,6 +25,8 @@ public final class SQLDirectory: Directory {
             return try await sessions.withSession(body)
         } catch let e as DirectoryError {
             throw e
+        } catch let e as LostRace {
+            throw e
         } catch {
             throw Self.translate(error)
         }
@@ -88,6 +90,7 @@ public final class SQLDirectory: Directory {
         let dayAgo = t - 86400
         try await transaction { db in
             try await db.raw("DELETE FROM login_transactions WHERE expires_at <= \(bind: t)").run()
+            try await db.raw("DELETE FROM pending_links WHERE expires_at <= \(bind: t)").run()
             // Redeemed codes are kept a day past expiry so a replay is still recognised and punished.
             try await db.raw("DELETE FROM authorization_codes WHERE expires_at <= \(bind: dayAgo)").run()
             try await db.raw("DELETE FROM replay_cache WHERE expires_at <= \(bind: t)").run()

@@ -108,6 +108,7 @@ public final class Gatehouse: Sendable {
         router.get("/{pool}/.well-known/jwks.json") { req, ctx in try await self.handle { try await self.jwks(req, ctx) } }
         router.get("/{pool}/oauth2/authorize") { req, ctx in try await self.handle { try await self.authorize(req, ctx) } }
         router.get("/{pool}/oauth2/idpresponse") { req, ctx in try await self.handle { try await self.callback(req, ctx) } }
+        router.get("/{pool}/link/prove") { req, ctx in try await self.handle { try await self.proveLink(req, ctx) } }
         router.post("/{pool}/oauth2/token") { req, ctx in try await self.handle(api: true) { try await self.token(req, ctx) } }
         router.get("/{pool}/oauth2/userInfo") { req, ctx in try await self.handle(api: true) { try await self.userInfo(req, ctx) } }
         router.post("/{pool}/oauth2/userInfo") { req, ctx in try await self.handle(api: true) { try await self.userInfo(req, ctx) } }

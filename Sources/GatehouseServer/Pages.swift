@@ -28,6 +28,17 @@ enum Pages {
         return layout(title: "Sign in", body: "<h1>Sign in to \(escape(poolName))</h1>\n\(links)")
     }
 
+    static func linkProof(poolName: String, newProvider: String, choices: [(name: String, url: String)], cancelURL: String) -> String {
+        let links = choices.map { "<a class=\"button\" href=\"\(escape($0.url))\">Sign in with \(escape($0.name))</a>" }.joined(separator: "\n")
+        return layout(title: "Link your account", body: """
+            <h1>You already have an account</h1>
+            <p>An account of \(escape(poolName)) already uses this email address. To use \(escape(newProvider)) with it, \
+            first sign in the way you did before; \(escape(newProvider)) will then be linked to that account.</p>
+            \(links)
+            <p><a href="\(escape(cancelURL))">Cancel</a></p>
+            """)
+    }
+
     static let autoPostScript = "document.forms[0].submit();"
     static let autoPostScriptHash = "sha256-" + Data(SHA256.hash(data: Data(autoPostScript.utf8))).base64EncodedString()
 

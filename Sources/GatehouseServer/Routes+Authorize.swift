@@ -112,9 +112,14 @@ extension Gatehouse {
             appState: q["state"], appNonce: q["nonce"], codeChallenge: challenge, scope: scope, providerName: provider.name,
             upstreamNonce: Secrets.randomToken(), upstreamCodeVerifier: Secrets.randomToken(),
             browserBindingHash: Secrets.hash(browserSecret), createdAt: now, expiresAt: now.addingTimeInterval(LoginTransaction.lifetime))
+        return try await startUpstream(transaction, provider: provider, adapter: adapter, browserSecret: browserSecret)
+    }
+
+    /// Sends the browser upstream for `transaction`, saved first, with the browser-binding cookie.
+    func startUpstream(_ transaction: LoginTransaction, provider: IdentityProvider, adapter: any FederationAdapter, browserSecret: String) async throws -> Response {
         let upstream: UpstreamRequest
         do {
-            upstream = try await adapter.start(upstreamState(transaction, pool: pool.id))
+            upstream = try await adapter.start(upstreamState(transaction, pool: transaction.poolID))
         } catch {
             logger.warning("upstream login could not start", metadata: ["provider": "\(provider.name)", "reason": "\(error)"])
             countLogin(provider: provider.name, outcome: "upstream_unavailable")
@@ -212,9 +217,17 @@ extension Gatehouse {
         var scope: [String]
         var nonce: String?
         var codeChallenge: String?
+        /// The browser's binding, when the login came through a transaction (not IdP-initiated).
+        var browserBindingHash: String? = nil
+        /// The pending link this login proves an account for.
+        var pendingLinkID: String? = nil
+        var clientID: String? = nil
 
         init(_ t: LoginTransaction) {
             self.init(redirectURI: t.redirectURI, appState: t.appState, scope: t.scope, nonce: t.appNonce, codeChallenge: t.codeChallenge)
+            browserBindingHash = t.browserBindingHash
+            clientID = t.clientID
+            pendingLinkID = t.pendingLinkID
         }
 
         init(redirectURI: String, appState: String?, scope: [String], nonce: String?, codeChallenge: String?) {
@@ -249,18 +262,50 @@ extension Gatehouse {
             LoginSample(poolID: pool, providerName: provider.name, id: LoginSample.newID(at: Date()), capturedAt: now, attributes: LoginSample.redact(identity.attributes)),
             keep: Gatehouse.loginSamplesKept)
         let link = LinkedIdentity(poolID: pool, providerName: provider.name, providerKind: identity.providerKind, upstreamIssuer: identity.upstreamIssuer, upstreamSubject: identity.upstreamSubject, userID: "", createdAt: now)
-        let resolution = try await directory.resolveLogin(
-            FederatedLogin(
-                identity: link, username: AttributeMapper.username(for: identity), attributes: mapped.attributes,
-                initialAttributes: mapped.initialAttributes, groups: mapped.groups, groupsOnCreationOnly: mapped.groupsUpdate == .firstLogin),
-            now: now)
-        guard resolution.user.enabled else {
+        let login = FederatedLogin(
+            identity: link, username: AttributeMapper.username(for: identity), attributes: mapped.attributes,
+            initialAttributes: mapped.initialAttributes, groups: mapped.groups, groupsOnCreationOnly: mapped.groupsUpdate == .firstLogin,
+            newIdentity: request.pendingLinkID == nil ? Self.newIdentityRule(provider.linkSettings, mapped) : .refuse)
+        let user: User
+        let outcome: String
+        switch try await directory.resolveLogin(login, now: now) {
+        case .refused(let reason):
+            if request.pendingLinkID != nil {
+                return back("access_denied", "this sign-in is not linked to any account, so it cannot prove one; nothing was linked")
+            }
+            logger.info("first login refused by the link policy", metadata: ["provider": "\(provider.name)", "reason": "\(reason)"])
+            countLogin(provider: provider.name, outcome: "link_refused")
+            return back("access_denied", reason)
+        case .needsProof(let candidates):
+            return try await askForProof(pool: pool, provider: provider, link: link, attributes: mapped.attributes, candidates: candidates, request: request, back: back, now: now)
+        case .user(let found, let how):
+            if let pendingID = request.pendingLinkID {
+                guard let binding = request.browserBindingHash,
+                    let pending = try await directory.consumePendingLink(id: pendingID, browserBindingHash: binding, now: now), pending.poolID == pool
+                else { return back("access_denied", "the account link expired or was already used; nothing was linked") }
+                guard pending.candidateUserIDs.contains(found.id) else {
+                    logger.warning("account link refused: the proof signed in to another account", metadata: ["provider": "\(provider.name)", "linking": "\(pending.identity.providerName)"])
+                    countLogin(provider: pending.identity.providerName, outcome: "link_proof_mismatch")
+                    return back("access_denied", "the account you signed in to is not the one that uses this email address; nothing was linked")
+                }
+                user = try await directory.completePendingLink(pending, userID: found.id, now: now)
+                outcome = "success_linked_by_proof"
+            } else {
+                user = found
+                outcome = switch how {
+                case .created: "success_new_user"
+                case .linkedByVerifiedEmail: "success_linked_by_email"
+                case .existing: "success"
+                }
+            }
+        }
+        guard user.enabled else {
             countLogin(provider: provider.name, outcome: "user_disabled")
             return back("access_denied", "the user is disabled")
         }
         let code = Secrets.randomToken()
         var grant = AuthorizationCode(
-            codeHash: Secrets.hash(code), poolID: pool, clientID: client.clientID, userID: resolution.user.id,
+            codeHash: Secrets.hash(code), poolID: pool, clientID: client.clientID, userID: user.id,
             redirectURI: request.redirectURI, scope: request.scope, nonce: request.nonce,
             codeChallenge: request.codeChallenge, authTime: identity.authTime ?? now, providerName: provider.name,
             familyID: Secrets.randomToken(bytes: 16), createdAt: now, expiresAt: now.addingTimeInterval(AuthorizationCode.lifetime))
@@ -268,10 +313,94 @@ extension Gatehouse {
         grant.amr = identity.amr.isEmpty ? nil : identity.amr
         grant.upstreamSessionIndex = identity.sessionIndex
         try await directory.saveAuthorizationCode(grant)
-        countLogin(provider: provider.name, outcome: resolution.created ? "success_new_user" : "success")
+        countLogin(provider: provider.name, outcome: outcome)
         var params = [("code", code)]
         if let s = request.appState { params.append(("state", s)) }
         params.append(("iss", issuer))
         return Responses.redirect(Responses.appending(params, to: request.redirectURI))
+    }
+
+    /// What the provider's link policy makes of a first login, given what its mapping produced.
+    /// Email is believed only from a provider the admin marked as trusted to assert it, and only
+    /// when the mapped `email_verified` is true.
+    static func newIdentityRule(_ settings: LinkSettings, _ mapped: CompiledMapping.Result) -> NewIdentityRule {
+        let email = (mapped.attributes["email"] ?? mapped.initialAttributes["email"]).flatMap { $0.isEmpty ? nil : $0.lowercased() }
+        let verified = (mapped.attributes["email_verified"] ?? mapped.initialAttributes["email_verified"]) == "true"
+        switch settings.policy {
+        case .createUser: return .createUser
+        case .refuse: return .refuse
+        case .verifiedEmail:
+            guard settings.trustEmail, verified, let email else { return .createUser }
+            return .linkVerifiedEmail(email)
+        case .proveExisting:
+            guard let email else { return .createUser }
+            return .proveExisting(email: email)
+        }
+    }
+
+    /// Keeps the new identity as a pending link bound to this browser and shows the person the
+    /// providers of the existing account(s) to sign in with first.
+    func askForProof(
+        pool: PoolID, provider: IdentityProvider, link: LinkedIdentity, attributes: [String: String], candidates: [String],
+        request: AppRequest, back: (String, String) -> Response, now: Date
+    ) async throws -> Response {
+        guard let binding = request.browserBindingHash, let client = try await directory.client(pool: pool, clientID: currentClientID(request)) else {
+            return back("access_denied", "an account already uses this email address; sign in to it from the application first")
+        }
+        var names: [String] = []
+        for id in candidates {
+            for l in try await directory.linkedIdentities(pool: pool, userID: id) where !names.contains(l.providerName) && l.providerName != provider.name {
+                names.append(l.providerName)
+            }
+        }
+        guard !names.isEmpty else { return back("access_denied", "an account already uses this email address; ask an administrator to link this sign-in") }
+        let pending = PendingLink(
+            id: Secrets.randomToken(), poolID: pool, identity: link, attributes: attributes, candidateUserIDs: candidates, clientID: client.clientID,
+            redirectURI: request.redirectURI, appState: request.appState, appNonce: request.nonce, codeChallenge: request.codeChallenge,
+            scope: request.scope, browserBindingHash: binding, createdAt: now, expiresAt: now.addingTimeInterval(PendingLink.lifetime))
+        try await directory.savePendingLink(pending)
+        countLogin(provider: provider.name, outcome: "link_proof_requested")
+        let issuer = configuration.issuer(for: pool)
+        let choices = names.map { (name: $0, url: "\(issuer)/link/prove?" + FormEncoding.encode([("pending", pending.id), ("provider", $0)])) }
+        var cancel = [("error", "access_denied"), ("error_description", "the person did not link the account")]
+        if let s = request.appState { cancel.append(("state", s)) }
+        cancel.append(("iss", issuer))
+        let poolName = try await directory.pool(pool)?.displayName ?? pool.rawValue
+        return Responses.html(Pages.linkProof(poolName: poolName, newProvider: provider.name, choices: choices, cancelURL: Responses.appending(cancel, to: request.redirectURI)))
+    }
+
+    func currentClientID(_ request: AppRequest) -> String { request.clientID ?? "" }
+
+    /// `GET /{pool}/link/prove?pending=…&provider=…`: starts the sign-in with a provider of the
+    /// existing account; its completion makes the pending link.
+    func proveLink(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
+        let pool = try await pool(context)
+        let q = try query(request)
+        let now = clock.now()
+        guard let secret = request.cookies[browserCookieName]?.value, secret.utf8.count <= 64, let id = q["pending"], id.utf8.count <= 128,
+            let pending = try await directory.pendingLink(id: id, browserBindingHash: Secrets.hash(secret), now: now), pending.poolID == pool.id
+        else {
+            throw PageError(status: .badRequest, title: "Link expired", message: "This account link has expired or was started in another browser. Please sign in again from the application.")
+        }
+        var allowed: [String] = []
+        for user in pending.candidateUserIDs { allowed += try await directory.linkedIdentities(pool: pool.id, userID: user).map(\.providerName) }
+        guard let name = q["provider"], allowed.contains(name), let provider = try await directory.provider(pool: pool.id, name: name) else {
+            throw PageError(status: .badRequest, title: "Unknown sign-in", message: "That sign-in is not one of the existing account's.")
+        }
+        let adapter: any FederationAdapter
+        do { adapter = try adapters.adapter(for: provider) } catch {
+            throw PageError(status: .badRequest, title: "Sign-in unavailable", message: "That sign-in cannot be used right now.")
+        }
+        var transaction = LoginTransaction(
+            id: Secrets.randomToken(), poolID: pool.id, clientID: pending.clientID, redirectURI: pending.redirectURI,
+            appState: pending.appState, appNonce: pending.appNonce, codeChallenge: pending.codeChallenge, scope: pending.scope, providerName: provider.name,
+            upstreamNonce: Secrets.randomToken(), upstreamCodeVerifier: Secrets.randomToken(),
+            browserBindingHash: pending.browserBindingHash, createdAt: now, expiresAt: now.addingTimeInterval(LoginTransaction.lifetime))
+        transaction.pendingLinkID = pending.id
+        do {
+            return try await startUpstream(transaction, provider: provider, adapter: adapter, browserSecret: secret)
+        } catch let e as AppRedirectError {
+            return errorRedirect(e, redirectURI: pending.redirectURI, state: pending.appState, issuer: configuration.issuer(for: pool.id))
+        }
     }
 }

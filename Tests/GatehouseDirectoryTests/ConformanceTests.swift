@@ -85,7 +85,7 @@ import GatehouseTestSupport
         try await withDirectory(backend) { d in
             let p = try await pool(d)
             let identity = link(p, subject: "same-person")
-            let results = try await withThrowingTaskGroup(of: LoginResolution.self) { group in
+            let results = try await withThrowingTaskGroup(of: (user: User, created: Bool).self) { group in
                 for _ in 0..<50 {
                     group.addTask { try await d.resolveLogin(identity: identity, username: "Okta_same-person", attributes: ["email": "s@x.com"], now: t0) }
                 }
@@ -308,10 +308,12 @@ import GatehouseTestSupport
         try await withDirectory(backend) { d in
             let p = try await pool(d)
             for g in ["admins", "staff", "auditors"] { try await d.createGroup(Group(poolID: p, name: g)) }
-            func login(_ groups: [String]?, name: String, onCreation: Bool = false, provider: String = "Okta", subject: String = "u1") async throws -> LoginResolution {
-                try await d.resolveLogin(FederatedLogin(
+            func login(_ groups: [String]?, name: String, onCreation: Bool = false, provider: String = "Okta", subject: String = "u1") async throws -> (user: User, created: Bool) {
+                let decision = try await d.resolveLogin(FederatedLogin(
                     identity: link(p, subject: subject, provider: provider), username: "\(provider)_\(subject)", attributes: ["email": "ada@example.com"],
                     initialAttributes: ["name": name], groups: groups, groupsOnCreationOnly: onCreation), now: t0)
+                guard case .user(let user, let how) = decision else { throw DirectoryError(.invalid, "no user: \(decision)") }
+                return (user, how == .created)
             }
             let first = try await login(["admins", "nonexistent"], name: "Ada")
             #expect(first.created && first.user.attributes == ["email": "ada@example.com", "name": "Ada"])
@@ -373,6 +375,143 @@ import GatehouseTestSupport
             #expect(try await d.loginSamples(pool: p, provider: "Okta", limit: 10).map(\.id) == ["s4", "s3", "s2"])
             #expect(try await d.loginSamples(pool: p, provider: "Okta", limit: 1).first?.attributes == ["n": ["4"]])
             #expect(try await d.loginSamples(pool: p, provider: "Other", limit: 10).count == 1)
+        }
+    }
+
+    func decide(_ d: SQLDirectory, _ identity: LinkedIdentity, email: String, rule: NewIdentityRule) async throws -> LoginDecision {
+        try await d.resolveLogin(FederatedLogin(
+            identity: identity, username: "\(identity.providerName)_\(identity.upstreamSubject)", attributes: ["email": email, "name": identity.upstreamSubject],
+            newIdentity: rule), now: t0)
+    }
+
+    @Test(arguments: backends) func linkRulesAtFirstLogin(_ backend: TestDatabases.Backend) async throws {
+        try await withDirectory(backend) { d in
+            let p = try await pool(d)
+            let ada = try await d.resolveLogin(identity: link(p, subject: "ada", provider: "Corp"), username: "Corp_ada", attributes: ["email": "Ada@Example.com", "custom:x": "kept"], now: t0).user
+            #expect(try await d.users(pool: p, email: "ADA@example.COM", limit: 5).map(\.id) == [ada.id], "email is found whatever its case")
+
+            // Verified email: joins the one user with it; the mapping's values apply, others stay.
+            let google = link(p, subject: "g-1", provider: "Google")
+            guard case .user(let linked, .linkedByVerifiedEmail) = try await decide(d, google, email: "ada@example.com", rule: .linkVerifiedEmail("ada@example.com")) else {
+                Issue.record("not linked by email")
+                return
+            }
+            #expect(linked.id == ada.id && linked.attributes["custom:x"] == "kept" && linked.attributes["name"] == "g-1")
+            #expect(try await d.countUsers(pool: p) == 1)
+            #expect(try await d.linkedIdentities(pool: p, userID: ada.id).map(\.providerName).sorted() == ["Corp", "Google"])
+            let audit = try await d.auditEntries(pool: p, after: nil, action: "link.created", limit: 10)
+            #expect(audit.count == 1 && audit[0].actor == "login" && audit[0].target == "user:\(ada.id)")
+
+            // No user with the email: a new one. Two users with it: refused, nothing written.
+            #expect(try await decide(d, link(p, subject: "g-2", provider: "Google"), email: "grace@example.com", rule: .linkVerifiedEmail("grace@example.com")) != .refused(reason: ""))
+            _ = try await d.resolveLogin(identity: link(p, subject: "ada2", provider: "Corp"), username: "Corp_ada2", attributes: ["email": "ada@example.com"], now: t0)
+            let users = try await d.countUsers(pool: p)
+            guard case .refused = try await decide(d, link(p, subject: "g-3", provider: "Google"), email: "ada@example.com", rule: .linkVerifiedEmail("ada@example.com")) else {
+                Issue.record("two users with one email must refuse")
+                return
+            }
+            // Proof: candidates, nothing written. Refuse: nothing written.
+            guard case .needsProof(let candidates) = try await decide(d, link(p, subject: "s-1", provider: "Social"), email: "ada@example.com", rule: .proveExisting(email: "ada@example.com")) else {
+                Issue.record("proof expected")
+                return
+            }
+            #expect(candidates.count == 2 && candidates.contains(ada.id))
+            guard case .refused = try await decide(d, link(p, subject: "s-2", provider: "Social"), email: "x@example.com", rule: .refuse) else {
+                Issue.record("refusal expected")
+                return
+            }
+            #expect(try await d.countUsers(pool: p) == users)
+            #expect(try await d.userID(pool: p, providerName: "Social", upstreamIssuer: "https://idp.example", upstreamSubject: "s-1") == nil)
+        }
+    }
+
+    @Test(arguments: backends) func concurrentFirstLoginsLinkingByEmailMakeOneLink(_ backend: TestDatabases.Backend) async throws {
+        try await withDirectory(backend) { d in
+            let p = try await pool(d)
+            let ada = try await d.resolveLogin(identity: link(p, subject: "ada", provider: "Corp"), username: "Corp_ada", attributes: ["email": "ada@example.com"], now: t0).user
+            let google = link(p, subject: "g-1", provider: "Google")
+            let ids = try await withThrowingTaskGroup(of: String?.self) { group in
+                for _ in 0..<30 {
+                    group.addTask {
+                        guard case .user(let u, _) = try await self.decide(d, google, email: "ada@example.com", rule: .linkVerifiedEmail("ada@example.com")) else { return nil }
+                        return u.id
+                    }
+                }
+                return try await group.reduce(into: [String?]()) { $0.append($1) }
+            }
+            #expect(ids.count == 30 && Set(ids) == [ada.id])
+            #expect(try await d.countUsers(pool: p) == 1)
+            #expect(try await d.count(table: "linked_identities") == 2)
+            #expect(try await d.auditEntries(pool: p, after: nil, action: "link.created", limit: 100).count == 1)
+        }
+    }
+
+    @Test(arguments: backends) func adminLinkingMovesAndMergesAndUnlinkingKeepsOne(_ backend: TestDatabases.Backend) async throws {
+        try await withDirectory(backend) { d in
+            let p = try await pool(d)
+            try await d.createGroup(Group(poolID: p, name: "staff"))
+            let a = try await d.resolveLogin(identity: link(p, subject: "a", provider: "Corp"), username: "Corp_a", attributes: ["email": "a@x.com", "name": "A"], now: t0).user
+            let bIdentity = link(p, subject: "b", provider: "Google")
+            let b = try await d.resolveLogin(identity: bIdentity, username: "Google_b", attributes: ["email": "b@x.com", "locale": "fr"], now: t0).user
+            try await d.addUser(pool: p, userID: b.id, toGroup: "staff")
+            try await d.createFamily(RefreshTokenFamily(id: "fam-b", poolID: p, clientID: "web", userID: b.id, scope: ["openid"], authTime: t0, providerName: "Google", createdAt: t0, expiresAt: t0.addingTimeInterval(3600)), firstTokenHash: "hb")
+
+            var moved = bIdentity
+            moved.userID = a.id
+            let merge = try await d.linkIdentity(moved, actor: "alice", now: t0)
+            #expect(merge == LinkMerge(fromUserID: b.id, fromUserDeleted: true))
+            let merged = try #require(try await d.user(pool: p, id: a.id))
+            #expect(merged.attributes == ["email": "a@x.com", "name": "A", "locale": "fr"], "the target's values win; the source fills gaps")
+            #expect(try await d.groups(pool: p, userID: a.id) == ["staff"])
+            #expect(try await d.user(pool: p, id: b.id) == nil)
+            #expect(try await d.family(id: "fam-b") == nil)
+            #expect(try await d.linkedIdentities(pool: p, userID: a.id).count == 2)
+            let audit = try await d.auditEntries(pool: p, after: nil, action: "link.moved", limit: 10)
+            #expect(audit.count == 1 && audit[0].actor == "alice" && audit[0].before == .object(["user": .string(b.id)]))
+            // Linking again is a no-op; an identity never seen is linked as new.
+            #expect(try await d.linkIdentity(moved, actor: "alice", now: t0) == LinkMerge(fromUserID: nil, fromUserDeleted: false))
+            var fresh = link(p, subject: "never-signed-in", provider: "Okta")
+            fresh.userID = a.id
+            #expect(try await d.linkIdentity(fresh, actor: "alice", now: t0).fromUserID == nil)
+            var nobody = fresh
+            nobody.userID = "no-such-user"
+            await #expect(throws: DirectoryError.self) { try await d.linkIdentity(nobody, actor: "alice", now: t0) }
+
+            // Unlinking: any but the last.
+            try await d.unlinkIdentity(pool: p, providerName: "Okta", upstreamIssuer: "https://idp.example", upstreamSubject: "never-signed-in", actor: "alice", now: t0)
+            try await d.unlinkIdentity(pool: p, providerName: "Google", upstreamIssuer: "https://idp.example", upstreamSubject: "b", actor: "alice", now: t0)
+            await #expect { try await d.unlinkIdentity(pool: p, providerName: "Corp", upstreamIssuer: "https://idp.example", upstreamSubject: "a", actor: "alice", now: t0) } throws: {
+                ($0 as? DirectoryError)?.code == .conflict
+            }
+            #expect(try await d.linkedIdentities(pool: p, userID: a.id).map(\.providerName) == ["Corp"])
+            #expect(try await d.auditEntries(pool: p, after: nil, action: "link.removed", limit: 10).count == 2)
+            let all = try await d.auditEntries(pool: p, after: nil, action: nil, limit: 100)
+            #expect(all.map(\.id) == all.map(\.id).sorted())
+            #expect(try await d.auditEntries(pool: p, after: all[1].id, action: nil, limit: 100).count == all.count - 2)
+        }
+    }
+
+    @Test(arguments: backends) func pendingLinksAreBoundSingleUseAndCompleteOnlyToACandidate(_ backend: TestDatabases.Backend) async throws {
+        try await withDirectory(backend) { d in
+            let p = try await pool(d)
+            let ada = try await d.resolveLogin(identity: link(p, subject: "ada", provider: "Corp"), username: "Corp_ada", attributes: ["email": "ada@x.com"], now: t0).user
+            let eve = try await d.resolveLogin(identity: link(p, subject: "eve", provider: "Corp"), username: "Corp_eve", attributes: ["email": "eve@x.com"], now: t0).user
+            let pending = PendingLink(
+                id: "pl-1", poolID: p, identity: link(p, subject: "s-1", provider: "Social"), attributes: ["name": "From Social"], candidateUserIDs: [ada.id],
+                clientID: "web", redirectURI: "https://app.example/cb", appState: "st", appNonce: nil, codeChallenge: nil, scope: ["openid"],
+                browserBindingHash: "browser", createdAt: t0, expiresAt: t0.addingTimeInterval(600))
+            try await d.savePendingLink(pending)
+            #expect(try await d.pendingLink(id: "pl-1", browserBindingHash: "other", now: t0) == nil)
+            #expect(try await d.pendingLink(id: "pl-1", browserBindingHash: "browser", now: t0.addingTimeInterval(601)) == nil)
+            #expect(try await d.pendingLink(id: "pl-1", browserBindingHash: "browser", now: t0) == pending)
+            #expect(try await d.consumePendingLink(id: "pl-1", browserBindingHash: "other", now: t0) == nil)
+            let taken = try #require(try await d.consumePendingLink(id: "pl-1", browserBindingHash: "browser", now: t0))
+            #expect(try await d.consumePendingLink(id: "pl-1", browserBindingHash: "browser", now: t0) == nil)
+            await #expect(throws: DirectoryError.self) { try await d.completePendingLink(taken, userID: eve.id, now: t0) }
+            #expect(try await d.userID(pool: p, providerName: "Social", upstreamIssuer: "https://idp.example", upstreamSubject: "s-1") == nil)
+            let user = try await d.completePendingLink(taken, userID: ada.id, now: t0)
+            #expect(user.id == ada.id && user.attributes["name"] == "From Social")
+            #expect(try await d.userID(pool: p, providerName: "Social", upstreamIssuer: "https://idp.example", upstreamSubject: "s-1") == ada.id)
         }
     }
 

@@ -1,0 +1,151 @@
+public import Foundation
+
+/// What happens at the first login of an upstream identity no user has yet, per provider.
+public enum LinkPolicy: String, Sendable, Codable, CaseIterable {
+    /// A new user (the default, as in Cognito).
+    case createUser = "create_user"
+    /// Join the one user with this email, only when the provider is trusted to assert email and
+    /// says the email is verified; otherwise a new user.
+    case verifiedEmail = "verified_email"
+    /// When users with this email exist, the person must first sign in with a provider already
+    /// linked to one of them; the link then joins both upstream identities. Otherwise a new user.
+    case proveExisting = "prove_existing"
+    /// No user is created: only identities an admin linked may sign in.
+    case refuse
+}
+
+/// A provider's linking settings.
+public struct LinkSettings: Sendable, Codable, Equatable {
+    public var policy: LinkPolicy
+    /// Whether this provider's `email_verified` may be believed (a corporate IdP that owns the
+    /// domain, or Google for Gmail addresses) — never the default.
+    public var trustEmail: Bool
+
+    public init(policy: LinkPolicy = .createUser, trustEmail: Bool = false) {
+        self.policy = policy
+        self.trustEmail = trustEmail
+    }
+}
+
+/// What the user store should do with an identity it has no link for, as the server decided from
+/// the provider's policy and what the upstream asserted.
+public enum NewIdentityRule: Sendable, Equatable {
+    case createUser
+    /// Link to the only user whose email is this (lowercased); a new user when there is none; a
+    /// refusal when several share it.
+    case linkVerifiedEmail(String)
+    /// If users have this email, ask for proof; otherwise a new user.
+    case proveExisting(email: String)
+    case refuse
+}
+
+/// Why and how a login's user was found: for the token path, metrics and the audit log.
+public enum LoginOutcome: Sendable, Equatable {
+    /// The identity was already linked.
+    case existing
+    /// A new user was created with this identity.
+    case created
+    /// The identity was linked to an existing user with the same verified email.
+    case linkedByVerifiedEmail
+}
+
+/// A login's user, or why there is none yet.
+public enum LoginDecision: Sendable, Equatable {
+    case user(User, LoginOutcome)
+    /// Users with the asserted email exist; the person must prove one of them.
+    case needsProof(candidateUserIDs: [String])
+    case refused(reason: String)
+}
+
+/// An upstream identity waiting to be linked once the person proves an existing account, bound to
+/// the browser that started it and to the app request it will complete.
+public struct PendingLink: Sendable, Codable, Equatable {
+    public var id: String
+    public var poolID: PoolID
+    /// The identity to link (its `userID` is empty until the proof).
+    public var identity: LinkedIdentity
+    /// What the identity's mapping set at every login, applied to the proven user.
+    public var attributes: [String: String]
+    public var candidateUserIDs: [String]
+    public var clientID: String
+    public var redirectURI: String
+    public var appState: String?
+    public var appNonce: String?
+    public var codeChallenge: String?
+    public var scope: [String]
+    public var browserBindingHash: String
+    public var createdAt: Date
+    public var expiresAt: Date
+
+    public init(
+        id: String, poolID: PoolID, identity: LinkedIdentity, attributes: [String: String], candidateUserIDs: [String], clientID: String,
+        redirectURI: String, appState: String?, appNonce: String?, codeChallenge: String?, scope: [String], browserBindingHash: String,
+        createdAt: Date, expiresAt: Date
+    ) {
+        self.id = id
+        self.poolID = poolID
+        self.identity = identity
+        self.attributes = attributes
+        self.candidateUserIDs = candidateUserIDs
+        self.clientID = clientID
+        self.redirectURI = redirectURI
+        self.appState = appState
+        self.appNonce = appNonce
+        self.codeChallenge = codeChallenge
+        self.scope = scope
+        self.browserBindingHash = browserBindingHash
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+    }
+
+    public static let lifetime: TimeInterval = 600
+}
+
+/// One entry of the audit log: an admin change or a link decision.
+public struct AuditEntry: Sendable, Codable, Equatable {
+    /// Sorts by time (see `LoginSample.newID`).
+    public var id: String
+    public var poolID: PoolID
+    public var at: Date
+    /// `cli`, an admin credential's name, `login` for decisions made at sign-in, or `user:{id}`.
+    public var actor: String
+    /// For example `link.created`, `link.moved`, `link.removed`, `mapping.saved`.
+    public var action: String
+    /// What was acted on, for example `user:{id}` or `provider:{name}`.
+    public var target: String
+    public var before: JSONValue?
+    public var after: JSONValue?
+
+    public init(id: String, poolID: PoolID, at: Date, actor: String, action: String, target: String, before: JSONValue? = nil, after: JSONValue? = nil) {
+        self.id = id
+        self.poolID = poolID
+        self.at = at
+        self.actor = actor
+        self.action = action
+        self.target = target
+        self.before = before
+        self.after = after
+    }
+}
+
+extension LinkedIdentity {
+    /// The identity's key as JSON, for the audit log.
+    public var auditValue: JSONValue {
+        .object([
+            "provider": .string(providerName), "issuer": .string(upstreamIssuer), "subject": .string(upstreamSubject),
+            "user": .string(userID),
+        ])
+    }
+}
+
+/// How an admin's link of an identity that already belonged to another user was carried out.
+public struct LinkMerge: Sendable, Equatable {
+    /// The user the identity was taken from, and whether that user was deleted (it had no
+    /// identity left) after its attributes and groups were merged into the target.
+    public var fromUserID: String?
+    public var fromUserDeleted: Bool
+    public init(fromUserID: String?, fromUserDeleted: Bool) {
+        self.fromUserID = fromUserID
+        self.fromUserDeleted = fromUserDeleted
+    }
+}
