@@ -1,0 +1,44 @@
+public import Foundation
+public import GatehouseCore
+
+/// Account linking as admins do it: link policies, linking and unlinking identities (including
+/// ones that already signed in), and the audit log of it all.
+extension Admin {
+    func audit(_ pool: PoolID, action: String, target: String, before: JSONValue? = nil, after: JSONValue? = nil) async throws {
+        try await directory.recordAudit(AuditEntry(id: LoginSample.newID(at: Date()), poolID: pool, at: now, actor: actor, action: action, target: target, before: before, after: after))
+    }
+
+    /// Sets a provider's link policy and whether its email is trusted.
+    @discardableResult
+    public func setLinkSettings(pool: String, provider name: String, _ settings: LinkSettings) async throws -> IdentityProvider {
+        var (_, provider) = try await existingProvider(pool: pool, name: name)
+        let before = provider.linkSettings
+        provider.linking = settings
+        try await directory.updateProvider(provider)
+        func json(_ s: LinkSettings) -> JSONValue { .object(["policy": .string(s.policy.rawValue), "trust_email": .bool(s.trustEmail)]) }
+        try await audit(provider.poolID, action: "provider.linking", target: "provider:\(name)", before: json(before), after: json(settings))
+        return provider
+    }
+
+    /// The issuer Gatehouse records for a provider's identities: the OIDC issuer or the SAML IdP's entity ID.
+    static func upstreamIssuer(of provider: IdentityProvider) -> String? {
+        provider.oidc?.issuer ?? provider.saml?.idpEntityID
+    }
+
+    /// Links the provider's identity `subject` to `userID`. An identity that already signed in is
+    /// moved from its user, merged by the rule of `Directory.linkIdentity`. No cap on links.
+    public func link(pool: String, userID: String, provider name: String, subject: String, issuer: String? = nil) async throws -> LinkMerge {
+        let (p, provider) = try await existingProvider(pool: pool, name: name)
+        guard let upstreamIssuer = issuer ?? Self.upstreamIssuer(of: provider) else { throw DirectoryError(.invalid, "the provider has no issuer") }
+        guard !subject.isEmpty, subject.utf8.count <= 1024 else { throw DirectoryError(.invalid, "a subject is 1-1024 characters") }
+        let identity = LinkedIdentity(poolID: p.id, providerName: name, providerKind: provider.kind, upstreamIssuer: upstreamIssuer, upstreamSubject: subject, userID: userID, createdAt: now)
+        return try await directory.linkIdentity(identity, actor: actor, now: now)
+    }
+
+    /// Unlinks an identity; never a user's last.
+    public func unlink(pool: String, provider name: String, subject: String, issuer: String? = nil) async throws {
+        let (p, provider) = try await existingProvider(pool: pool, name: name)
+        guard let upstreamIssuer = issuer ?? Self.upstreamIssuer(of: provider) else { throw DirectoryError(.invalid, "the provider has no issuer") }
+        try await directory.unlinkIdentity(pool: p.id, providerName: name, upstreamIssuer: upstreamIssuer, upstreamSubject: subject, actor: actor, now: now)
+    }
+}

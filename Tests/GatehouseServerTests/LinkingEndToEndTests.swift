@@ -1,0 +1,169 @@
+import Foundation
+import Testing
+import GatehouseCore
+import GatehouseJOSE
+import GatehouseOIDC
+import GatehouseServer
+import GatehouseTestSupport
+
+/// Link policies over real HTTP with two upstream providers on loopback: `TestOP` (the corporate
+/// IdP the user first signed in with) and `Social`.
+@Suite struct LinkingEndToEnd {
+    static let backends = TestDatabases.available
+
+    struct TwoProviders {
+        let f: Federation
+        let social: TestOpenIDProvider
+        var admin: Admin { f.gatehouse.admin }
+        var pool: PoolID { try! PoolID(f.pool) }
+    }
+
+    func withTwoProviders(_ backend: TestDatabases.Backend, _ body: (TwoProviders, TestBrowser) async throws -> Void) async throws {
+        let f = try await Federation.start(backend)
+        let social = try TestOpenIDProvider(clientID: "gatehouse-social")
+        do {
+            try await social.start()
+            try await f.gatehouse.admin.createOIDCProvider(pool: f.pool, name: "Social", settings: OIDCProviderSettings(issuer: social.issuer, clientID: social.clientID), clientSecret: social.clientSecret)
+            try await withBrowsers(1) { try await body(TwoProviders(f: f, social: social), $0[0]) }
+        } catch {
+            await social.stop()
+            await f.stop()
+            throw error
+        }
+        await social.stop()
+        await f.stop()
+    }
+
+    /// Authorize with `provider`, walk through the upstream, and return Gatehouse's answer.
+    func signIn(_ s: TwoProviders, _ browser: TestBrowser, provider: String) async throws -> TestBrowser.Reply {
+        let start = try await browser.send(s.f.authorizeURL(extra: [("identity_provider", provider)]))
+        return try await followUpstream(start, browser)
+    }
+
+    func followUpstream(_ start: TestBrowser.Reply, _ browser: TestBrowser) async throws -> TestBrowser.Reply {
+        guard start.status == 302, let upstreamURL = start.location else { throw HarnessError("no redirect upstream: \(start.status) \(start.body)") }
+        let atUpstream = try await browser.send(upstreamURL, withCookies: false)
+        guard atUpstream.status == 302, let callback = atUpstream.location else { throw HarnessError("upstream did not redirect back") }
+        return try await browser.send(callback)
+    }
+
+    /// The `sub` of the ID token a completed sign-in yields.
+    func subject(_ s: TwoProviders, _ browser: TestBrowser, _ back: TestBrowser.Reply) async throws -> String {
+        let code = try #require(back.locationQuery["code"], "\(back.status) \(back.location ?? back.body)")
+        let tokens = try await s.f.redeem(browser, code: code)
+        let idToken = try #require(tokens.json["id_token"]?.stringValue)
+        return try #require(try UnverifiedJWS(compact: idToken).claims["sub"]?.stringValue)
+    }
+
+    @Test(arguments: backends) func anUntrustedProviderAssertingAVictimsEmailGetsItsOwnUser(_ backend: TestDatabases.Backend) async throws {
+        try await withTwoProviders(backend) { s, browser in
+            // The victim signs in through the corporate IdP.
+            let victim = try await subject(s, browser, try await signIn(s, browser, provider: "TestOP"))
+            // Social links by verified email, but is not trusted to assert email: the attacker's
+            // verified claim of the victim's address must not reach the victim's account.
+            try await s.admin.setLinkSettings(pool: s.f.pool, provider: "Social", LinkSettings(policy: .verifiedEmail, trustEmail: false))
+            s.social.update {
+                $0.subject = "attacker"
+                $0.claims["email"] = .string("ADA@example.com")
+                $0.claims["email_verified"] = .bool(true)
+            }
+            let attacker = try await subject(s, browser, try await signIn(s, browser, provider: "Social"))
+            #expect(attacker != victim)
+            #expect(try await s.f.directory.linkedIdentities(pool: s.pool, userID: victim).map(\.providerName) == ["TestOP"])
+
+            // Trusted, and verified — but two accounts now use the address: refused, nothing linked.
+            try await s.admin.setLinkSettings(pool: s.f.pool, provider: "Social", LinkSettings(policy: .verifiedEmail, trustEmail: true))
+            s.social.update { $0.subject = "ada-social" }
+            #expect(try await signIn(s, browser, provider: "Social").locationQuery["error"] == "access_denied")
+            // Once the admin removes the attacker's account, the verified address joins the victim's.
+            try await s.f.directory.deleteUser(pool: s.pool, id: attacker)
+            let linked = try await subject(s, browser, try await signIn(s, browser, provider: "Social"))
+            #expect(linked == victim)
+            // Trusted but unverified: no link.
+            s.social.update {
+                $0.subject = "unverified"
+                $0.claims["email_verified"] = .bool(false)
+            }
+            #expect(try await subject(s, browser, try await signIn(s, browser, provider: "Social")) != victim)
+            #expect(try await s.f.directory.linkedIdentities(pool: s.pool, userID: victim).map(\.providerName).sorted() == ["Social", "TestOP"])
+            let decisions = try await s.f.directory.auditEntries(pool: s.pool, after: nil, action: "link.created", limit: 10)
+            #expect(decisions.count == 1 && decisions[0].target == "user:\(victim)")
+        }
+    }
+
+    @Test(arguments: backends) func provingTheExistingAccountLinksBothIdentities(_ backend: TestDatabases.Backend) async throws {
+        try await withTwoProviders(backend) { s, browser in
+            let ada = try await subject(s, browser, try await signIn(s, browser, provider: "TestOP"))
+            try await s.admin.setLinkSettings(pool: s.f.pool, provider: "Social", LinkSettings(policy: .proveExisting))
+            s.social.update {
+                $0.subject = "ada-social"
+                $0.claims["email"] = .string("ada@example.com")
+            }
+            let page = try await signIn(s, browser, provider: "Social")
+            #expect(page.status == 200)
+            #expect(page.body.contains("Sign in with TestOP"))
+            #expect(try await s.f.directory.userID(pool: s.pool, providerName: "Social", upstreamIssuer: s.social.issuer, upstreamSubject: "ada-social") == nil, "nothing is linked before the proof")
+            let prove = try #require(page.body.range(of: #"href="([^"]*link/prove[^"]*)""#, options: .regularExpression).map { String(page.body[$0]) })
+            let url = String(prove.dropFirst(6).dropLast()).replacingOccurrences(of: "&amp;", with: "&")
+
+            // Another browser cannot use the proof link.
+            let elsewhere = try await withBrowsers(1) { others in try await others[0].send(url).status }
+            #expect(elsewhere == 400)
+            let back = try await followUpstream(try await browser.send(url), browser)
+            #expect(try await subject(s, browser, back) == ada)
+            #expect(try await s.f.directory.userID(pool: s.pool, providerName: "Social", upstreamIssuer: s.social.issuer, upstreamSubject: "ada-social") == ada)
+            // From now on Social signs Ada in directly.
+            #expect(try await subject(s, browser, try await signIn(s, browser, provider: "Social")) == ada)
+        }
+    }
+
+    @Test func aProofThatSignsInToAnotherAccountLinksNothing() async throws {
+        try await withTwoProviders(.sqlite) { s, browser in
+            _ = try await subject(s, browser, try await signIn(s, browser, provider: "TestOP"))
+            try await s.admin.setLinkSettings(pool: s.f.pool, provider: "Social", LinkSettings(policy: .proveExisting))
+            s.social.update {
+                $0.subject = "mallory-social"
+                $0.claims["email"] = .string("ada@example.com")
+            }
+            let page = try await signIn(s, browser, provider: "Social")
+            let prove = try #require(page.body.range(of: #"href="([^"]*link/prove[^"]*)""#, options: .regularExpression).map { String(page.body[$0]) })
+            let url = String(prove.dropFirst(6).dropLast()).replacingOccurrences(of: "&amp;", with: "&")
+            // The proof signs in to a different TestOP account (Mallory's own, not Ada's).
+            s.f.upstream.update {
+                $0.subject = "mallory"
+                $0.claims["email"] = .string("mallory@example.com")
+            }
+            _ = try await subject(s, browser, try await signIn(s, browser, provider: "TestOP"))
+            let back = try await followUpstream(try await browser.send(url), browser)
+            #expect(back.locationQuery["error"] == "access_denied")
+            #expect(try await s.f.directory.userID(pool: s.pool, providerName: "Social", upstreamIssuer: s.social.issuer, upstreamSubject: "mallory-social") == nil)
+        }
+    }
+
+    @Test func aRefusingProviderSignsInOnlyWhatAnAdminLinked() async throws {
+        try await withTwoProviders(.sqlite) { s, browser in
+            let ada = try await subject(s, browser, try await signIn(s, browser, provider: "TestOP"))
+            try await s.admin.setLinkSettings(pool: s.f.pool, provider: "Social", LinkSettings(policy: .refuse))
+            s.social.update { $0.subject = "ada-social" }
+            let refused = try await signIn(s, browser, provider: "Social")
+            #expect(refused.locationQuery["error"] == "access_denied")
+            let users = try await s.f.directory.countUsers(pool: s.pool)
+            // The admin links the identity (never signed in), then it works.
+            let merge = try await s.admin.link(pool: s.f.pool, userID: ada, provider: "Social", subject: "ada-social")
+            #expect(merge.fromUserID == nil)
+            #expect(try await subject(s, browser, try await signIn(s, browser, provider: "Social")) == ada)
+            #expect(try await s.f.directory.countUsers(pool: s.pool) == users)
+            // The ID token lists both identities in Cognito's shape.
+            let code = try #require(try await signIn(s, browser, provider: "Social").locationQuery["code"])
+            let idToken = try #require(try await s.f.redeem(browser, code: code).json["id_token"]?.stringValue)
+            let claims = try UnverifiedJWS(compact: idToken).claims
+            guard case .array(let identities) = claims["identities"] else {
+                Issue.record("no identities claim")
+                return
+            }
+            #expect(identities.count == 2)
+            try await s.admin.unlink(pool: s.f.pool, provider: "Social", subject: "ada-social")
+            await #expect(throws: DirectoryError.self) { try await s.admin.unlink(pool: s.f.pool, provider: "TestOP", subject: "upstream-user-1") }
+        }
+    }
+}
