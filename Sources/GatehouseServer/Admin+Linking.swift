@@ -41,4 +41,22 @@ extension Admin {
         guard let upstreamIssuer = issuer ?? Self.upstreamIssuer(of: provider) else { throw DirectoryError(.invalid, "the provider has no issuer") }
         try await directory.unlinkIdentity(pool: p.id, providerName: name, upstreamIssuer: upstreamIssuer, upstreamSubject: subject, actor: actor, now: now)
     }
+
+    /// Provisions a user ahead of their first login, with the identity they will sign in with (a
+    /// user always has at least one). The username is the one that login would have made.
+    public func createUser(pool: String, provider name: String, subject: String, attributes: [String: String], issuer: String? = nil) async throws -> User {
+        let (p, provider) = try await existingProvider(pool: pool, name: name)
+        guard let upstreamIssuer = issuer ?? Self.upstreamIssuer(of: provider) else { throw DirectoryError(.invalid, "the provider has no issuer") }
+        for key in attributes.keys where !(AttributeMapping.standardAttributes.contains(key) || p.customAttributes.contains { $0.name == key }) {
+            throw DirectoryError(.invalid, "unknown attribute \(key)")
+        }
+        let identity = LinkedIdentity(poolID: p.id, providerName: name, providerKind: provider.kind, upstreamIssuer: upstreamIssuer, upstreamSubject: subject, userID: "", createdAt: now)
+        if try await directory.userID(pool: p.id, providerName: name, upstreamIssuer: upstreamIssuer, upstreamSubject: subject) != nil {
+            throw DirectoryError(.conflict, "that identity already belongs to a user")
+        }
+        let (user, created) = try await directory.resolveLogin(identity: identity, username: "\(name)_\(subject)", attributes: attributes, now: now)
+        guard created else { throw DirectoryError(.conflict, "that identity already belongs to a user") }
+        try await audit(p.id, action: "user.created", target: "user:\(user.id)", after: .object(["identity": identity.auditValue, "attributes": .object(attributes.mapValues(JSONValue.string))]))
+        return user
+    }
 }

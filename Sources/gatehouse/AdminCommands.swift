@@ -86,7 +86,7 @@ struct ClientCommand: AsyncParsableCommand {
 }
 
 struct ProviderCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "provider", abstract: "Manage upstream identity providers.", subcommands: [AddOIDC.self, AddSAML.self, List.self])
+    static let configuration = CommandConfiguration(commandName: "provider", abstract: "Manage upstream identity providers.", subcommands: [AddOIDC.self, AddSAML.self, List.self, SetLinking.self])
 
     struct AddOIDC: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "add-oidc", abstract: "Add an upstream OpenID provider.")
@@ -143,7 +143,7 @@ struct ProviderCommand: AsyncParsableCommand {
 }
 
 struct UserCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "user", abstract: "Inspect and manage users.", subcommands: [List.self, Show.self, Disable.self, Enable.self])
+    static let configuration = CommandConfiguration(commandName: "user", abstract: "Inspect and manage users.", subcommands: [List.self, Show.self, Create.self, Find.self, Link.self, Unlink.self, Disable.self, Enable.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List users by username, a page at a time.")

@@ -13,7 +13,7 @@ struct GatehouseCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatehouse",
         abstract: "A self-hosted identity federation bridge.",
-        subcommands: [Serve.self, Migrate.self, PoolCommand.self, ClientCommand.self, ProviderCommand.self, MappingCommand.self, UserCommand.self, KeysCommand.self, OIDCCommand.self, SAMLCommand.self]
+        subcommands: [Serve.self, Migrate.self, PoolCommand.self, ClientCommand.self, ProviderCommand.self, MappingCommand.self, UserCommand.self, GroupCommand.self, AuditCommand.self, KeysCommand.self, OIDCCommand.self, SAMLCommand.self]
     )
 }
 
@@ -46,7 +46,7 @@ struct Environment {
         try await directory.migrate()
         let http = UpstreamHTTP()
         let gatehouse = Gatehouse(configuration: configuration, directory: directory, masterKey: masterKey, http: http, logger: logger)
-        return Environment(configuration: configuration, gatehouse: gatehouse, admin: Admin(gatehouse: gatehouse, masterKey: masterKey), http: http)
+        return Environment(configuration: configuration, gatehouse: gatehouse, admin: Admin(gatehouse: gatehouse, masterKey: masterKey, actor: "cli:" + (env["USER"] ?? "unknown")), http: http)
     }
 
     func close() async {

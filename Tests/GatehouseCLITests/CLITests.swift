@@ -123,6 +123,41 @@ import Glibc
         #expect(shown.output.contains("emailaddress") && !shown.output.contains("lower"), "\(shown.output)")
     }
 
+    @Test func linkingCommandsProvisionLinkUnlinkAndAudit() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gh-cli-\(UUID().uuidString)")
+        let env = ["GATEHOUSE_SQLITE_PATH": folder.appendingPathComponent("g.sqlite").path, "USER": "alice"]
+        #expect(try Self.run(["pool", "create", "demo"], environment: env).status == 0)
+        for (name, issuer) in [("Corp", "https://corp.example"), ("Google", "https://accounts.google.com")] {
+            let added = try Self.run(["provider", "add-oidc", "--pool", "demo", "--name", name, "--issuer", issuer, "--client-id", "gh"], environment: env)
+            #expect(added.status == 0, "\(added.output)")
+        }
+        let created = try Self.run(["user", "create", "--pool", "demo", "--provider", "Corp", "--subject", "ada", "--attribute", "email=Ada@Example.com"], environment: env)
+        #expect(created.status == 0, "\(created.output)")
+        let userID = try #require(created.output.split(separator: " ").dropFirst(2).first.map(String.init))
+        let found = try Self.run(["user", "find", "--pool", "demo", "--email", "ada@example.com"], environment: env)
+        #expect(found.output.contains(userID))
+        let linked = try Self.run(["user", "link", "--pool", "demo", "--user", userID, "--provider", "Google", "--subject", "g-1"], environment: env)
+        #expect(linked.status == 0 && linked.output.contains("Linked."), "\(linked.output)")
+        let byIdentity = try Self.run(["user", "find", "--pool", "demo", "--provider", "Google", "--subject", "g-1"], environment: env)
+        #expect(byIdentity.output.contains(userID))
+        let lastRefused = try Self.run(["user", "unlink", "--pool", "demo", "--provider", "Google", "--subject", "g-1"], environment: env)
+        #expect(lastRefused.status == 0, "\(lastRefused.output)")
+        let refused = try Self.run(["user", "unlink", "--pool", "demo", "--provider", "Corp", "--subject", "ada"], environment: env)
+        #expect(refused.status != 0 && refused.output.contains("last linked identity"), "\(refused.output)")
+        let policy = try Self.run(["provider", "set-linking", "--pool", "demo", "--provider", "Google", "--policy", "verified_email", "--trust-email"], environment: env)
+        #expect(policy.status == 0, "\(policy.output)")
+        #expect(try Self.run(["provider", "set-linking", "--pool", "demo", "--provider", "Google", "--policy", "sometimes"], environment: env).status != 0)
+
+        let audit = try Self.run(["audit", "export", "--pool", "demo"], environment: env)
+        let lines = audit.output.split(separator: "\n")
+        #expect(lines.count == 4, "\(audit.output)")
+        #expect(lines.allSatisfy { $0.contains(#""actor":"cli:alice""#) })
+        #expect(lines.map { $0.contains(#""action":"user.created""#) } == [true, false, false, false])
+        #expect(lines[1].contains(#""action":"link.created""#) && lines[2].contains(#""action":"link.removed""#) && lines[3].contains(#""action":"provider.linking""#))
+        let onlyRemovals = try Self.run(["audit", "export", "--pool", "demo", "--action", "link.removed"], environment: env)
+        #expect(onlyRemovals.output.split(separator: "\n").count == 1)
+    }
+
     @Test func serveStartsOnTheEmbeddedDefaultAndStopsGracefullyOnSIGTERM() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gh-serve-\(UUID().uuidString)")
         let port = try LoopbackPort.pick()
