@@ -59,4 +59,23 @@ extension Admin {
         try await audit(p.id, action: "user.created", target: "user:\(user.id)", after: .object(["identity": identity.auditValue, "attributes": .object(attributes.mapValues(JSONValue.string))]))
         return user
     }
+
+    /// Enables or disables a user; disabling revokes their refresh tokens.
+    public func setUserEnabled(pool: String, userID: String, enabled: Bool) async throws {
+        let poolID = try PoolID(pool)
+        try await directory.setUserEnabled(pool: poolID, id: userID, enabled: enabled, now: now)
+        try await audit(poolID, action: enabled ? "user.enabled" : "user.disabled", target: "user:\(userID)")
+    }
+
+    public func createGroup(pool: String, name: String, description: String = "") async throws {
+        let poolID = try PoolID(pool)
+        try await directory.createGroup(Group(poolID: poolID, name: name, description: description))
+        try await audit(poolID, action: "group.created", target: "group:\(name)")
+    }
+
+    public func addUser(pool: String, userID: String, toGroup group: String) async throws {
+        let poolID = try PoolID(pool)
+        try await directory.addUser(pool: poolID, userID: userID, toGroup: group)
+        try await audit(poolID, action: "group.member_added", target: "user:\(userID)", after: .object(["group": .string(group)]))
+    }
 }

@@ -11,6 +11,7 @@ extension Admin {
         guard let pool = try await directory.pool(provider.poolID) else { throw DirectoryError(.notFound, "no pool \(provider.poolID)") }
         _ = try CompiledMapping(provider.attributeMapping, customAttributes: pool.customAttributes)
         try await directory.createProvider(provider)
+        try await audit(provider.poolID, action: "provider.created", target: "provider:\(provider.name)", after: .object(["kind": .string(provider.kind.rawValue)]))
         _ = try await directory.saveMapping(pool: provider.poolID, provider: provider.name, mapping: provider.attributeMapping, author: actor, note: "created with the provider", now: now)
         return provider
     }
@@ -28,7 +29,12 @@ extension Admin {
         let (p, _) = try await existingProvider(pool: pool, name: provider)
         try mapping.validate()
         _ = try CompiledMapping(mapping, customAttributes: p.customAttributes)
-        return try await directory.saveMapping(pool: p.id, provider: provider, mapping: mapping, author: actor, note: note, now: now)
+        let version = try await directory.saveMapping(pool: p.id, provider: provider, mapping: mapping, author: actor, note: note, now: now)
+        try await audit(p.id, action: "mapping.saved", target: "provider:\(provider)", after: .object([
+            "version": .number(Double(version.version)), "note": note.map(JSONValue.string) ?? .null,
+            "changes": .array(version.changes.map { .object(["target": .string($0.target), "before": $0.before.map(JSONValue.string) ?? .null, "after": $0.after.map(JSONValue.string) ?? .null]) }),
+        ]))
+        return version
     }
 
     public func mappingVersions(pool: String, provider: String) async throws -> [MappingVersion] {
@@ -109,6 +115,7 @@ extension Admin {
         guard !p.customAttributes.contains(where: { $0.name == attribute.name }) else { throw DirectoryError(.conflict, "\(attribute.name) is already declared") }
         p.customAttributes.append(attribute)
         try await directory.updatePool(p)
+        try await audit(p.id, action: "pool.attribute_declared", target: "pool:\(p.id)", after: .object(["name": .string(attribute.name), "type": .string(attribute.type.rawValue)]))
         return p
     }
 }

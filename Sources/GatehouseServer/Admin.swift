@@ -26,6 +26,7 @@ public struct Admin: Sendable {
         let pool = Pool(id: try PoolID(name), displayName: displayName ?? name, signingAlgorithm: algorithm, createdAt: now)
         try await directory.createPool(pool)
         try await gatehouse.keyRing.ensureKey(pool: pool.id, algorithm: algorithm)
+        try await audit(pool.id, action: "pool.created", target: "pool:\(pool.id)", after: .object(["display_name": .string(pool.displayName), "algorithm": .string(algorithm.rawValue)]))
         return pool
     }
 
@@ -44,6 +45,9 @@ public struct Admin: Sendable {
             allowedScopes: scopes, allowedProviders: providers, idTokenTTL: lifetimes.id, accessTokenTTL: lifetimes.access,
             refreshTokenTTL: lifetimes.refresh, createdAt: now)
         try await directory.createClient(client)
+        try await audit(poolID, action: "client.created", target: "client:\(client.clientID)", after: .object([
+            "name": .string(client.name), "public": .bool(client.isPublic), "redirect_uris": .array(client.redirectURIs.map(JSONValue.string)),
+        ]))
         return (client, secret)
     }
 
@@ -107,6 +111,8 @@ public struct Admin: Sendable {
     public func rotateKeys(pool: String, activationDelay: TimeInterval) async throws -> SigningKeyRecord {
         let poolID = try PoolID(pool)
         guard let p = try await directory.pool(poolID) else { throw DirectoryError(.notFound, "no pool \(pool)") }
-        return try await gatehouse.keyRing.rotate(pool: poolID, algorithm: p.signingAlgorithm, activationDelay: activationDelay)
+        let record = try await gatehouse.keyRing.rotate(pool: poolID, algorithm: p.signingAlgorithm, activationDelay: activationDelay)
+        try await audit(poolID, action: "keys.rotated", target: "key:\(record.kid)", after: .object(["activates_at": .number(Double(record.activatesAt.epochSeconds))]))
+        return record
     }
 }

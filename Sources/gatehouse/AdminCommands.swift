@@ -177,7 +177,7 @@ struct UserCommand: AsyncParsableCommand {
         @Option var pool: String
         @Option var id: String
         func run() async throws {
-            try await withEnvironment(common) { env in try await env.gatehouse.directory.setUserEnabled(pool: try PoolID(pool), id: id, enabled: false, now: Date()) }
+            try await withEnvironment(common) { env in try await env.admin.setUserEnabled(pool: pool, userID: id, enabled: false) }
         }
     }
 
@@ -187,7 +187,7 @@ struct UserCommand: AsyncParsableCommand {
         @Option var pool: String
         @Option var id: String
         func run() async throws {
-            try await withEnvironment(common) { env in try await env.gatehouse.directory.setUserEnabled(pool: try PoolID(pool), id: id, enabled: true, now: Date()) }
+            try await withEnvironment(common) { env in try await env.admin.setUserEnabled(pool: pool, userID: id, enabled: true) }
         }
     }
 }

@@ -120,7 +120,7 @@ struct GroupCommand: AsyncParsableCommand {
         @Option var description: String = ""
         func run() async throws {
             try await withEnvironment(common) { env in
-                try await env.gatehouse.directory.createGroup(Group(poolID: try PoolID(pool), name: name, description: description))
+                try await env.admin.createGroup(pool: pool, name: name, description: description)
                 print("Created group \(name).")
             }
         }
@@ -142,7 +142,7 @@ struct GroupCommand: AsyncParsableCommand {
         @Option(name: .customLong("user")) var userID: String
         func run() async throws {
             try await withEnvironment(common) { env in
-                try await env.gatehouse.directory.addUser(pool: try PoolID(pool), userID: userID, toGroup: group)
+                try await env.admin.addUser(pool: pool, userID: userID, toGroup: group)
                 print("Added.")
             }
         }
