@@ -105,6 +105,15 @@ extension UserStore {
     }
 }
 
+/// Credentials of the admin HTTP API.
+public protocol AdminCredentialStore: Sendable {
+    func createAdminCredential(_ credential: AdminCredential) async throws
+    /// The live (not revoked) credential with this secret hash.
+    func adminCredential(secretHash: String) async throws -> AdminCredential?
+    func listAdminCredentials() async throws -> [AdminCredential]
+    func revokeAdminCredential(name: String, now: Date) async throws
+}
+
 /// The audit log: admin changes and link decisions.
 public protocol AuditStore: Sendable {
     func recordAudit(_ entry: AuditEntry) async throws
@@ -174,7 +183,7 @@ public protocol ReplayCache: Sendable {
 }
 
 /// Every store together: what the server is given.
-public protocol Directory: PoolStore, AppClientStore, IdentityProviderStore, UserStore, MappingStore, AuditStore, LoginStateStore,
+public protocol Directory: PoolStore, AppClientStore, IdentityProviderStore, UserStore, MappingStore, AuditStore, AdminCredentialStore, LoginStateStore,
     RefreshTokenStore, SigningKeyStore, ReplayCache
 {
     /// A short name for logs and readiness: `sqlite` or `postgresql`.

@@ -149,3 +149,30 @@ public struct LinkMerge: Sendable, Equatable {
         self.fromUserDeleted = fromUserDeleted
     }
 }
+
+/// A credential for the admin HTTP API, made by the CLI. Only the hash of its secret is stored;
+/// the secret is shown once. A credential may be limited to one pool.
+public struct AdminCredential: Sendable, Codable, Equatable {
+    /// Names the actor in the audit log (`admin:{name}`).
+    public var name: String
+    public var secretHash: String
+    /// The one pool it may act on; `nil` for every pool.
+    public var poolID: PoolID?
+    public var createdAt: Date
+    public var revokedAt: Date?
+
+    public init(name: String, secretHash: String, poolID: PoolID?, createdAt: Date, revokedAt: Date? = nil) {
+        self.name = name
+        self.secretHash = secretHash
+        self.poolID = poolID
+        self.createdAt = createdAt
+        self.revokedAt = revokedAt
+    }
+
+    /// 1-64 of `A-Z a-z 0-9 . _ -`.
+    public static func isValidName(_ name: String) -> Bool {
+        (1...64).contains(name.utf8.count) && name.utf8.allSatisfy { c in
+            (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) || c == 0x2E || c == 0x5F || c == 0x2D
+        }
+    }
+}

@@ -95,7 +95,7 @@ enum Migrations {
                 body TEXT NOT NULL, PRIMARY KEY (pool_id, provider_name, id))
             """,
         ]),
-        Migration(version: 3, name: "account linking: pending links, audit log", statements: [
+        Migration(version: 3, name: "account linking and administration: pending links, audit log, admin credentials", statements: [
             """
             CREATE TABLE pending_links (
                 id TEXT PRIMARY KEY, pool_id TEXT NOT NULL, browser_binding_hash TEXT NOT NULL, body TEXT NOT NULL,
@@ -104,6 +104,10 @@ enum Migrations {
             """
             CREATE TABLE audit_log (
                 id TEXT NOT NULL, pool_id TEXT NOT NULL, action TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (pool_id, id))
+            """,
+            """
+            CREATE TABLE admin_credentials (
+                name TEXT PRIMARY KEY, secret_hash TEXT NOT NULL UNIQUE, body TEXT NOT NULL, revoked_at BIGINT)
             """,
         ]),
     ]

@@ -70,3 +70,37 @@ extension SQLDirectory {
         }
     }
 }
+
+extension SQLDirectory {
+    public func createAdminCredential(_ credential: AdminCredential) async throws {
+        guard AdminCredential.isValidName(credential.name) else { throw DirectoryError(.invalid, "a credential name is 1-64 of A-Z a-z 0-9 . _ -") }
+        let body = try Body.encode(credential)
+        try await session { db in
+            try await db.raw("INSERT INTO admin_credentials (name, secret_hash, body, revoked_at) VALUES (\(bind: credential.name), \(bind: credential.secretHash), \(bind: body), NULL)").run()
+        }
+    }
+
+    public func adminCredential(secretHash: String) async throws -> AdminCredential? {
+        try await session { db in
+            try await db.raw("SELECT body FROM admin_credentials WHERE secret_hash = \(bind: secretHash) AND revoked_at IS NULL").first()
+                .map { try Body.decode(AdminCredential.self, try $0.string("body")) }
+        }
+    }
+
+    public func listAdminCredentials() async throws -> [AdminCredential] {
+        try await session { db in
+            try await db.raw("SELECT body, revoked_at FROM admin_credentials ORDER BY name").all().map { row in
+                var c = try Body.decode(AdminCredential.self, try row.string("body"))
+                if let t = try row.optionalInt("revoked_at") { c.revokedAt = Date(epochSeconds: t) }
+                return c
+            }
+        }
+    }
+
+    public func revokeAdminCredential(name: String, now: Date) async throws {
+        let found = try await session { db in
+            try await db.raw("UPDATE admin_credentials SET revoked_at = \(bind: now.epochSeconds) WHERE name = \(bind: name) AND revoked_at IS NULL RETURNING name").first() != nil
+        }
+        guard found else { throw DirectoryError(.notFound, "no live credential \(name)") }
+    }
+}

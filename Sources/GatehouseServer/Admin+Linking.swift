@@ -78,4 +78,13 @@ extension Admin {
         try await directory.addUser(pool: poolID, userID: userID, toGroup: group)
         try await audit(poolID, action: "group.member_added", target: "user:\(userID)", after: .object(["group": .string(group)]))
     }
+
+    /// Makes an admin API credential and returns its secret, which is shown only now.
+    public func createCredential(name: String, pool: String?) async throws -> String {
+        let poolID = try pool.map(PoolID.init)
+        if let poolID { guard try await directory.pool(poolID) != nil else { throw DirectoryError(.notFound, "no pool \(poolID)") } }
+        let secret = "gha_" + Secrets.randomToken()
+        try await directory.createAdminCredential(AdminCredential(name: name, secretHash: Secrets.hash(secret), poolID: poolID, createdAt: now))
+        return secret
+    }
 }

@@ -23,6 +23,7 @@ public final class Gatehouse: Sendable {
     let adapters: AdapterRegistry
     let accessTokens: LocalAccessTokenVerifier
     let mappings = MappingCache()
+    let masterKey: MasterKey
     /// How many recent verified logins per provider are kept (redacted) for mapping previews.
     public static let loginSamplesKept = 20
 
@@ -32,6 +33,7 @@ public final class Gatehouse: Sendable {
         self.clock = clock
         self.logger = logger
         self.http = http
+        self.masterKey = masterKey
         self.keyRing = SigningKeyRing(store: directory, masterKey: masterKey, clock: clock)
         self.minter = TokenMinter(keyRing: keyRing)
         self.accessTokens = LocalAccessTokenVerifier(keyRing: keyRing)
@@ -109,6 +111,7 @@ public final class Gatehouse: Sendable {
         router.get("/{pool}/oauth2/authorize") { req, ctx in try await self.handle { try await self.authorize(req, ctx) } }
         router.get("/{pool}/oauth2/idpresponse") { req, ctx in try await self.handle { try await self.callback(req, ctx) } }
         router.get("/{pool}/link/prove") { req, ctx in try await self.handle { try await self.proveLink(req, ctx) } }
+        addAdminRoutes(to: router)
         router.post("/{pool}/oauth2/token") { req, ctx in try await self.handle(api: true) { try await self.token(req, ctx) } }
         router.get("/{pool}/oauth2/userInfo") { req, ctx in try await self.handle(api: true) { try await self.userInfo(req, ctx) } }
         router.post("/{pool}/oauth2/userInfo") { req, ctx in try await self.handle(api: true) { try await self.userInfo(req, ctx) } }

@@ -133,10 +133,7 @@ struct ProviderCommand: AsyncParsableCommand {
         @Option var pool: String
         func run() async throws {
             try await withEnvironment(common) { env in
-                var providers = try await env.gatehouse.directory.listProviders(pool: try PoolID(pool))
-                for i in providers.indices where providers[i].sealedClientSecret != nil { providers[i].sealedClientSecret = "(sealed)" }
-                for i in providers.indices where providers[i].saml != nil { providers[i].saml!.sealedSPPrivateKey = "(sealed)" }
-                try printJSON(providers)
+                try printJSON(try await env.gatehouse.directory.listProviders(pool: try PoolID(pool)).map(\.redactedForDisplay))
             }
         }
     }

@@ -13,7 +13,7 @@ struct GatehouseCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatehouse",
         abstract: "A self-hosted identity federation bridge.",
-        subcommands: [Serve.self, Migrate.self, PoolCommand.self, ClientCommand.self, ProviderCommand.self, MappingCommand.self, UserCommand.self, GroupCommand.self, AuditCommand.self, KeysCommand.self, OIDCCommand.self, SAMLCommand.self]
+        subcommands: [Serve.self, Migrate.self, PoolCommand.self, ClientCommand.self, ProviderCommand.self, MappingCommand.self, UserCommand.self, GroupCommand.self, AuditCommand.self, AdminCredentialCommand.self, KeysCommand.self, OIDCCommand.self, SAMLCommand.self]
     )
 }
 

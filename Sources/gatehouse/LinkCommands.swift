@@ -174,3 +174,42 @@ struct AuditCommand: AsyncParsableCommand {
         }
     }
 }
+
+struct AdminCredentialCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "admin-credential", abstract: "Credentials of the admin HTTP API (/admin/v1).", subcommands: [Create.self, List.self, Revoke.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Make a credential; its secret is printed once.")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "Its name, recorded as admin:NAME in the audit log.") var name: String
+        @Option(help: "Limit it to this pool.") var pool: String?
+        func run() async throws {
+            try await withEnvironment(common) { env in
+                let secret = try await env.admin.createCredential(name: name, pool: pool)
+                print("admin credential \(name): \(secret)   (shown once; send it as Authorization: Bearer …)")
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        @OptionGroup var common: CommonOptions
+        func run() async throws {
+            try await withEnvironment(common) { env in
+                struct View: Encodable { let name: String; let pool: PoolID?; let createdAt: Date; let revokedAt: Date? }
+                try printJSON(try await env.gatehouse.directory.listAdminCredentials().map { View(name: $0.name, pool: $0.poolID, createdAt: $0.createdAt, revokedAt: $0.revokedAt) })
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        @OptionGroup var common: CommonOptions
+        @Option var name: String
+        func run() async throws {
+            try await withEnvironment(common) { env in
+                try await env.gatehouse.directory.revokeAdminCredential(name: name, now: Date())
+                print("Revoked \(name).")
+            }
+        }
+    }
+}

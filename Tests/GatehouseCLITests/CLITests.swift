@@ -153,6 +153,12 @@ import Glibc
         #expect(lines.allSatisfy { $0.contains(#""actor":"cli:alice""#) }, "\(audit.output)")
         let actions = lines.compactMap { line in line.range(of: #""action":"[a-z._]+""#, options: .regularExpression).map { String(line[$0].dropFirst(10).dropLast()) } }
         #expect(actions == ["pool.created", "provider.created", "provider.created", "user.created", "link.created", "link.removed", "provider.linking"], "\(actions)")
+        let credential = try Self.run(["admin-credential", "create", "--name", "ops", "--pool", "demo"], environment: env)
+        #expect(credential.status == 0 && credential.output.contains("gha_"), "\(credential.output)")
+        let secret = try #require(credential.output.split(separator: " ").first { $0.hasPrefix("gha_") })
+        let credentials = try Self.run(["admin-credential", "list"], environment: env)
+        #expect(credentials.output.contains(#""name" : "ops""#) && !credentials.output.contains(secret))
+        #expect(try Self.run(["admin-credential", "revoke", "--name", "ops"], environment: env).status == 0)
         let onlyRemovals = try Self.run(["audit", "export", "--pool", "demo", "--action", "link.removed"], environment: env)
         #expect(onlyRemovals.output.split(separator: "\n").count == 1)
     }

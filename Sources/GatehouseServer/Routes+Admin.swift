@@ -1,0 +1,303 @@
+import Foundation
+public import GatehouseCore
+import Logging
+import GatehouseMapping
+import Hummingbird
+import HTTPTypes
+import NIOCore
+
+/// The admin HTTP API under `/admin/v1`: JSON in and out, every call authenticated with a bearer
+/// credential the CLI made (`gatehouse admin-credential create`), every change recorded in the
+/// audit log as `admin:{credential}`. A credential limited to a pool gets 403 elsewhere.
+extension Gatehouse {
+    /// A JSON error of the admin API: `{"error": code, "error_description": …}` plus details.
+    struct AdminAPIError: Error {
+        let status: HTTPResponse.Status
+        let code: String
+        let description: String
+        var details: [String: JSONValue] = [:]
+
+        func response() -> Response {
+            var body = details
+            body["error"] = .string(code)
+            body["error_description"] = .string(description)
+            var r = Responses.json(body, status: status)
+            if status == .unauthorized { r.headers[.wwwAuthenticate] = "Bearer realm=\"gatehouse-admin\"" }
+            return r
+        }
+
+        static func from(_ error: any Error) -> AdminAPIError? {
+            switch error {
+            case let e as AdminAPIError: return e
+            case let e as DirectoryError:
+                switch e.code {
+                case .notFound: return AdminAPIError(status: .notFound, code: "not_found", description: e.reason)
+                case .conflict: return AdminAPIError(status: .conflict, code: "conflict", description: e.reason)
+                case .invalid: return AdminAPIError(status: .badRequest, code: "invalid_request", description: e.reason)
+                default: return nil
+                }
+            case let e as MappingError:
+                var details: [String: JSONValue] = [:]
+                if let t = e.target { details["rule"] = .string(t) }
+                if let p = e.position { details["position"] = .number(Double(p)) }
+                details["reason"] = .string(e.reason)
+                return AdminAPIError(status: .badRequest, code: "invalid_mapping", description: e.description, details: details)
+            case let e as VerificationError:
+                return AdminAPIError(status: .badRequest, code: "invalid_request", description: "the capture could not be read: \(e)")
+            case let e as UpstreamError:
+                return AdminAPIError(status: .badRequest, code: "invalid_request", description: "the capture could not be read: \(e.reason)")
+            default: return nil
+            }
+        }
+    }
+
+    /// One authenticated admin call.
+    struct AdminCall {
+        let request: Request
+        let context: GatehouseRequestContext
+        let admin: Admin
+        let credential: AdminCredential
+
+        /// The `{pool}` of the path, which the credential must be allowed.
+        func pool() throws -> String {
+            guard let pool = context.parameters.get("pool") else { throw AdminAPIError(status: .notFound, code: "not_found", description: "no pool in the path") }
+            if let only = credential.poolID, only.rawValue != pool {
+                throw AdminAPIError(status: .forbidden, code: "forbidden", description: "this credential is limited to pool \(only)")
+            }
+            return pool
+        }
+
+        func parameter(_ name: String) throws -> String {
+            guard let v = context.parameters.get(name) else { throw AdminAPIError(status: .notFound, code: "not_found", description: "no \(name) in the path") }
+            return v
+        }
+
+        var query: [String: String] { FormEncoding.decode(request.uri.query ?? "") ?? [:] }
+
+        /// The JSON object body (at most 1 MiB).
+        func body() async throws -> [String: JSONValue] {
+            let buffer: ByteBuffer
+            do { buffer = try await request.body.collect(upTo: 1 << 20) } catch {
+                throw AdminAPIError(status: .contentTooLarge, code: "invalid_request", description: "the body is larger than 1 MiB")
+            }
+            guard case .object(let o) = try? JSONValue.parse(Array(buffer.readableBytesView)) else {
+                throw AdminAPIError(status: .badRequest, code: "invalid_request", description: "the body must be a JSON object")
+            }
+            return o
+        }
+
+        func string(_ body: [String: JSONValue], _ key: String) throws -> String {
+            guard let v = body[key]?.stringValue else { throw AdminAPIError(status: .badRequest, code: "invalid_request", description: "\(key) is required (a string)") }
+            return v
+        }
+    }
+
+    static let adminEncoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        e.dateEncodingStrategy = .iso8601
+        return e
+    }()
+
+    static func encoded(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try adminEncoder.encode(value)
+        return Response(status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// Authenticates, runs, and renders errors as JSON; nothing unexpected leaks detail.
+    func adminHandle(_ request: Request, _ context: GatehouseRequestContext, _ body: (AdminCall) async throws -> Response) async -> Response {
+        do {
+            guard let header = request.headers[.authorization], header.utf8.count <= 256, header.hasPrefix("Bearer ") else {
+                throw AdminAPIError(status: .unauthorized, code: "unauthorized", description: "an admin credential is required (Authorization: Bearer …)")
+            }
+            let secret = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+            guard let credential = try await directory.adminCredential(secretHash: Secrets.hash(secret)) else {
+                throw AdminAPIError(status: .unauthorized, code: "unauthorized", description: "the admin credential is unknown or revoked")
+            }
+            let admin = Admin(gatehouse: self, masterKey: masterKey, actor: "admin:\(credential.name)")
+            return try await body(AdminCall(request: request, context: context, admin: admin, credential: credential))
+        } catch {
+            if let e = AdminAPIError.from(error) { return e.response() }
+            logger.error("admin call failed", metadata: ["path": "\(request.uri.path)", "reason": "\(error)"])
+            return AdminAPIError(status: .serviceUnavailable, code: "temporarily_unavailable", description: "the service is temporarily unavailable").response()
+        }
+    }
+
+    func addAdminRoutes(to router: Router<GatehouseRequestContext>) {
+        func route(_ method: HTTPRequest.Method, _ path: String, _ handler: @escaping @Sendable (AdminCall) async throws -> Response) {
+            router.on(RouterPath("/admin/v1" + path), method: method) { req, ctx in await self.adminHandle(req, ctx, handler) }
+        }
+
+        route(.get, "/pools") { call in
+            let pools = try await self.directory.listPools().filter { call.credential.poolID == nil || call.credential.poolID == $0.id }
+            return try Self.encoded(pools)
+        }
+        route(.post, "/pools") { call in
+            guard call.credential.poolID == nil else { throw AdminAPIError(status: .forbidden, code: "forbidden", description: "a pool-limited credential cannot create pools") }
+            let b = try await call.body()
+            let alg = try b["algorithm"].map { v -> SigningAlgorithm in
+                guard let a = v.stringValue.flatMap(SigningAlgorithm.init(rawValue:)) else { throw AdminAPIError(status: .badRequest, code: "invalid_request", description: "algorithm is ES256 or RS256") }
+                return a
+            } ?? .es256
+            return try Self.encoded(try await call.admin.createPool(name: try call.string(b, "name"), displayName: b["display_name"]?.stringValue, algorithm: alg), status: .created)
+        }
+        route(.post, "/pools/{pool}/custom-attributes") { call in
+            let b = try await call.body()
+            guard let type = CustomAttribute.Kind(rawValue: b["type"]?.stringValue ?? "string") else {
+                throw AdminAPIError(status: .badRequest, code: "invalid_request", description: "type is string, number or boolean")
+            }
+            let attribute = CustomAttribute(name: try call.string(b, "name"), type: type, maximumLength: Int(b["max_length"]?.numberValue ?? 2048))
+            return try Self.encoded(try await call.admin.declareCustomAttribute(pool: try call.pool(), attribute))
+        }
+
+        // Clients.
+        route(.get, "/pools/{pool}/clients") { call in try Self.encoded(try await self.directory.listClients(pool: try PoolID(try call.pool()))) }
+        route(.post, "/pools/{pool}/clients") { call in
+            let b = try await call.body()
+            func uris(_ key: String) -> [String] {
+                guard case .array(let a)? = b[key] else { return [] }
+                return a.compactMap(\.stringValue)
+            }
+            let (client, secret) = try await call.admin.createClient(
+                pool: try call.pool(), name: try call.string(b, "name"), redirectURIs: uris("redirect_uris"), logoutURIs: uris("logout_uris"),
+                confidential: b["public"] != .bool(true))
+            struct Created: Encodable { let client: AppClient; let clientSecret: String? }
+            return try Self.encoded(Created(client: client, clientSecret: secret), status: .created)
+        }
+
+        // Providers, mappings, linking.
+        route(.get, "/pools/{pool}/providers") { call in
+            try Self.encoded(try await self.directory.listProviders(pool: try PoolID(try call.pool())).map(\.redactedForDisplay))
+        }
+        route(.get, "/pools/{pool}/providers/{provider}/mapping") { call in
+            let (_, provider) = try await call.admin.existingProvider(pool: try call.pool(), name: try call.parameter("provider"))
+            return try Self.encoded(provider.attributeMapping)
+        }
+        route(.put, "/pools/{pool}/providers/{provider}/mapping") { call in
+            let b = try await call.body()
+            guard let document = b["mapping"] else { throw AdminAPIError(status: .badRequest, code: "invalid_request", description: "mapping is required (the mapping document)") }
+            let mapping = try AttributeMapping(document: document)
+            return try Self.encoded(try await call.admin.setMapping(pool: try call.pool(), provider: try call.parameter("provider"), mapping: mapping, note: b["note"]?.stringValue))
+        }
+        route(.get, "/pools/{pool}/providers/{provider}/mapping/versions") { call in
+            try Self.encoded(try await call.admin.mappingVersions(pool: try call.pool(), provider: try call.parameter("provider")))
+        }
+        route(.post, "/pools/{pool}/providers/{provider}/mapping/rollback") { call in
+            guard let version = try await call.body()["version"]?.numberValue, version >= 1, version == version.rounded() else {
+                throw AdminAPIError(status: .badRequest, code: "invalid_request", description: "version is required (a number)")
+            }
+            return try Self.encoded(try await call.admin.rollbackMapping(pool: try call.pool(), provider: try call.parameter("provider"), to: Int(version)))
+        }
+        route(.post, "/pools/{pool}/providers/{provider}/mapping/preview") { call in
+            let b = try await call.body()
+            let mapping = try b["mapping"].map { try AttributeMapping(document: $0) }
+            let input: Admin.PreviewInput
+            if case .object(let attributes)? = b["attributes"] {
+                input = .attributes(JSONValue.flatten(attributes))
+            } else if let saml = b["saml_response"]?.stringValue {
+                input = .samlResponse(saml)
+            } else if let token = b["id_token"]?.stringValue {
+                input = .idToken(token)
+            } else if let n = b["recent"]?.numberValue {
+                input = .recentLogins(max(1, min(Int(n), 20)))
+            } else {
+                throw AdminAPIError(status: .badRequest, code: "invalid_request", description: "give one of attributes, saml_response, id_token, recent")
+            }
+            return try Self.encoded(try await call.admin.previewMapping(pool: try call.pool(), provider: try call.parameter("provider"), mapping: mapping, input: input))
+        }
+        route(.put, "/pools/{pool}/providers/{provider}/linking") { call in
+            let b = try await call.body()
+            guard let policy = b["policy"]?.stringValue.flatMap(LinkPolicy.init(rawValue:)) else {
+                throw AdminAPIError(status: .badRequest, code: "invalid_request", description: "policy is one of \(LinkPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let settings = LinkSettings(policy: policy, trustEmail: b["trust_email"] == .bool(true))
+            return try Self.encoded(try await call.admin.setLinkSettings(pool: try call.pool(), provider: try call.parameter("provider"), settings).redactedForDisplay)
+        }
+
+        // Users and links.
+        route(.get, "/pools/{pool}/users") { call in
+            let pool = try PoolID(try call.pool())
+            let q = call.query
+            let limit = max(1, min(Int(q["limit"] ?? "") ?? 50, 1000))
+            if let email = q["email"] { return try Self.encoded(try await self.directory.users(pool: pool, email: email, limit: limit)) }
+            if let name = q["provider"], let subject = q["subject"] {
+                let (_, provider) = try await call.admin.existingProvider(pool: pool.rawValue, name: name)
+                guard let issuer = q["issuer"] ?? Admin.upstreamIssuer(of: provider),
+                    let id = try await self.directory.userID(pool: pool, providerName: name, upstreamIssuer: issuer, upstreamSubject: subject),
+                    let user = try await self.directory.user(pool: pool, id: id)
+                else { return try Self.encoded([User]()) }
+                return try Self.encoded([user])
+            }
+            return try Self.encoded(try await self.directory.listUsers(pool: pool, after: q["after"], limit: limit))
+        }
+        route(.post, "/pools/{pool}/users") { call in
+            let b = try await call.body()
+            var attributes: [String: String] = [:]
+            if case .object(let o)? = b["attributes"] { for (k, v) in o { if let s = v.stringValue { attributes[k] = s } } }
+            let user = try await call.admin.createUser(pool: try call.pool(), provider: try call.string(b, "provider"), subject: try call.string(b, "subject"), attributes: attributes, issuer: b["issuer"]?.stringValue)
+            return try Self.encoded(user, status: .created)
+        }
+        route(.get, "/pools/{pool}/users/{user}") { call in
+            let pool = try PoolID(try call.pool())
+            let id = try call.parameter("user")
+            guard let user = try await self.directory.user(pool: pool, id: id) else { throw DirectoryError(.notFound, "no user \(id)") }
+            struct View: Encodable { let user: User; let identities: [LinkedIdentity]; let groups: [String] }
+            return try Self.encoded(View(user: user, identities: try await self.directory.linkedIdentities(pool: pool, userID: id), groups: try await self.directory.groups(pool: pool, userID: id)))
+        }
+        route(.post, "/pools/{pool}/users/{user}/disable") { call in
+            try await call.admin.setUserEnabled(pool: try call.pool(), userID: try call.parameter("user"), enabled: false)
+            return Response(status: .noContent)
+        }
+        route(.post, "/pools/{pool}/users/{user}/enable") { call in
+            try await call.admin.setUserEnabled(pool: try call.pool(), userID: try call.parameter("user"), enabled: true)
+            return Response(status: .noContent)
+        }
+        route(.post, "/pools/{pool}/users/{user}/links") { call in
+            let b = try await call.body()
+            let merge = try await call.admin.link(pool: try call.pool(), userID: try call.parameter("user"), provider: try call.string(b, "provider"), subject: try call.string(b, "subject"), issuer: b["issuer"]?.stringValue)
+            var out: [String: JSONValue] = ["linked": .bool(true), "merged_user_deleted": .bool(merge.fromUserDeleted)]
+            if let from = merge.fromUserID { out["moved_from_user"] = .string(from) }
+            return Responses.json(out)
+        }
+        route(.delete, "/pools/{pool}/links") { call in
+            let q = call.query
+            guard let provider = q["provider"], let subject = q["subject"] else {
+                throw AdminAPIError(status: .badRequest, code: "invalid_request", description: "provider and subject are required")
+            }
+            try await call.admin.unlink(pool: try call.pool(), provider: provider, subject: subject, issuer: q["issuer"])
+            return Response(status: .noContent)
+        }
+
+        // Groups.
+        route(.get, "/pools/{pool}/groups") { call in try Self.encoded(try await self.directory.listGroups(pool: try PoolID(try call.pool()))) }
+        route(.post, "/pools/{pool}/groups") { call in
+            let b = try await call.body()
+            try await call.admin.createGroup(pool: try call.pool(), name: try call.string(b, "name"), description: b["description"]?.stringValue ?? "")
+            return Response(status: .created)
+        }
+        route(.post, "/pools/{pool}/groups/{group}/members") { call in
+            try await call.admin.addUser(pool: try call.pool(), userID: try call.string(try await call.body(), "user"), toGroup: try call.parameter("group"))
+            return Response(status: .noContent)
+        }
+
+        // The audit log: a page of JSON, or JSON lines with ?format=jsonl.
+        route(.get, "/pools/{pool}/audit") { call in
+            let q = call.query
+            let entries = try await self.directory.auditEntries(pool: try PoolID(try call.pool()), after: q["after"], action: q["action"], limit: Int(q["limit"] ?? "") ?? 100)
+            guard q["format"] == "jsonl" else { return try Self.encoded(entries) }
+            var text = ""
+            for e in entries { text += String(decoding: try Self.adminEncoder.encode(e), as: UTF8.self) + "\n" }
+            return Response(status: .ok, headers: [.contentType: "application/x-ndjson", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+    }
+}
+
+extension IdentityProvider {
+    /// The provider as admins may see it: sealed secrets and keys replaced by a marker.
+    public var redactedForDisplay: IdentityProvider {
+        var p = self
+        if p.sealedClientSecret != nil { p.sealedClientSecret = "(sealed)" }
+        if p.saml != nil { p.saml!.sealedSPPrivateKey = "(sealed)" }
+        return p
+    }
+}
