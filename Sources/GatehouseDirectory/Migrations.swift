@@ -105,6 +105,10 @@ enum Migrations {
             CREATE TABLE audit_log (
                 id TEXT NOT NULL, pool_id TEXT NOT NULL, action TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (pool_id, id))
             """,
+            // Email lookups return users in id order: an index that serves both the match and the order
+            // (otherwise SQLite walks the primary key to avoid a sort).
+            "CREATE INDEX users_by_email_and_id ON users (pool_id, email, id)",
+            "DROP INDEX users_by_email",
             """
             CREATE TABLE admin_credentials (
                 name TEXT PRIMARY KEY, secret_hash TEXT NOT NULL UNIQUE, body TEXT NOT NULL, revoked_at BIGINT)

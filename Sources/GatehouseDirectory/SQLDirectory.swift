@@ -242,4 +242,29 @@ extension SQLDirectory {
     package func count(table: String) async throws -> Int {
         try await session { db in Int(try await db.raw("SELECT COUNT(*) AS n FROM \(unsafeRaw: table)").first()?.int("n") ?? 0) }
     }
+
+    /// Fills `pool` with `count` users `bench-{i}` (email `user{i}@example.com`), each with one
+    /// identity of provider `Corp` (issuer `https://corp.example`, subject `s{i}`), in batches
+    /// written by the database itself: for the benchmark of lookups in a large pool.
+    package func seedUsers(pool: PoolID, count: Int, batch: Int = 100_000) async throws {
+        var start = 1
+        while start <= count {
+            let (first, end) = (start, min(count, start + batch - 1))
+            let p = pool.rawValue
+            try await transaction { db in
+                try await db.raw("""
+                    WITH RECURSIVE s(i) AS (SELECT \(bind: Int64(first)) UNION ALL SELECT i + 1 FROM s WHERE i < \(bind: Int64(end)))
+                    INSERT INTO users (pool_id, id, username, email, attributes, enabled, created_at, updated_at)
+                    SELECT \(bind: p), 'id-' || i, 'Corp_s' || i, 'user' || i || '@example.com', '{"email":"user' || i || '@example.com"}', 1, 0, 0 FROM s
+                    """).run()
+                try await db.raw("""
+                    WITH RECURSIVE s(i) AS (SELECT \(bind: Int64(first)) UNION ALL SELECT i + 1 FROM s WHERE i < \(bind: Int64(end)))
+                    INSERT INTO linked_identities (pool_id, provider_name, upstream_subject, provider_kind, upstream_issuer, user_id, created_at)
+                    SELECT \(bind: p), 'Corp', 's' || i, 'oidc', 'https://corp.example', 'id-' || i, 0 FROM s
+                    """).run()
+            }
+            start = end + 1
+        }
+        if sessions.backend == .postgresql { try await execute(unsafeSQL: "ANALYZE") }
+    }
 }

@@ -14,7 +14,7 @@ import GatehouseTestSupport
 /// exchange, and complete logins over HTTP on SQLite. Build with `-c release`.
 @main
 struct Benchmark {
-    /// `gatehouse-bench [mint|verify|exchange|login|mapping|saml|saml-login|saml-memory]` runs one section;
+    /// `gatehouse-bench [mint|verify|exchange|login|mapping|users|saml|saml-login|saml-memory]` runs one section;
     /// no argument runs them all but `saml-memory` (a million validations, minutes long).
     static let only = CommandLine.arguments.dropFirst().first
     static func wanted(_ section: String) -> Bool { only == nil || only == section }
@@ -99,6 +99,7 @@ struct Benchmark {
         }
         if wanted("login") { try await LoginBenchmark.run() }
         if wanted("mapping") { try await MappingBenchmark.run() }
+        if wanted("users") { try await UserLookupBenchmark.run() }
         if wanted("saml") { try await SAMLBenchmark.validation() }
         if wanted("saml-login") { try await SAMLBenchmark.login() }
         if only == "saml-memory" { try await SAMLBenchmark.memory() }
