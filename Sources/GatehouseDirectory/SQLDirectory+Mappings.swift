@@ -6,11 +6,12 @@ extension SQLDirectory {
     public func saveMapping(pool: PoolID, provider: String, mapping: AttributeMapping, author: String, note: String?, now: Date) async throws -> MappingVersion {
         try mapping.validate()
         for _ in 0..<5 {
-            // Two admins saving at once both read version n; the second INSERT of n + 1 conflicts,
-            // rolls back (leaving the provider as the first admin left it), and tries again on top.
+            // A no-op UPDATE takes the provider row's lock first (SQLite's lock is the whole database), so
+            // saves of one mapping queue up and each reads the version the previous one wrote. The
+            // INSERT's conflict check stays as a second line: a conflicting save rolls back and retries.
             let saved: MappingVersion? = try await transaction { db in
                 let p = pool.rawValue
-                guard let row = try await db.raw("SELECT body FROM identity_providers WHERE pool_id = \(bind: p) AND name = \(bind: provider)").first() else {
+                guard let row = try await db.raw("UPDATE identity_providers SET body = body WHERE pool_id = \(bind: p) AND name = \(bind: provider) RETURNING body").first() else {
                     throw DirectoryError(.notFound, "no provider \(provider) in pool \(pool)")
                 }
                 var stored = try Body.decode(IdentityProvider.self, try row.string("body"))
