@@ -77,6 +77,9 @@ public protocol UserStore: Sendable {
     /// Links a pending identity to `userID` after the person proved that account, applying the
     /// pending identity's attributes; refuses if the identity was linked to someone else meanwhile.
     func completePendingLink(_ pending: PendingLink, userID: String, now: Date) async throws -> User
+    /// Links `identity` to `identity.userID` only if no other user has it: `false` (and nothing
+    /// written) when it belongs to someone else. One transaction, with its audit entry.
+    func claimIdentity(_ identity: LinkedIdentity, actor: String, now: Date) async throws -> Bool
     /// Removes a link; refused (`conflict`) if it is the user's last.
     func unlinkIdentity(pool: PoolID, providerName: String, upstreamIssuer: String, upstreamSubject: String, actor: String, now: Date) async throws
     func user(pool: PoolID, id: String) async throws -> User?
@@ -152,6 +155,9 @@ public protocol LoginStateStore: Sendable {
     func pendingLink(id: String, browserBindingHash: String, now: Date) async throws -> PendingLink?
     /// Returns and deletes it, once, under the same conditions.
     func consumePendingLink(id: String, browserBindingHash: String, now: Date) async throws -> PendingLink?
+    func saveLinkIntent(_ intent: LinkIntent) async throws
+    /// Returns and deletes the intent with this ticket hash, once, if it has not expired.
+    func consumeLinkIntent(ticketHash: String, now: Date) async throws -> LinkIntent?
 }
 
 public protocol RefreshTokenStore: Sendable {

@@ -40,12 +40,16 @@ public struct UpstreamLoginState: Sendable {
     public let pkceVerifier: String
     /// Where the upstream sends the browser back (Gatehouse's callback for this pool).
     public let callbackURL: String
+    /// The person must authenticate again at the upstream, even with a session there (OIDC
+    /// `prompt=login` and `max_age=0`, SAML `ForceAuthn`): a link to an account asks for it.
+    public let forceFreshLogin: Bool
 
-    public init(state: String, nonce: String, pkceVerifier: String, callbackURL: String) {
+    public init(state: String, nonce: String, pkceVerifier: String, callbackURL: String, forceFreshLogin: Bool = false) {
         self.state = state
         self.nonce = nonce
         self.pkceVerifier = pkceVerifier
         self.callbackURL = callbackURL
+        self.forceFreshLogin = forceFreshLogin
     }
 }
 

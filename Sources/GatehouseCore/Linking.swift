@@ -176,3 +176,28 @@ public struct AdminCredential: Sendable, Codable, Equatable {
         }
     }
 }
+
+/// A signed-in user's request to link another provider to their account: a single-use ticket the
+/// app got with the user's access token, presented at `/oauth2/authorize` as `link_intent`.
+public struct LinkIntent: Sendable, Codable, Equatable {
+    /// The hash of the ticket.
+    public var ticketHash: String
+    public var poolID: PoolID
+    public var userID: String
+    public var clientID: String
+    public var providerName: String
+    public var createdAt: Date
+    public var expiresAt: Date
+
+    public init(ticketHash: String, poolID: PoolID, userID: String, clientID: String, providerName: String, createdAt: Date, expiresAt: Date) {
+        self.ticketHash = ticketHash
+        self.poolID = poolID
+        self.userID = userID
+        self.clientID = clientID
+        self.providerName = providerName
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+    }
+
+    public static let lifetime: TimeInterval = 300
+}

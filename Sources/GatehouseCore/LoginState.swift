@@ -23,6 +23,8 @@ public struct LoginTransaction: Sendable, Codable, Equatable {
     public var expiresAt: Date
     /// Set when this login proves an existing account for a pending link.
     public var pendingLinkID: String? = nil
+    /// Set when a signed-in user links this provider to their own account (a link intent).
+    public var linkToUserID: String? = nil
 
     public init(
         id: String, poolID: PoolID, clientID: String, redirectURI: String, appState: String?, appNonce: String?,

@@ -95,7 +95,7 @@ enum Migrations {
                 body TEXT NOT NULL, PRIMARY KEY (pool_id, provider_name, id))
             """,
         ]),
-        Migration(version: 3, name: "account linking and administration: pending links, audit log, admin credentials", statements: [
+        Migration(version: 3, name: "account linking and administration: pending links, link intents, audit log, admin credentials", statements: [
             """
             CREATE TABLE pending_links (
                 id TEXT PRIMARY KEY, pool_id TEXT NOT NULL, browser_binding_hash TEXT NOT NULL, body TEXT NOT NULL,
@@ -109,6 +109,10 @@ enum Migrations {
             // (otherwise SQLite walks the primary key to avoid a sort).
             "CREATE INDEX users_by_email_and_id ON users (pool_id, email, id)",
             "DROP INDEX users_by_email",
+            """
+            CREATE TABLE link_intents (
+                ticket_hash TEXT PRIMARY KEY, pool_id TEXT NOT NULL, body TEXT NOT NULL, expires_at BIGINT NOT NULL)
+            """,
             """
             CREATE TABLE admin_credentials (
                 name TEXT PRIMARY KEY, secret_hash TEXT NOT NULL UNIQUE, body TEXT NOT NULL, revoked_at BIGINT)

@@ -44,6 +44,22 @@ extension SQLDirectory {
         }
     }
 
+    public func saveLinkIntent(_ intent: LinkIntent) async throws {
+        let body = try Body.encode(intent)
+        try await session { db in
+            try await db.raw("INSERT INTO link_intents (ticket_hash, pool_id, body, expires_at) VALUES (\(bind: intent.ticketHash), \(bind: intent.poolID.rawValue), \(bind: body), \(bind: intent.expiresAt.epochSeconds))").run()
+        }
+    }
+
+    public func consumeLinkIntent(ticketHash: String, now: Date) async throws -> LinkIntent? {
+        try await session { db in
+            guard let row = try await db.raw("DELETE FROM link_intents WHERE ticket_hash = \(bind: ticketHash) RETURNING body, expires_at").first(),
+                try row.int("expires_at") > now.epochSeconds
+            else { return nil }
+            return try Body.decode(LinkIntent.self, try row.string("body"))
+        }
+    }
+
     public func saveAuthorizationCode(_ code: AuthorizationCode) async throws {
         let body = try Body.encode(code)
         try await session { db in

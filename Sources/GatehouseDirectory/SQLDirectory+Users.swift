@@ -184,6 +184,27 @@ extension SQLDirectory {
         }
     }
 
+    public func claimIdentity(_ identity: LinkedIdentity, actor: String, now: Date) async throws -> Bool {
+        for _ in 0..<5 {
+            do {
+                return try await transaction { db in
+                    if let existing = try await Self.linkedUserID(db, identity) { return existing == identity.userID }
+                    guard try await Self.loadUser(db, pool: identity.poolID.rawValue, id: identity.userID) != nil else {
+                        throw DirectoryError(.notFound, "no user \(identity.userID)")
+                    }
+                    try await Self.insertLink(db, identity, userID: identity.userID, now: now)
+                    try await Self.audit(db, AuditEntry(
+                        id: LoginSample.newID(at: Date()), poolID: identity.poolID, at: now, actor: actor, action: "link.created",
+                        target: "user:\(identity.userID)", after: .object(["identity": identity.auditValue, "reason": .string("the user linked it after a fresh sign-in")])))
+                    return true
+                }
+            } catch is LostRace {
+                continue
+            }
+        }
+        throw DirectoryError(.conflict, "the identity is being linked by another request; try again")
+    }
+
     public func completePendingLink(_ pending: PendingLink, userID: String, now: Date) async throws -> User {
         try await transaction { db in
             let pool = pending.poolID.rawValue

@@ -91,6 +91,7 @@ public final class SQLDirectory: Directory {
         try await transaction { db in
             try await db.raw("DELETE FROM login_transactions WHERE expires_at <= \(bind: t)").run()
             try await db.raw("DELETE FROM pending_links WHERE expires_at <= \(bind: t)").run()
+            try await db.raw("DELETE FROM link_intents WHERE expires_at <= \(bind: t)").run()
             // Redeemed codes are kept a day past expiry so a replay is still recognised and punished.
             try await db.raw("DELETE FROM authorization_codes WHERE expires_at <= \(bind: dayAgo)").run()
             try await db.raw("DELETE FROM replay_cache WHERE expires_at <= \(bind: t)").run()

@@ -52,6 +52,10 @@ public final class OIDCAdapter: FederationAdapter {
             URLQueryItem(name: "code_challenge", value: Secrets.pkceChallenge(verifier: state.pkceVerifier)),
             URLQueryItem(name: "code_challenge_method", value: "S256"),
         ]
+        if state.forceFreshLogin {
+            // max_age=0 also obliges the provider to state auth_time (OpenID Connect Core 3.1.2.1).
+            items += [URLQueryItem(name: "prompt", value: "login"), URLQueryItem(name: "max_age", value: "0")]
+        }
         components.percentEncodedQuery = items.map { FormEncoding.escape($0.name) + "=" + FormEncoding.escape($0.value ?? "") }.joined(separator: "&")
         guard let url = components.url else { throw UpstreamError(.misconfigured, "cannot build the authorization URL") }
         return url

@@ -46,13 +46,13 @@ public final class SAMLAdapter: UnsolicitedLoginAdapter {
 
     // MARK: - AuthnRequest
 
-    func authnRequestXML(id: String, destination: String, now: Date, signed: Bool) -> String {
+    func authnRequestXML(id: String, destination: String, now: Date, signed: Bool, forceAuthn: Bool = false) -> String {
         var xml = "<samlp:AuthnRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" "
             + "xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"\(xmlEscaped(id))\" Version=\"2.0\" "
             + "IssueInstant=\"\(SAMLTime.format(now))\" Destination=\"\(xmlEscaped(destination))\" "
             + "AssertionConsumerServiceURL=\"\(xmlEscaped(settings.acsURL))\" "
             + "ProtocolBinding=\"\(SAMLBinding.post.rawValue)\""
-        if settings.forceAuthn { xml += " ForceAuthn=\"true\"" }
+        if settings.forceAuthn || forceAuthn { xml += " ForceAuthn=\"true\"" }
         xml += "><saml:Issuer>\(xmlEscaped(settings.spEntityID))</saml:Issuer>"
         if signed { xml += credential.signatureTemplate(for: id) }
         if let format = settings.nameIDFormat {
@@ -86,7 +86,7 @@ public final class SAMLAdapter: UnsolicitedLoginAdapter {
                 throw UpstreamError(.misconfigured, "the IdP has no usable SingleSignOnService")
             }
             let id = Self.requestID(for: state)
-            let signed = try credential.signEnveloped(authnRequestXML(id: id, destination: endpoint.location, now: now, signed: true), id: id)
+            let signed = try credential.signEnveloped(authnRequestXML(id: id, destination: endpoint.location, now: now, signed: true, forceAuthn: state.forceFreshLogin), id: id)
             return .formPost(action: url, fields: [
                 .init("SAMLRequest", Data(signed.utf8).base64EncodedString()), .init("RelayState", state.state),
             ])
@@ -101,7 +101,7 @@ public final class SAMLAdapter: UnsolicitedLoginAdapter {
         guard let endpoint = metadata.singleSignOn(.redirect) else {
             throw UpstreamError(.misconfigured, "the IdP has no HTTP-Redirect SingleSignOnService")
         }
-        let xml = authnRequestXML(id: Self.requestID(for: state), destination: endpoint.location, now: now, signed: false)
+        let xml = authnRequestXML(id: Self.requestID(for: state), destination: endpoint.location, now: now, signed: false, forceAuthn: state.forceFreshLogin)
         return try signedRedirect(to: endpoint.location, parameter: "SAMLRequest", xml: xml, relayState: state.state)
     }
 

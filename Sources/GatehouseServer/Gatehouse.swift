@@ -111,6 +111,9 @@ public final class Gatehouse: Sendable {
         router.get("/{pool}/oauth2/authorize") { req, ctx in try await self.handle { try await self.authorize(req, ctx) } }
         router.get("/{pool}/oauth2/idpresponse") { req, ctx in try await self.handle { try await self.callback(req, ctx) } }
         router.get("/{pool}/link/prove") { req, ctx in try await self.handle { try await self.proveLink(req, ctx) } }
+        router.post("/{pool}/oauth2/links/intent") { req, ctx in try await self.handle(api: true) { try await self.linkIntent(req, ctx) } }
+        router.get("/{pool}/oauth2/links") { req, ctx in try await self.handle(api: true) { try await self.listOwnLinks(req, ctx) } }
+        router.delete("/{pool}/oauth2/links") { req, ctx in try await self.handle(api: true) { try await self.removeOwnLink(req, ctx) } }
         addAdminRoutes(to: router)
         router.post("/{pool}/oauth2/token") { req, ctx in try await self.handle(api: true) { try await self.token(req, ctx) } }
         router.get("/{pool}/oauth2/userInfo") { req, ctx in try await self.handle(api: true) { try await self.userInfo(req, ctx) } }

@@ -78,7 +78,16 @@ extension Gatehouse {
 
         let providers = try await directory.listProviders(pool: pool.id).filter { client.allowedProviders.isEmpty || client.allowedProviders.contains($0.name) }
         let provider: IdentityProvider
-        if let name = q["identity_provider"] {
+        var linkIntent: LinkIntent? = nil
+        if let ticket = q["link_intent"] {
+            // A signed-in user linking another provider: the single-use ticket names the user and the provider.
+            guard ticket.utf8.count <= 128, let intent = try await directory.consumeLinkIntent(ticketHash: Secrets.hash(ticket), now: clock.now()),
+                intent.poolID == pool.id, intent.clientID == client.clientID, q["identity_provider"].map({ $0 == intent.providerName }) ?? true,
+                let p = providers.first(where: { $0.name == intent.providerName })
+            else { throw AppRedirectError(code: "invalid_request", description: "link_intent is unknown, expired, used, or for another client or provider") }
+            linkIntent = intent
+            provider = p
+        } else if let name = q["identity_provider"] {
             guard let p = providers.first(where: { $0.name == name }) else {
                 throw AppRedirectError(code: "invalid_request", description: "identity_provider is not available to this client")
             }
@@ -107,11 +116,12 @@ extension Gatehouse {
         let existing = request.cookies[browserCookieName]?.value
         let browserSecret = (existing.map { $0.utf8.count == 43 && Base64URL.decode($0) != nil } ?? false) ? existing! : Secrets.randomToken()
         let now = clock.now()
-        let transaction = LoginTransaction(
+        var transaction = LoginTransaction(
             id: Secrets.randomToken(), poolID: pool.id, clientID: client.clientID, redirectURI: redirectURI,
             appState: q["state"], appNonce: q["nonce"], codeChallenge: challenge, scope: scope, providerName: provider.name,
             upstreamNonce: Secrets.randomToken(), upstreamCodeVerifier: Secrets.randomToken(),
             browserBindingHash: Secrets.hash(browserSecret), createdAt: now, expiresAt: now.addingTimeInterval(LoginTransaction.lifetime))
+        transaction.linkToUserID = linkIntent?.userID
         return try await startUpstream(transaction, provider: provider, adapter: adapter, browserSecret: browserSecret)
     }
 
@@ -130,7 +140,9 @@ extension Gatehouse {
     }
 
     func upstreamState(_ t: LoginTransaction, pool: PoolID) -> UpstreamLoginState {
-        UpstreamLoginState(state: t.id, nonce: t.upstreamNonce, pkceVerifier: t.upstreamCodeVerifier, callbackURL: configuration.issuer(for: pool) + "/oauth2/idpresponse")
+        UpstreamLoginState(
+            state: t.id, nonce: t.upstreamNonce, pkceVerifier: t.upstreamCodeVerifier, callbackURL: configuration.issuer(for: pool) + "/oauth2/idpresponse",
+            forceFreshLogin: t.linkToUserID != nil)
     }
 
     /// The upstream's redirect back to the callback is a top-level cross-site GET, on which a
@@ -222,11 +234,16 @@ extension Gatehouse {
         /// The pending link this login proves an account for.
         var pendingLinkID: String? = nil
         var clientID: String? = nil
+        /// The signed-in user this login links a provider to, and when it started.
+        var linkToUserID: String? = nil
+        var startedAt: Date? = nil
 
         init(_ t: LoginTransaction) {
             self.init(redirectURI: t.redirectURI, appState: t.appState, scope: t.scope, nonce: t.appNonce, codeChallenge: t.codeChallenge)
             browserBindingHash = t.browserBindingHash
             clientID = t.clientID
+            linkToUserID = t.linkToUserID
+            startedAt = t.createdAt
             pendingLinkID = t.pendingLinkID
         }
 
@@ -268,6 +285,15 @@ extension Gatehouse {
             newIdentity: request.pendingLinkID == nil ? Self.newIdentityRule(provider.linkSettings, mapped) : .refuse)
         let user: User
         let outcome: String
+        if let owner = request.linkToUserID {
+            switch try await linkToSignedInUser(owner, link: link, identity: identity, request: request, now: now) {
+            case .success(let u): user = u
+            case .failure(let refusal):
+                countLogin(provider: provider.name, outcome: "self_link_refused")
+                return back("access_denied", refusal.reason)
+            }
+            outcome = "success_self_linked"
+        } else {
         switch try await directory.resolveLogin(login, now: now) {
         case .refused(let reason):
             if request.pendingLinkID != nil {
@@ -298,6 +324,7 @@ extension Gatehouse {
                 case .existing: "success"
                 }
             }
+        }
         }
         guard user.enabled else {
             countLogin(provider: provider.name, outcome: "user_disabled")
@@ -402,5 +429,28 @@ extension Gatehouse {
         } catch let e as AppRedirectError {
             return errorRedirect(e, redirectURI: pending.redirectURI, state: pending.appState, issuer: configuration.issuer(for: pool.id))
         }
+    }
+
+    struct LinkRefusal: Error {
+        let reason: String
+    }
+
+    /// Links the identity of a fresh upstream login to the signed-in user who asked (a link intent).
+    /// The upstream must have authenticated the person after the request began; an identity that
+    /// belongs to another account is refused, never moved (only an admin moves identities).
+    func linkToSignedInUser(_ owner: String, link: LinkedIdentity, identity: VerifiedIdentity, request: AppRequest, now: Date) async throws -> Result<User, LinkRefusal> {
+        let skew: TimeInterval = 60
+        guard let authTime = identity.authTime, let started = request.startedAt, authTime >= started.addingTimeInterval(-skew) else {
+            return .failure(LinkRefusal(reason: "linking needs a fresh sign-in at the identity provider, and it did not confirm one"))
+        }
+        guard let user = try await directory.user(pool: link.poolID, id: owner), user.enabled else {
+            return .failure(LinkRefusal(reason: "the account to link to no longer exists or is disabled"))
+        }
+        var owned = link
+        owned.userID = owner
+        guard try await directory.claimIdentity(owned, actor: "user:\(owner)", now: now) else {
+            return .failure(LinkRefusal(reason: "this sign-in already belongs to another account; nothing was linked"))
+        }
+        return .success(user)
     }
 }

@@ -28,6 +28,8 @@ public final class TestOpenIDProvider: Sendable {
         case algNone
         /// A `jwk` header parameter carrying the forger's own key.
         case embeddedKey
+        /// A valid token whose `auth_time` is an hour old: the person did not sign in again.
+        case staleAuthTime
         /// The authorization response names another issuer (an RFC 9207 mix-up).
         case wrongIssParameter
         /// The provider advertises `iss` in authorization responses but leaves it out.
@@ -169,7 +171,7 @@ public final class TestOpenIDProvider: Sendable {
         claims["aud"] = .string(issued.misbehaviour == .wrongAudience ? "some-other-client" : issued.clientID)
         claims["iat"] = .number(issued.misbehaviour == .expired ? now - 7200 : now)
         claims["exp"] = .number(issued.misbehaviour == .expired ? now - 3600 : now + 300)
-        claims["auth_time"] = .number(now)
+        claims["auth_time"] = .number(issued.misbehaviour == .staleAuthTime ? now - 3600 : now)
         if let nonce = issued.nonce { claims["nonce"] = .string(issued.misbehaviour == .wrongNonce ? "not-the-nonce" : nonce) }
         let payload = Data(JSONValue.serialize(object: claims).utf8)
         switch issued.misbehaviour {

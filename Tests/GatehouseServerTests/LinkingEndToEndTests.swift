@@ -166,4 +166,77 @@ import GatehouseTestSupport
             await #expect(throws: DirectoryError.self) { try await s.admin.unlink(pool: s.f.pool, provider: "TestOP", subject: "upstream-user-1") }
         }
     }
+
+    /// The tokens of a completed sign-in.
+    func tokens(_ s: TwoProviders, _ browser: TestBrowser, _ back: TestBrowser.Reply) async throws -> [String: JSONValue] {
+        let code = try #require(back.locationQuery["code"], "\(back.status) \(back.location ?? back.body)")
+        return try await s.f.redeem(browser, code: code).json
+    }
+
+    @Test(arguments: backends) func aSignedInUserLinksAnotherProviderAfterAFreshSignIn(_ backend: TestDatabases.Backend) async throws {
+        try await withTwoProviders(backend) { s, browser in
+            let adaTokens = try await tokens(s, browser, try await signIn(s, browser, provider: "TestOP"))
+            let access = try #require(adaTokens["access_token"]?.stringValue)
+            let adaID = try #require(adaTokens["id_token"]?.stringValue)
+            let ada = try #require(try UnverifiedJWS(compact: adaID).claims["sub"]?.stringValue)
+            func intent(_ token: String?, provider: String = "Social") async throws -> TestBrowser.Reply {
+                var headers = [("Content-Type", "application/x-www-form-urlencoded")]
+                if let token { headers.append(("Authorization", "Bearer \(token)")) }
+                return try await browser.send("\(s.f.issuer)/oauth2/links/intent", method: .POST, headers: headers, body: "provider=\(provider)", withCookies: false)
+            }
+            #expect(try await intent(nil).status == 401)
+            #expect(try await intent("not-a-token").status == 401)
+            #expect(try await intent(access, provider: "Nobody").status == 400)
+            let ticket = try #require(try await intent(access).json["link_intent"]?.stringValue)
+
+            // The link intent asks the provider for a fresh sign-in.
+            s.social.update { $0.subject = "ada-social" }
+            let start = try await browser.send(s.f.authorizeURL(extra: [("identity_provider", "Social"), ("link_intent", ticket)]))
+            let upstream = try #require(start.location)
+            #expect(upstream.contains("prompt=login") && upstream.contains("max_age=0"))
+            let linked = try await subject(s, browser, try await followUpstream(start, browser))
+            #expect(linked == ada)
+            #expect(try await s.f.directory.userID(pool: s.pool, providerName: "Social", upstreamIssuer: s.social.issuer, upstreamSubject: "ada-social") == ada)
+            // The ticket was single use.
+            let again = try await browser.send(s.f.authorizeURL(extra: [("identity_provider", "Social"), ("link_intent", ticket)]))
+            #expect(again.locationQuery["error"] == "invalid_request")
+
+            // A provider that answers with an old session (no fresh sign-in) links nothing.
+            s.social.update {
+                $0.subject = "ada-stale"
+                $0.misbehaviour = .staleAuthTime
+            }
+            let staleTicket = try #require(try await intent(access).json["link_intent"]?.stringValue)
+            let stale = try await followUpstream(try await browser.send(s.f.authorizeURL(extra: [("identity_provider", "Social"), ("link_intent", staleTicket)])), browser)
+            #expect(stale.locationQuery["error"] == "access_denied")
+            #expect(try await s.f.directory.userID(pool: s.pool, providerName: "Social", upstreamIssuer: s.social.issuer, upstreamSubject: "ada-stale") == nil)
+            s.social.update {
+                $0.misbehaviour = .none
+                $0.subject = "ada-social"
+            }
+
+            // The user lists their links, and may remove any but the last.
+            let mine = try await browser.send("\(s.f.issuer)/oauth2/links", headers: [("Authorization", "Bearer \(access)")], withCookies: false)
+            guard case .array(let identities)? = mine.json["identities"] else {
+                Issue.record("no identities: \(mine.body)")
+                return
+            }
+            #expect(identities.count == 2)
+
+            // Mallory, signed in with her own account, cannot take Ada's Social identity.
+            s.f.upstream.update { $0.subject = "mallory" }
+            let malloryAccess = try #require(try await tokens(s, browser, try await signIn(s, browser, provider: "TestOP"))["access_token"]?.stringValue)
+            let stolen = try #require(try await intent(malloryAccess).json["link_intent"]?.stringValue)
+            let refused = try await followUpstream(try await browser.send(s.f.authorizeURL(extra: [("identity_provider", "Social"), ("link_intent", stolen)])), browser)
+            #expect(refused.locationQuery["error"] == "access_denied")
+            #expect(try await s.f.directory.userID(pool: s.pool, providerName: "Social", upstreamIssuer: s.social.issuer, upstreamSubject: "ada-social") == ada)
+
+            let removed = try await browser.send("\(s.f.issuer)/oauth2/links?provider=Social&subject=ada-social", method: .DELETE, headers: [("Authorization", "Bearer \(access)")], withCookies: false)
+            #expect(removed.status == 204)
+            let last = try await browser.send("\(s.f.issuer)/oauth2/links?provider=TestOP&subject=upstream-user-1", method: .DELETE, headers: [("Authorization", "Bearer \(access)")], withCookies: false)
+            #expect(last.status == 409)
+            let audit = try await s.f.directory.auditEntries(pool: s.pool, after: nil, action: nil, limit: 100).filter { $0.actor == "user:\(ada)" }
+            #expect(audit.map(\.action) == ["link.created", "link.removed"])
+        }
+    }
 }

@@ -1,0 +1,68 @@
+import Foundation
+import GatehouseCore
+import GatehouseIssuer
+import Hummingbird
+import HTTPTypes
+
+/// A signed-in user's own links, with their access token: ask to link another provider (a
+/// single-use `link_intent` for `/oauth2/authorize`), list links, remove one (never the last).
+extension Gatehouse {
+    /// The user and client behind a Bearer access token of this pool whose refresh family is live.
+    func bearerUser(_ request: Request, pool: PoolID) async throws -> (user: User, clientID: String) {
+        let invalid = OAuthError(code: "invalid_token", description: "the access token is invalid", status: .unauthorized, wwwAuthenticate: "Bearer error=\"invalid_token\"")
+        guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
+            throw OAuthError(code: "invalid_request", description: "a Bearer access token is required", status: .unauthorized, wwwAuthenticate: "Bearer")
+        }
+        let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        guard let verified = try? await accessTokens.verify(token, pool: pool, issuer: configuration.issuer(for: pool), now: clock.now()) else { throw invalid }
+        guard let family = try await directory.family(id: verified.familyID), family.revokedAt == nil,
+            let user = try await directory.user(pool: pool, id: verified.subject), user.enabled
+        else { throw invalid }
+        return (user, verified.clientID)
+    }
+
+    /// `POST /{pool}/oauth2/links/intent` (form `provider`): a ticket valid five minutes, once, for
+    /// `/oauth2/authorize?…&link_intent=…` by the same client.
+    func linkIntent(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
+        let pool = try await pool(context)
+        let (user, clientID) = try await bearerUser(request, pool: pool.id)
+        let form = try await form(request)
+        guard let name = form["provider"], let provider = try await directory.provider(pool: pool.id, name: name),
+            let client = try await directory.client(pool: pool.id, clientID: clientID),
+            client.allowedProviders.isEmpty || client.allowedProviders.contains(provider.name)
+        else { throw OAuthError.invalidRequest("provider is not an identity provider this client may use") }
+        let ticket = Secrets.randomToken()
+        let now = clock.now()
+        try await directory.saveLinkIntent(LinkIntent(
+            ticketHash: Secrets.hash(ticket), poolID: pool.id, userID: user.id, clientID: clientID, providerName: provider.name,
+            createdAt: now, expiresAt: now.addingTimeInterval(LinkIntent.lifetime)))
+        return Responses.json(["link_intent": .string(ticket), "expires_in": .number(LinkIntent.lifetime)])
+    }
+
+    /// `GET /{pool}/oauth2/links`: the user's linked identities, in Cognito's `identities` shape.
+    func listOwnLinks(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
+        let pool = try await pool(context)
+        let (user, _) = try await bearerUser(request, pool: pool.id)
+        return Responses.json(["identities": TokenMinter.identitiesClaim(try await directory.linkedIdentities(pool: pool.id, userID: user.id))])
+    }
+
+    /// `DELETE /{pool}/oauth2/links?provider=…&subject=…[&issuer=…]`: removes one of the user's own
+    /// links; the last one stays (409).
+    func removeOwnLink(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
+        let pool = try await pool(context)
+        let (user, _) = try await bearerUser(request, pool: pool.id)
+        let q = try query(request)
+        guard let name = q["provider"], let subject = q["subject"] else { throw OAuthError.invalidRequest("provider and subject are required") }
+        let mine = try await directory.linkedIdentities(pool: pool.id, userID: user.id)
+        let issuer = q["issuer"]
+        guard let link = mine.first(where: { l in l.providerName == name && l.upstreamSubject == subject && (issuer == nil || issuer == l.upstreamIssuer) }) else {
+            throw OAuthError(code: "invalid_request", description: "no such link on this account", status: .notFound)
+        }
+        do {
+            try await directory.unlinkIdentity(pool: pool.id, providerName: link.providerName, upstreamIssuer: link.upstreamIssuer, upstreamSubject: link.upstreamSubject, actor: "user:\(user.id)", now: clock.now())
+        } catch let e as DirectoryError where e.code == .conflict {
+            throw OAuthError(code: "invalid_request", description: "the last sign-in of an account cannot be removed", status: .conflict)
+        }
+        return Response(status: .noContent)
+    }
+}
