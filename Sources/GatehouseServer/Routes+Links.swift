@@ -8,7 +8,7 @@ import HTTPTypes
 /// single-use `link_intent` for `/oauth2/authorize`), list links, remove one (never the last).
 extension Gatehouse {
     /// The user and client behind a Bearer access token of this pool whose refresh family is live.
-    func bearerUser(_ request: Request, pool: PoolID) async throws -> (user: User, clientID: String) {
+    func bearerUser(_ request: Request, pool: PoolID) async throws -> (user: User, clientID: String, scope: [String]) {
         let invalid = OAuthError(code: "invalid_token", description: "the access token is invalid", status: .unauthorized, wwwAuthenticate: "Bearer error=\"invalid_token\"")
         guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
             throw OAuthError(code: "invalid_request", description: "a Bearer access token is required", status: .unauthorized, wwwAuthenticate: "Bearer")
@@ -18,14 +18,14 @@ extension Gatehouse {
         guard let family = try await directory.family(id: verified.familyID), family.revokedAt == nil,
             let user = try await directory.user(pool: pool, id: verified.subject), user.enabled
         else { throw invalid }
-        return (user, verified.clientID)
+        return (user, verified.clientID, verified.scope)
     }
 
     /// `POST /{pool}/oauth2/links/intent` (form `provider`): a ticket valid five minutes, once, for
     /// `/oauth2/authorize?…&link_intent=…` by the same client.
     func linkIntent(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
         let pool = try await pool(context)
-        let (user, clientID) = try await bearerUser(request, pool: pool.id)
+        let (user, clientID, _) = try await bearerUser(request, pool: pool.id)
         let form = try await form(request)
         guard let name = form["provider"], let provider = try await directory.provider(pool: pool.id, name: name),
             let client = try await directory.client(pool: pool.id, clientID: clientID),
@@ -42,7 +42,7 @@ extension Gatehouse {
     /// `GET /{pool}/oauth2/links`: the user's linked identities, in Cognito's `identities` shape.
     func listOwnLinks(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
         let pool = try await pool(context)
-        let (user, _) = try await bearerUser(request, pool: pool.id)
+        let (user, _, _) = try await bearerUser(request, pool: pool.id)
         return Responses.json(["identities": TokenMinter.identitiesClaim(try await directory.linkedIdentities(pool: pool.id, userID: user.id))])
     }
 
@@ -50,7 +50,7 @@ extension Gatehouse {
     /// links; the last one stays (409).
     func removeOwnLink(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
         let pool = try await pool(context)
-        let (user, _) = try await bearerUser(request, pool: pool.id)
+        let (user, _, _) = try await bearerUser(request, pool: pool.id)
         let q = try query(request)
         guard let name = q["provider"], let subject = q["subject"] else { throw OAuthError.invalidRequest("provider and subject are required") }
         let mine = try await directory.linkedIdentities(pool: pool.id, userID: user.id)

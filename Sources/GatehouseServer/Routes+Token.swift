@@ -176,17 +176,8 @@ extension Gatehouse {
 
     func userInfo(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
         let pool = try await pool(context)
-        let invalid = OAuthError(code: "invalid_token", description: "the access token is invalid", status: .unauthorized, wwwAuthenticate: "Bearer error=\"invalid_token\"")
-        guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
-            throw OAuthError(code: "invalid_request", description: "a Bearer access token is required", status: .unauthorized, wwwAuthenticate: "Bearer")
-        }
-        let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
-        let now = clock.now()
-        guard let verified = try? await accessTokens.verify(token, pool: pool.id, issuer: configuration.issuer(for: pool.id), now: now) else { throw invalid }
-        guard let family = try await directory.family(id: verified.familyID), family.revokedAt == nil,
-            let user = try await directory.user(pool: pool.id, id: verified.subject), user.enabled
-        else { throw invalid }
-        var claims = TokenMinter.userClaims(user: user, scope: verified.scope)
+        let (user, _, scope) = try await bearerUser(request, pool: pool.id)
+        var claims = TokenMinter.userClaims(user: user, scope: scope)
         claims["sub"] = .string(user.id)
         claims["username"] = .string(user.username)
         return Responses.json(claims)
