@@ -87,4 +87,18 @@ extension Admin {
         try await directory.createAdminCredential(AdminCredential(name: name, secretHash: Secrets.hash(secret), poolID: poolID, createdAt: now))
         return secret
     }
+
+    public func deleteClient(pool: String, clientID: String) async throws {
+        let poolID = try PoolID(pool)
+        guard try await directory.client(pool: poolID, clientID: clientID) != nil else { throw DirectoryError(.notFound, "no client \(clientID)") }
+        try await directory.deleteClient(pool: poolID, clientID: clientID)
+        try await audit(poolID, action: "client.deleted", target: "client:\(clientID)")
+    }
+
+    /// Removes a provider; its users keep their other identities, and its mapping versions stay as history.
+    public func deleteProvider(pool: String, name: String) async throws {
+        let (p, provider) = try await existingProvider(pool: pool, name: name)
+        try await directory.deleteProvider(pool: p.id, name: name)
+        try await audit(p.id, action: "provider.deleted", target: "provider:\(name)", before: .object(["kind": .string(provider.kind.rawValue)]))
+    }
 }

@@ -169,6 +169,58 @@ extension Gatehouse {
         route(.get, "/pools/{pool}/providers") { call in
             try Self.encoded(try await self.directory.listProviders(pool: try PoolID(try call.pool())).map(\.redactedForDisplay))
         }
+        route(.delete, "/pools/{pool}/clients/{client}") { call in
+            try await call.admin.deleteClient(pool: try call.pool(), clientID: try call.parameter("client"))
+            return Response(status: .noContent)
+        }
+        route(.post, "/pools/{pool}/providers") { call in
+            let b = try await call.body()
+            let pool = try call.pool()
+            let name = try call.string(b, "name")
+            let mapping = try b["mapping"].map { try AttributeMapping(document: $0) }
+            let identifiers: [String] = if case .array(let a)? = b["idp_identifiers"] { a.compactMap(\.stringValue) } else { [] }
+            func strings(_ o: [String: JSONValue], _ key: String) -> [String]? {
+                guard case .array(let a)? = o[key] else { return nil }
+                return a.compactMap(\.stringValue)
+            }
+            let provider: IdentityProvider
+            switch b["kind"]?.stringValue {
+            case "oidc":
+                guard case .object(let o)? = b["oidc"] else { throw AdminAPIError(status: .badRequest, code: "invalid_request", description: "oidc settings are required") }
+                guard let auth = OIDCProviderSettings.ClientAuthentication(rawValue: o["client_auth"]?.stringValue ?? "client_secret_basic") else {
+                    throw AdminAPIError(status: .badRequest, code: "invalid_request", description: "client_auth is client_secret_basic, client_secret_post or none")
+                }
+                let settings = OIDCProviderSettings(
+                    issuer: try call.string(o, "issuer"), clientID: try call.string(o, "client_id"), scopes: strings(o, "scopes") ?? ["openid", "email", "profile"],
+                    allowedAlgorithms: strings(o, "allowed_algorithms") ?? ["RS256"], clockSkewSeconds: Int(o["clock_skew"]?.numberValue ?? 60),
+                    useUserInfo: o["userinfo"] == .bool(true), clientAuthentication: auth)
+                provider = try await call.admin.createOIDCProvider(
+                    pool: pool, name: name, settings: settings, clientSecret: b["client_secret"]?.stringValue, mapping: mapping ?? .oidcStandard, idpIdentifiers: identifiers)
+            case "saml":
+                guard case .object(let o)? = b["saml"] else { throw AdminAPIError(status: .badRequest, code: "invalid_request", description: "saml settings are required") }
+                var options = Admin.SAMLOptions()
+                options.metadataURL = o["metadata_url"]?.stringValue
+                options.signatures = o["signatures"]?.stringValue ?? "assertion"
+                options.nameIDFormat = o["name_id_format"]?.stringValue
+                options.allowIdPInitiated = o["allow_idp_initiated"] == .bool(true)
+                let xml: String
+                if let inline = o["metadata_xml"]?.stringValue {
+                    xml = inline
+                } else if let url = options.metadataURL {
+                    xml = try await SAMLMetadataFetch.fetch(url, http: self.http)
+                } else {
+                    throw AdminAPIError(status: .badRequest, code: "invalid_request", description: "metadata_xml or metadata_url is required")
+                }
+                provider = try await call.admin.createSAMLProvider(pool: pool, name: name, metadataXML: xml, options: options, mapping: mapping ?? AttributeMapping([:]), idpIdentifiers: identifiers)
+            default:
+                throw AdminAPIError(status: .badRequest, code: "invalid_request", description: "kind is oidc or saml")
+            }
+            return try Self.encoded(provider.redactedForDisplay, status: .created)
+        }
+        route(.delete, "/pools/{pool}/providers/{provider}") { call in
+            try await call.admin.deleteProvider(pool: try call.pool(), name: try call.parameter("provider"))
+            return Response(status: .noContent)
+        }
         route(.get, "/pools/{pool}/providers/{provider}/mapping") { call in
             let (_, provider) = try await call.admin.existingProvider(pool: try call.pool(), name: try call.parameter("provider"))
             return try Self.encoded(provider.attributeMapping)

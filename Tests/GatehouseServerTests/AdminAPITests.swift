@@ -43,6 +43,22 @@ import GatehouseTestSupport
             let linking = try await call(f, b, "PUT", "/pools/acme/providers/TestOP/linking", token: token, body: #"{"policy": "prove_existing"}"#)
             #expect(linking.status == 200 && linking.body.contains("prove_existing") && !linking.body.contains("upstream-secret"))
 
+            // Providers and clients.
+            let oidc = #"{"name": "Okta", "kind": "oidc", "oidc": {"issuer": "https://okta.example", "client_id": "gh"}, "client_secret": "s3cret", "mapping": {"email": "mail"}}"#
+            let added = try await call(f, b, "POST", "/pools/acme/providers", token: token, body: oidc)
+            #expect(added.status == 201 && added.body.contains("(sealed)") && !added.body.contains("s3cret"), "\(added.body)")
+            let badKind = try await call(f, b, "POST", "/pools/acme/providers", token: token, body: #"{"name": "X", "kind": "ldap"}"#)
+            #expect(badKind.status == 400)
+            let badMapping = try await call(f, b, "POST", "/pools/acme/providers", token: token, body: #"{"name": "Y", "kind": "oidc", "oidc": {"issuer": "https://y.example", "client_id": "gh"}, "mapping": {"name": {"expression": "lower("}}}"#)
+            #expect(badMapping.status == 400 && badMapping.json["error"]?.stringValue == "invalid_mapping")
+            #expect(try await call(f, b, "GET", "/pools/acme/providers/Y/mapping", token: token).status == 404, "nothing half made")
+            #expect(try await call(f, b, "DELETE", "/pools/acme/providers/Okta", token: token).status == 204)
+            #expect(try await call(f, b, "DELETE", "/pools/acme/providers/Okta", token: token).status == 404)
+            let client = try await call(f, b, "POST", "/pools/acme/clients", token: token, body: #"{"name": "api-made", "redirect_uris": ["https://app.example/cb"]}"#)
+            #expect(client.status == 201 && client.json["clientSecret"]?.stringValue != nil, "\(client.body)")
+            let clientID = try #require(client.body.range(of: #""clientID":"[^"]+""#, options: .regularExpression).map { String(client.body[$0].dropFirst(12).dropLast()) })
+            #expect(try await call(f, b, "DELETE", "/pools/acme/clients/\(clientID)", token: token).status == 204)
+
             // Users and links.
             let created = try await call(f, b, "POST", "/pools/acme/users", token: token, body: #"{"provider": "TestOP", "subject": "ada", "attributes": {"email": "Ada@Example.com"}}"#)
             #expect(created.status == 201, "\(created.body)")
@@ -67,7 +83,7 @@ import GatehouseTestSupport
             // The audit log as JSON lines, every entry by this credential.
             let audit = try await call(f, b, "GET", "/pools/acme/audit?format=jsonl&limit=1000", token: token)
             let lines = audit.body.split(separator: "\n").filter { $0.contains(#""actor":"admin:ops""#) }
-            let actions = ["mapping.saved", "provider.linking", "user.created", "link.created", "link.removed", "group.created", "group.member_added", "user.disabled"]
+            let actions = ["provider.created", "provider.deleted", "client.created", "client.deleted", "mapping.saved", "provider.linking", "user.created", "link.created", "link.removed", "group.created", "group.member_added", "user.disabled"]
             for action in actions { #expect(lines.contains { $0.contains(#""action":"\#(action)""#) }, "\(action)") }
 
             // A credential limited to another pool, and a revoked one.
