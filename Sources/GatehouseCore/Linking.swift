@@ -186,10 +186,18 @@ public struct LinkIntent: Sendable, Codable, Equatable {
     public var userID: String
     public var clientID: String
     public var providerName: String
+    /// The refresh family of the token that asked: it must still be live when the ticket is used.
+    public var familyID: String
     public var createdAt: Date
     public var expiresAt: Date
 
-    public init(ticketHash: String, poolID: PoolID, userID: String, clientID: String, providerName: String, createdAt: Date, expiresAt: Date) {
+    /// The scope an access token needs to manage its user's links (and the app client must allow).
+    public static let scope = "gatehouse.links"
+    /// How recently the person must have signed in for their token to add or remove a link.
+    public static let maximumAuthenticationAge: TimeInterval = 600
+
+    public init(ticketHash: String, poolID: PoolID, userID: String, clientID: String, providerName: String, familyID: String, createdAt: Date, expiresAt: Date) {
+        self.familyID = familyID
         self.ticketHash = ticketHash
         self.poolID = poolID
         self.userID = userID

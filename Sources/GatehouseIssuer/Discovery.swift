@@ -17,7 +17,7 @@ public enum ProviderMetadata {
             "grant_types_supported": s(["authorization_code", "refresh_token"]),
             "subject_types_supported": s(["public"]),
             "id_token_signing_alg_values_supported": s([algorithm.rawValue]),
-            "scopes_supported": s(["openid", "email", "phone", "profile", "address"]),
+            "scopes_supported": s(["openid", "email", "phone", "profile", "address", "gatehouse.links"]),
             "token_endpoint_auth_methods_supported": s(["client_secret_basic", "client_secret_post", "none"]),
             "revocation_endpoint_auth_methods_supported": s(["client_secret_basic", "client_secret_post", "none"]),
             "code_challenge_methods_supported": s(["S256"]),

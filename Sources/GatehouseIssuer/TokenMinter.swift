@@ -139,6 +139,8 @@ public struct LocalAccessTokenVerifier: Sendable {
         public let clientID: String
         public let scope: [String]
         public let familyID: String
+        /// When the person last authenticated upstream (`auth_time`).
+        public let authTime: Date?
     }
 
     public func verify(_ token: String, pool: PoolID, issuer: String, now: Date) async throws -> Verified {
@@ -159,6 +161,6 @@ public struct LocalAccessTokenVerifier: Sendable {
             let family = c["origin_jti"]?.stringValue
         else { throw VerificationError(failures.isEmpty ? [.init(check: "claims", reason: "missing sub, client_id or origin_jti")] : failures) }
         let scope = (c["scope"]?.stringValue ?? "").split(separator: " ").map(String.init)
-        return Verified(subject: sub, clientID: clientID, scope: scope, familyID: family)
+        return Verified(subject: sub, clientID: clientID, scope: scope, familyID: family, authTime: c["auth_time"]?.numberValue.map { Date(timeIntervalSince1970: $0) })
     }
 }

@@ -83,7 +83,8 @@ extension Gatehouse {
             // A signed-in user linking another provider: the single-use ticket names the user and the provider.
             guard ticket.utf8.count <= 128, let intent = try await directory.consumeLinkIntent(ticketHash: Secrets.hash(ticket), now: clock.now()),
                 intent.poolID == pool.id, intent.clientID == client.clientID, q["identity_provider"].map({ $0 == intent.providerName }) ?? true,
-                let p = providers.first(where: { $0.name == intent.providerName })
+                let p = providers.first(where: { $0.name == intent.providerName }),
+                let family = try await directory.family(id: intent.familyID), family.revokedAt == nil, family.userID == intent.userID
             else { throw AppRedirectError(code: "invalid_request", description: "link_intent is unknown, expired, used, or for another client or provider") }
             linkIntent = intent
             provider = p

@@ -4,11 +4,12 @@ import GatehouseIssuer
 import Hummingbird
 import HTTPTypes
 
-/// A signed-in user's own links, with their access token: ask to link another provider (a
-/// single-use `link_intent` for `/oauth2/authorize`), list links, remove one (never the last).
+/// A signed-in user's own links, with an access token carrying the `gatehouse.links` scope: ask to
+/// link another provider (a single-use `link_intent` for `/oauth2/authorize`), list links, remove one
+/// (never the last). Adding and removing also need a sign-in of the last ten minutes.
 extension Gatehouse {
-    /// The user and client behind a Bearer access token of this pool whose refresh family is live.
-    func bearerUser(_ request: Request, pool: PoolID) async throws -> (user: User, clientID: String, scope: [String]) {
+    /// The user behind a Bearer access token of this pool whose refresh family is live.
+    func bearerUser(_ request: Request, pool: PoolID) async throws -> (user: User, token: LocalAccessTokenVerifier.Verified) {
         let invalid = OAuthError(code: "invalid_token", description: "the access token is invalid", status: .unauthorized, wwwAuthenticate: "Bearer error=\"invalid_token\"")
         guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
             throw OAuthError(code: "invalid_request", description: "a Bearer access token is required", status: .unauthorized, wwwAuthenticate: "Bearer")
@@ -18,14 +19,28 @@ extension Gatehouse {
         guard let family = try await directory.family(id: verified.familyID), family.revokedAt == nil,
             let user = try await directory.user(pool: pool, id: verified.subject), user.enabled
         else { throw invalid }
-        return (user, verified.clientID, verified.scope)
+        return (user, verified)
+    }
+
+    /// Changing an account's sign-ins is sensitive: the token must carry the `gatehouse.links` scope
+    /// and come from a sign-in of the last ten minutes.
+    func linkManager(_ request: Request, pool: PoolID) async throws -> (user: User, token: LocalAccessTokenVerifier.Verified) {
+        let (user, token) = try await bearerUser(request, pool: pool)
+        guard token.scope.contains(LinkIntent.scope) else {
+            throw OAuthError(code: "insufficient_scope", description: "the access token lacks the \(LinkIntent.scope) scope", status: .forbidden, wwwAuthenticate: "Bearer error=\"insufficient_scope\", scope=\"\(LinkIntent.scope)\"")
+        }
+        guard let authTime = token.authTime, clock.now().timeIntervalSince(authTime) <= LinkIntent.maximumAuthenticationAge else {
+            throw OAuthError(code: "insufficient_user_authentication", description: "sign in again to change this account's sign-ins", status: .unauthorized, wwwAuthenticate: "Bearer error=\"insufficient_user_authentication\", max_age=\"\(Int(LinkIntent.maximumAuthenticationAge))\"")
+        }
+        return (user, token)
     }
 
     /// `POST /{pool}/oauth2/links/intent` (form `provider`): a ticket valid five minutes, once, for
     /// `/oauth2/authorize?…&link_intent=…` by the same client.
     func linkIntent(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
         let pool = try await pool(context)
-        let (user, clientID, _) = try await bearerUser(request, pool: pool.id)
+        let (user, token) = try await linkManager(request, pool: pool.id)
+        let clientID = token.clientID
         let form = try await form(request)
         guard let name = form["provider"], let provider = try await directory.provider(pool: pool.id, name: name),
             let client = try await directory.client(pool: pool.id, clientID: clientID),
@@ -35,14 +50,17 @@ extension Gatehouse {
         let now = clock.now()
         try await directory.saveLinkIntent(LinkIntent(
             ticketHash: Secrets.hash(ticket), poolID: pool.id, userID: user.id, clientID: clientID, providerName: provider.name,
-            createdAt: now, expiresAt: now.addingTimeInterval(LinkIntent.lifetime)))
+            familyID: token.familyID, createdAt: now, expiresAt: now.addingTimeInterval(LinkIntent.lifetime)))
         return Responses.json(["link_intent": .string(ticket), "expires_in": .number(LinkIntent.lifetime)])
     }
 
     /// `GET /{pool}/oauth2/links`: the user's linked identities, in Cognito's `identities` shape.
     func listOwnLinks(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
         let pool = try await pool(context)
-        let (user, _, _) = try await bearerUser(request, pool: pool.id)
+        let (user, token) = try await bearerUser(request, pool: pool.id)
+        guard token.scope.contains(LinkIntent.scope) else {
+            throw OAuthError(code: "insufficient_scope", description: "the access token lacks the \(LinkIntent.scope) scope", status: .forbidden, wwwAuthenticate: "Bearer error=\"insufficient_scope\", scope=\"\(LinkIntent.scope)\"")
+        }
         return Responses.json(["identities": TokenMinter.identitiesClaim(try await directory.linkedIdentities(pool: pool.id, userID: user.id))])
     }
 
@@ -50,7 +68,7 @@ extension Gatehouse {
     /// links; the last one stays (409).
     func removeOwnLink(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
         let pool = try await pool(context)
-        let (user, _, _) = try await bearerUser(request, pool: pool.id)
+        let (user, _) = try await linkManager(request, pool: pool.id)
         let q = try query(request)
         guard let name = q["provider"], let subject = q["subject"] else { throw OAuthError.invalidRequest("provider and subject are required") }
         let mine = try await directory.linkedIdentities(pool: pool.id, userID: user.id)

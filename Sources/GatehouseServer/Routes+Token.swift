@@ -176,7 +176,8 @@ extension Gatehouse {
 
     func userInfo(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
         let pool = try await pool(context)
-        let (user, _, scope) = try await bearerUser(request, pool: pool.id)
+        let (user, token) = try await bearerUser(request, pool: pool.id)
+        let scope = token.scope
         var claims = TokenMinter.userClaims(user: user, scope: scope)
         claims["sub"] = .string(user.id)
         claims["username"] = .string(user.username)

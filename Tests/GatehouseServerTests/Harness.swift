@@ -103,8 +103,8 @@ struct Federation {
         try? await directory.shutdown()
     }
 
-    func authorizeURL(clientID: String? = nil, state: String = "app-state", nonce: String? = "app-nonce", challenge: String? = nil, redirectURI: String? = nil, extra: [(String, String)] = [("identity_provider", "TestOP")]) -> String {
-        var q: [(String, String)] = [("response_type", "code"), ("client_id", clientID ?? self.clientID), ("redirect_uri", redirectURI ?? self.redirectURI), ("scope", "openid email profile"), ("state", state)]
+    func authorizeURL(clientID: String? = nil, state: String = "app-state", nonce: String? = "app-nonce", challenge: String? = nil, redirectURI: String? = nil, scope: String = "openid email profile", extra: [(String, String)] = [("identity_provider", "TestOP")]) -> String {
+        var q: [(String, String)] = [("response_type", "code"), ("client_id", clientID ?? self.clientID), ("redirect_uri", redirectURI ?? self.redirectURI), ("scope", scope), ("state", state)]
         if let nonce { q.append(("nonce", nonce)) }
         if let challenge { q += [("code_challenge", challenge), ("code_challenge_method", "S256")] }
         return "\(issuer)/oauth2/authorize?" + FormEncoding.encode(q + extra)

@@ -175,7 +175,16 @@ import GatehouseTestSupport
 
     @Test(arguments: backends) func aSignedInUserLinksAnotherProviderAfterAFreshSignIn(_ backend: TestDatabases.Backend) async throws {
         try await withTwoProviders(backend) { s, browser in
-            let adaTokens = try await tokens(s, browser, try await signIn(s, browser, provider: "TestOP"))
+            // Managing links needs the gatehouse.links scope, which the client must allow.
+            var client = try #require(try await s.f.directory.client(pool: s.pool, clientID: s.f.clientID))
+            client.allowedScopes.append("gatehouse.links")
+            try await s.f.directory.updateClient(client)
+            let plain = try #require(try await tokens(s, browser, try await signIn(s, browser, provider: "TestOP"))["access_token"]?.stringValue)
+            func linksLogin(_ provider: String = "TestOP") async throws -> [String: JSONValue] {
+                let start = try await browser.send(s.f.authorizeURL(scope: "openid email profile gatehouse.links", extra: [("identity_provider", provider)]))
+                return try await tokens(s, browser, try await followUpstream(start, browser))
+            }
+            let adaTokens = try await linksLogin()
             let access = try #require(adaTokens["access_token"]?.stringValue)
             let adaID = try #require(adaTokens["id_token"]?.stringValue)
             let ada = try #require(try UnverifiedJWS(compact: adaID).claims["sub"]?.stringValue)
@@ -187,6 +196,13 @@ import GatehouseTestSupport
             #expect(try await intent(nil).status == 401)
             #expect(try await intent("not-a-token").status == 401)
             #expect(try await intent(access, provider: "Nobody").status == 400)
+            #expect(try await intent(plain).status == 403, "a token without the gatehouse.links scope")
+            // A token from an old upstream sign-in must sign in again first.
+            s.f.upstream.update { $0.misbehaviour = .staleAuthTime }
+            let staleAccess = try #require(try await linksLogin()["access_token"]?.stringValue)
+            s.f.upstream.update { $0.misbehaviour = .none }
+            let stepUp = try await intent(staleAccess)
+            #expect(stepUp.status == 401 && stepUp.json["error"]?.stringValue == "insufficient_user_authentication")
             let ticket = try #require(try await intent(access).json["link_intent"]?.stringValue)
 
             // The link intent asks the provider for a fresh sign-in.
@@ -225,7 +241,7 @@ import GatehouseTestSupport
 
             // Mallory, signed in with her own account, cannot take Ada's Social identity.
             s.f.upstream.update { $0.subject = "mallory" }
-            let malloryAccess = try #require(try await tokens(s, browser, try await signIn(s, browser, provider: "TestOP"))["access_token"]?.stringValue)
+            let malloryAccess = try #require(try await linksLogin()["access_token"]?.stringValue)
             let stolen = try #require(try await intent(malloryAccess).json["link_intent"]?.stringValue)
             let refused = try await followUpstream(try await browser.send(s.f.authorizeURL(extra: [("identity_provider", "Social"), ("link_intent", stolen)])), browser)
             #expect(refused.locationQuery["error"] == "access_denied")
