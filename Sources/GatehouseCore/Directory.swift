@@ -41,12 +41,16 @@ public struct FederatedLogin: Sendable {
     public var groupsOnCreationOnly: Bool
     /// What to do if no user has this identity yet.
     public var newIdentity: NewIdentityRule
+    /// The (lowercased) email this login's provider is trusted to assert and verified; recorded on
+    /// the user so that verified-email linking matches only such addresses.
+    public var trustedEmail: String?
 
     public init(
         identity: LinkedIdentity, username: String, attributes: [String: String], initialAttributes: [String: String] = [:],
-        groups: [String]? = nil, groupsOnCreationOnly: Bool = false, newIdentity: NewIdentityRule = .createUser
+        groups: [String]? = nil, groupsOnCreationOnly: Bool = false, newIdentity: NewIdentityRule = .createUser, trustedEmail: String? = nil
     ) {
         self.newIdentity = newIdentity
+        self.trustedEmail = trustedEmail
         self.identity = identity
         self.username = username
         self.attributes = attributes
@@ -67,7 +71,8 @@ public protocol UserStore: Sendable {
     /// Attributes and mapped groups are written in the same transaction; a group membership made by
     /// a login is tagged with its provider, so the next login of that provider can replace it.
     func resolveLogin(_ login: FederatedLogin, now: Date) async throws -> LoginDecision
-    /// Users whose email is `email` (compared lowercased), at most `limit`.
+    /// Users whose email is `email` (compared lowercased), at most `limit`. (Verified-email linking
+    /// matches only addresses a trusted provider verified: `FederatedLogin.trustedEmail`.)
     func users(pool: PoolID, email: String, limit: Int) async throws -> [User]
     /// Joins `identity` to the user `identity.userID`. An identity that belonged to another user is
     /// moved: that user's attributes fill the target's gaps (the target's own values win), its

@@ -31,8 +31,8 @@ public struct LinkSettings: Sendable, Codable, Equatable {
 /// the provider's policy and what the upstream asserted.
 public enum NewIdentityRule: Sendable, Equatable {
     case createUser
-    /// Link to the only user whose email is this (lowercased); a new user when there is none; a
-    /// refusal when several share it.
+    /// Link to the only user for whom a trusted provider verified this email (lowercased); a new
+    /// user when there is none; a refusal when several have it.
     case linkVerifiedEmail(String)
     /// If users have this email, ask for proof; otherwise a new user.
     case proveExisting(email: String)

@@ -109,6 +109,10 @@ enum Migrations {
             // (otherwise SQLite walks the primary key to avoid a sort).
             "CREATE INDEX users_by_email_and_id ON users (pool_id, email, id)",
             "DROP INDEX users_by_email",
+            // The email a provider trusted to assert email verified for this user (NULL otherwise, or
+            // once the email changes): the only address verified-email linking matches.
+            "ALTER TABLE users ADD COLUMN trusted_email TEXT",
+            "CREATE INDEX users_by_trusted_email ON users (pool_id, trusted_email, id)",
             """
             CREATE TABLE link_intents (
                 ticket_hash TEXT PRIMARY KEY, pool_id TEXT NOT NULL, body TEXT NOT NULL, expires_at BIGINT NOT NULL)

@@ -40,12 +40,23 @@ extension SQLDirectory {
     }
 
     /// Merges `attributes` into the stored user (theirs win) and writes it if anything changed.
+    /// A trusted address that is no longer the user's email stops being trusted.
     static func applyAttributes(_ db: any SQLDatabase, _ user: inout User, _ attributes: [String: String], now: Date) async throws {
         let merged = user.attributes.merging(attributes) { $1 }
         guard merged != user.attributes else { return }
         user.attributes = merged
         user.updatedAt = now
-        try await db.raw("UPDATE users SET attributes = \(bind: try Body.encode(merged)), email = \(bind: merged["email"]?.lowercased()), updated_at = \(bind: now.epochSeconds) WHERE pool_id = \(bind: user.poolID.rawValue) AND id = \(bind: user.id)").run()
+        try await db.raw("""
+            UPDATE users SET attributes = \(bind: try Body.encode(merged)), email = \(bind: merged["email"]?.lowercased()), updated_at = \(bind: now.epochSeconds),
+                trusted_email = CASE WHEN trusted_email = \(bind: merged["email"]?.lowercased() ?? "") THEN trusted_email ELSE NULL END
+            WHERE pool_id = \(bind: user.poolID.rawValue) AND id = \(bind: user.id)
+            """).run()
+    }
+
+    /// Records that a trusted provider verified the user's current email.
+    static func trustEmail(_ db: any SQLDatabase, _ user: User, _ trusted: String?) async throws {
+        guard let trusted, trusted == user.attributes["email"]?.lowercased() else { return }
+        try await db.raw("UPDATE users SET trusted_email = \(bind: trusted) WHERE pool_id = \(bind: user.poolID.rawValue) AND id = \(bind: user.id)").run()
     }
 
     /// Inserts the link, or throws `LostRace` if a concurrent transaction linked the identity first.
@@ -67,6 +78,7 @@ extension SQLDirectory {
                 throw DirectoryError(.invalid, "a linked identity points at a missing user")
             }
             try await applyAttributes(db, &user, login.attributes, now: now)
+            try await trustEmail(db, user, login.trustedEmail)
             if let groups = login.groups, !login.groupsOnCreationOnly {
                 try await assignMappedGroups(db, pool: pool, userID: userID, provider: identity.providerName, groups: groups)
             }
@@ -81,13 +93,14 @@ extension SQLDirectory {
             let candidates = try await userIDs(db, pool: pool, email: email, limit: 10)
             if !candidates.isEmpty { return .needsProof(candidateUserIDs: candidates) }
         case .linkVerifiedEmail(let email):
-            let candidates = try await userIDs(db, pool: pool, email: email, limit: 2)
+            let candidates = try await userIDs(db, pool: pool, trustedEmail: email, limit: 2)
             if candidates.count > 1 {
                 return .refused(reason: "more than one account uses this email address; an administrator must link this sign-in")
             }
             if let target = candidates.first, var user = try await loadUser(db, pool: pool, id: target) {
                 try await insertLink(db, identity, userID: target, now: now)
                 try await applyAttributes(db, &user, login.attributes, now: now)
+                try await trustEmail(db, user, login.trustedEmail)
                 if let groups = login.groups, !login.groupsOnCreationOnly {
                     try await assignMappedGroups(db, pool: pool, userID: target, provider: identity.providerName, groups: groups)
                 }
@@ -110,6 +123,7 @@ extension SQLDirectory {
         // The deterministic username is taken: a concurrent first login of this identity won.
         guard inserted != nil else { throw LostRace() }
         try await insertLink(db, identity, userID: user.id, now: now)
+        try await trustEmail(db, user, login.trustedEmail)
         if let groups = login.groups {
             try await assignMappedGroups(db, pool: pool, userID: user.id, provider: identity.providerName, groups: groups)
         }
@@ -118,6 +132,11 @@ extension SQLDirectory {
 
     static func userIDs(_ db: any SQLDatabase, pool: String, email: String, limit: Int) async throws -> [String] {
         try await db.raw("SELECT id FROM users WHERE pool_id = \(bind: pool) AND email = \(bind: email.lowercased()) ORDER BY id LIMIT \(bind: Int64(limit))").all()
+            .map { try $0.string("id") }
+    }
+
+    static func userIDs(_ db: any SQLDatabase, pool: String, trustedEmail email: String, limit: Int) async throws -> [String] {
+        try await db.raw("SELECT id FROM users WHERE pool_id = \(bind: pool) AND trusted_email = \(bind: email.lowercased()) ORDER BY id LIMIT \(bind: Int64(limit))").all()
             .map { try $0.string("id") }
     }
 

@@ -54,8 +54,10 @@ extension Admin {
         if try await directory.userID(pool: p.id, providerName: name, upstreamIssuer: upstreamIssuer, upstreamSubject: subject) != nil {
             throw DirectoryError(.conflict, "that identity already belongs to a user")
         }
-        let (user, created) = try await directory.resolveLogin(identity: identity, username: "\(name)_\(subject)", attributes: attributes, now: now)
-        guard created else { throw DirectoryError(.conflict, "that identity already belongs to a user") }
+        // An address an admin provisions counts as verified by a trusted party.
+        let decision = try await directory.resolveLogin(FederatedLogin(
+            identity: identity, username: "\(name)_\(subject)", attributes: attributes, trustedEmail: attributes["email"]?.lowercased()), now: now)
+        guard case .user(let user, .created) = decision else { throw DirectoryError(.conflict, "that identity already belongs to a user") }
         try await audit(p.id, action: "user.created", target: "user:\(user.id)", after: .object(["identity": identity.auditValue, "attributes": .object(attributes.mapValues(JSONValue.string))]))
         return user
     }

@@ -283,7 +283,8 @@ extension Gatehouse {
         let login = FederatedLogin(
             identity: link, username: AttributeMapper.username(for: identity), attributes: mapped.attributes,
             initialAttributes: mapped.initialAttributes, groups: mapped.groups, groupsOnCreationOnly: mapped.groupsUpdate == .firstLogin,
-            newIdentity: request.pendingLinkID == nil ? Self.newIdentityRule(provider.linkSettings, mapped) : .refuse)
+            newIdentity: request.pendingLinkID == nil ? Self.newIdentityRule(provider.linkSettings, mapped) : .refuse,
+            trustedEmail: Self.trustedEmail(provider.linkSettings, mapped))
         let user: User
         let outcome: String
         if let owner = request.linkToUserID {
@@ -352,18 +353,30 @@ extension Gatehouse {
     /// Email is believed only from a provider the admin marked as trusted to assert it, and only
     /// when the mapped `email_verified` is true.
     static func newIdentityRule(_ settings: LinkSettings, _ mapped: CompiledMapping.Result) -> NewIdentityRule {
-        let email = (mapped.attributes["email"] ?? mapped.initialAttributes["email"]).flatMap { $0.isEmpty ? nil : $0.lowercased() }
-        let verified = (mapped.attributes["email_verified"] ?? mapped.initialAttributes["email_verified"]) == "true"
         switch settings.policy {
         case .createUser: return .createUser
         case .refuse: return .refuse
         case .verifiedEmail:
-            guard settings.trustEmail, verified, let email else { return .createUser }
+            guard let email = trustedEmail(settings, mapped) else { return .createUser }
             return .linkVerifiedEmail(email)
         case .proveExisting:
-            guard let email else { return .createUser }
+            // Only a verified address is looked up, so nobody learns which accounts use an address
+            // they merely typed in.
+            guard let email = verifiedEmail(mapped) else { return .createUser }
             return .proveExisting(email: email)
         }
+    }
+
+    /// The mapped email when the mapped `email_verified` is true.
+    static func verifiedEmail(_ mapped: CompiledMapping.Result) -> String? {
+        let email = (mapped.attributes["email"] ?? mapped.initialAttributes["email"]).flatMap { $0.isEmpty ? nil : $0.lowercased() }
+        let verified = (mapped.attributes["email_verified"] ?? mapped.initialAttributes["email_verified"]) == "true"
+        return verified ? email : nil
+    }
+
+    /// The verified email, when the provider is trusted to assert email.
+    static func trustedEmail(_ settings: LinkSettings, _ mapped: CompiledMapping.Result) -> String? {
+        settings.trustEmail ? verifiedEmail(mapped) : nil
     }
 
     /// Keeps the new identity as a pending link bound to this browser and shows the person the

@@ -378,6 +378,15 @@ import GatehouseTestSupport
         }
     }
 
+    /// A user created by a provider trusted to assert (and verifying) `email`.
+    func trustedUser(_ d: SQLDirectory, _ p: PoolID, subject: String, email: String, extra: [String: String] = [:]) async throws -> User {
+        let decision = try await d.resolveLogin(FederatedLogin(
+            identity: link(p, subject: subject, provider: "Corp"), username: "Corp_\(subject)", attributes: extra.merging(["email": email]) { $1 },
+            trustedEmail: email.lowercased()), now: t0)
+        guard case .user(let user, _) = decision else { throw DirectoryError(.invalid, "no user") }
+        return user
+    }
+
     func decide(_ d: SQLDirectory, _ identity: LinkedIdentity, email: String, rule: NewIdentityRule) async throws -> LoginDecision {
         try await d.resolveLogin(FederatedLogin(
             identity: identity, username: "\(identity.providerName)_\(identity.upstreamSubject)", attributes: ["email": email, "name": identity.upstreamSubject],
@@ -387,8 +396,10 @@ import GatehouseTestSupport
     @Test(arguments: backends) func linkRulesAtFirstLogin(_ backend: TestDatabases.Backend) async throws {
         try await withDirectory(backend) { d in
             let p = try await pool(d)
-            let ada = try await d.resolveLogin(identity: link(p, subject: "ada", provider: "Corp"), username: "Corp_ada", attributes: ["email": "Ada@Example.com", "custom:x": "kept"], now: t0).user
+            let ada = try await trustedUser(d, p, subject: "ada", email: "Ada@Example.com", extra: ["custom:x": "kept"])
             #expect(try await d.users(pool: p, email: "ADA@example.COM", limit: 5).map(\.id) == [ada.id], "email is found whatever its case")
+            // A user whose address no trusted provider verified is never a verified-email match.
+            let squatter = try await d.resolveLogin(identity: link(p, subject: "sq", provider: "Untrusted"), username: "Untrusted_sq", attributes: ["email": "ada@example.com"], now: t0).user
 
             // Verified email: joins the one user with it; the mapping's values apply, others stay.
             let google = link(p, subject: "g-1", provider: "Google")
@@ -397,14 +408,15 @@ import GatehouseTestSupport
                 return
             }
             #expect(linked.id == ada.id && linked.attributes["custom:x"] == "kept" && linked.attributes["name"] == "g-1")
-            #expect(try await d.countUsers(pool: p) == 1)
+            #expect(try await d.countUsers(pool: p) == 2)
+            #expect(try await d.linkedIdentities(pool: p, userID: squatter.id).map(\.providerName) == ["Untrusted"])
             #expect(try await d.linkedIdentities(pool: p, userID: ada.id).map(\.providerName).sorted() == ["Corp", "Google"])
             let audit = try await d.auditEntries(pool: p, after: nil, action: "link.created", limit: 10)
             #expect(audit.count == 1 && audit[0].actor == "login" && audit[0].target == "user:\(ada.id)")
 
             // No user with the email: a new one. Two users with it: refused, nothing written.
             #expect(try await decide(d, link(p, subject: "g-2", provider: "Google"), email: "grace@example.com", rule: .linkVerifiedEmail("grace@example.com")) != .refused(reason: ""))
-            _ = try await d.resolveLogin(identity: link(p, subject: "ada2", provider: "Corp"), username: "Corp_ada2", attributes: ["email": "ada@example.com"], now: t0)
+            _ = try await trustedUser(d, p, subject: "ada2", email: "ada@example.com")
             let users = try await d.countUsers(pool: p)
             guard case .refused = try await decide(d, link(p, subject: "g-3", provider: "Google"), email: "ada@example.com", rule: .linkVerifiedEmail("ada@example.com")) else {
                 Issue.record("two users with one email must refuse")
@@ -415,7 +427,7 @@ import GatehouseTestSupport
                 Issue.record("proof expected")
                 return
             }
-            #expect(candidates.count == 2 && candidates.contains(ada.id))
+            #expect(candidates.count == 3 && candidates.contains(ada.id))
             guard case .refused = try await decide(d, link(p, subject: "s-2", provider: "Social"), email: "x@example.com", rule: .refuse) else {
                 Issue.record("refusal expected")
                 return
@@ -425,10 +437,26 @@ import GatehouseTestSupport
         }
     }
 
+    @Test(arguments: backends) func aTrustedAddressStopsCountingWhenTheEmailChanges(_ backend: TestDatabases.Backend) async throws {
+        try await withDirectory(backend) { d in
+            let p = try await pool(d)
+            let ada = try await trustedUser(d, p, subject: "ada", email: "ada@example.com")
+            // Her untrusted login changes the email: the new address is not trusted, the old one is gone.
+            _ = try await d.resolveLogin(identity: link(p, subject: "ada", provider: "Corp"), username: "Corp_ada", attributes: ["email": "ada@new.example"], now: t0)
+            for email in ["ada@example.com", "ada@new.example"] {
+                guard case .user(let u, .created) = try await decide(d, link(p, subject: "g-\(email)", provider: "Google"), email: email, rule: .linkVerifiedEmail(email)) else {
+                    Issue.record("expected a new user for \(email)")
+                    continue
+                }
+                #expect(u.id != ada.id)
+            }
+        }
+    }
+
     @Test(arguments: backends) func concurrentFirstLoginsLinkingByEmailMakeOneLink(_ backend: TestDatabases.Backend) async throws {
         try await withDirectory(backend) { d in
             let p = try await pool(d)
-            let ada = try await d.resolveLogin(identity: link(p, subject: "ada", provider: "Corp"), username: "Corp_ada", attributes: ["email": "ada@example.com"], now: t0).user
+            let ada = try await trustedUser(d, p, subject: "ada", email: "ada@example.com")
             let google = link(p, subject: "g-1", provider: "Google")
             let ids = try await withThrowingTaskGroup(of: String?.self) { group in
                 for _ in 0..<30 {
