@@ -85,8 +85,10 @@ public protocol UserStore: Sendable {
     /// Links `identity` to `identity.userID` only if no other user has it: `false` (and nothing
     /// written) when it belongs to someone else. One transaction, with its audit entry.
     func claimIdentity(_ identity: LinkedIdentity, actor: String, now: Date) async throws -> Bool
-    /// Removes a link; refused (`conflict`) if it is the user's last.
-    func unlinkIdentity(pool: PoolID, providerName: String, upstreamIssuer: String, upstreamSubject: String, actor: String, now: Date) async throws
+    /// Removes a link; refused (`conflict`) if it is the user's last, and (`notFound`) if `owner` is
+    /// given and the link is not that user's. The user's row is locked first, so two removals of a
+    /// user's last two links cannot both succeed.
+    func unlinkIdentity(pool: PoolID, providerName: String, upstreamIssuer: String, upstreamSubject: String, owner: String?, actor: String, now: Date) async throws
     func user(pool: PoolID, id: String) async throws -> User?
     func user(pool: PoolID, username: String) async throws -> User?
     /// Users ordered by username, after `after` (exclusive), at most `limit`.

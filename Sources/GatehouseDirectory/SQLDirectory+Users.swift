@@ -167,12 +167,23 @@ extension SQLDirectory {
     }
 
     public func linkIdentity(_ identity: LinkedIdentity, actor: String, now: Date) async throws -> LinkMerge {
-        try await transaction { db in
+        do {
+            return try await transaction { db in try await Self.link(db, identity, actor: actor, now: now) }
+        } catch is LostRace {
+            throw DirectoryError(.conflict, "the identity was linked by another request meanwhile; try again")
+        }
+    }
+
+    static func link(_ db: any SQLDatabase, _ identity: LinkedIdentity, actor: String, now: Date) async throws -> LinkMerge {
+        do {
             let pool = identity.poolID.rawValue
             let target = identity.userID
-            guard var targetUser = try await Self.loadUser(db, pool: pool, id: target) else { throw DirectoryError(.notFound, "no user \(target) in pool \(pool)") }
-            let source = try await Self.linkedUserID(db, identity)
+            guard try await lockUser(db, pool: pool, id: target), var targetUser = try await loadUser(db, pool: pool, id: target) else {
+                throw DirectoryError(.notFound, "no user \(target) in pool \(pool)")
+            }
+            let source = try await linkedUserID(db, identity)
             if source == target { return LinkMerge(fromUserID: nil, fromUserDeleted: false) }
+            if let source { _ = try await lockUser(db, pool: pool, id: source) }
             var merge = LinkMerge(fromUserID: source, fromUserDeleted: false)
             if let source {
                 try await db.raw("UPDATE linked_identities SET user_id = \(bind: target) WHERE pool_id = \(bind: pool) AND provider_name = \(bind: identity.providerName) AND upstream_issuer = \(bind: identity.upstreamIssuer) AND upstream_subject = \(bind: identity.upstreamSubject)").run()
@@ -249,18 +260,27 @@ extension SQLDirectory {
         }
     }
 
-    public func unlinkIdentity(pool: PoolID, providerName: String, upstreamIssuer: String, upstreamSubject: String, actor: String, now: Date) async throws {
+    /// Takes the user row's lock (a no-op UPDATE; SQLite locks the database) so that link changes of
+    /// one user queue up.
+    static func lockUser(_ db: any SQLDatabase, pool: String, id: String) async throws -> Bool {
+        try await db.raw("UPDATE users SET updated_at = updated_at WHERE pool_id = \(bind: pool) AND id = \(bind: id) RETURNING id").first() != nil
+    }
+
+    public func unlinkIdentity(pool: PoolID, providerName: String, upstreamIssuer: String, upstreamSubject: String, owner: String?, actor: String, now: Date) async throws {
         try await transaction { db in
             let p = pool.rawValue
-            guard let row = try await db.raw("SELECT user_id FROM linked_identities WHERE pool_id = \(bind: p) AND provider_name = \(bind: providerName) AND upstream_issuer = \(bind: upstreamIssuer) AND upstream_subject = \(bind: upstreamSubject)").first() else {
+            let identity = LinkedIdentity(poolID: pool, providerName: providerName, providerKind: .oidc, upstreamIssuer: upstreamIssuer, upstreamSubject: upstreamSubject, userID: "", createdAt: now)
+            guard let userID = try await Self.linkedUserID(db, identity), owner.map({ $0 == userID }) ?? true else {
                 throw DirectoryError(.notFound, "no such linked identity")
             }
-            let userID = try row.string("user_id")
+            _ = try await Self.lockUser(db, pool: p, id: userID)
             let count = try await db.raw("SELECT COUNT(*) AS n FROM linked_identities WHERE pool_id = \(bind: p) AND user_id = \(bind: userID)").first()?.int("n") ?? 0
             guard count > 1 else { throw DirectoryError(.conflict, "this is the user's last linked identity; it cannot be unlinked") }
-            try await db.raw("DELETE FROM linked_identities WHERE pool_id = \(bind: p) AND provider_name = \(bind: providerName) AND upstream_issuer = \(bind: upstreamIssuer) AND upstream_subject = \(bind: upstreamSubject)").run()
-            let identity = LinkedIdentity(poolID: pool, providerName: providerName, providerKind: .oidc, upstreamIssuer: upstreamIssuer, upstreamSubject: upstreamSubject, userID: userID, createdAt: now)
-            try await Self.audit(db, AuditEntry(id: LoginSample.newID(at: Date()), poolID: pool, at: now, actor: actor, action: "link.removed", target: "user:\(userID)", before: identity.auditValue))
+            let deleted = try await db.raw("DELETE FROM linked_identities WHERE pool_id = \(bind: p) AND provider_name = \(bind: providerName) AND upstream_issuer = \(bind: upstreamIssuer) AND upstream_subject = \(bind: upstreamSubject) AND user_id = \(bind: userID) RETURNING user_id").first()
+            guard deleted != nil else { throw DirectoryError(.conflict, "the identity moved meanwhile; try again") }
+            var removed = identity
+            removed.userID = userID
+            try await Self.audit(db, AuditEntry(id: LoginSample.newID(at: Date()), poolID: pool, at: now, actor: actor, action: "link.removed", target: "user:\(userID)", before: removed.auditValue))
         }
     }
 

@@ -39,7 +39,7 @@ extension Admin {
     public func unlink(pool: String, provider name: String, subject: String, issuer: String? = nil) async throws {
         let (p, provider) = try await existingProvider(pool: pool, name: name)
         guard let upstreamIssuer = issuer ?? Self.upstreamIssuer(of: provider) else { throw DirectoryError(.invalid, "the provider has no issuer") }
-        try await directory.unlinkIdentity(pool: p.id, providerName: name, upstreamIssuer: upstreamIssuer, upstreamSubject: subject, actor: actor, now: now)
+        try await directory.unlinkIdentity(pool: p.id, providerName: name, upstreamIssuer: upstreamIssuer, upstreamSubject: subject, owner: nil, actor: actor, now: now)
     }
 
     /// Provisions a user ahead of their first login, with the identity they will sign in with (a

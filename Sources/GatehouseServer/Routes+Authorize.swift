@@ -287,6 +287,7 @@ extension Gatehouse {
             trustedEmail: Self.trustedEmail(provider.linkSettings, mapped))
         let user: User
         let outcome: String
+        do {
         if let owner = request.linkToUserID {
             switch try await linkToSignedInUser(owner, link: link, identity: identity, request: request, now: now) {
             case .success(let u): user = u
@@ -311,6 +312,7 @@ extension Gatehouse {
                 guard let binding = request.browserBindingHash,
                     let pending = try await directory.consumePendingLink(id: pendingID, browserBindingHash: binding, now: now), pending.poolID == pool
                 else { return back("access_denied", "the account link expired or was already used; nothing was linked") }
+                guard found.enabled else { return back("access_denied", "the user is disabled") }
                 guard pending.candidateUserIDs.contains(found.id) else {
                     logger.warning("account link refused: the proof signed in to another account", metadata: ["provider": "\(provider.name)", "linking": "\(pending.identity.providerName)"])
                     countLogin(provider: pending.identity.providerName, outcome: "link_proof_mismatch")
@@ -327,6 +329,13 @@ extension Gatehouse {
                 }
             }
         }
+        }
+        } catch let e as DirectoryError where e.code != .unavailable {
+            // A link that changed under this login (or a user that went away): the app hears of it,
+            // the person can start again, and nothing was half made.
+            logger.warning("login could not settle its user", metadata: ["provider": "\(provider.name)", "reason": "\(e)"])
+            countLogin(provider: provider.name, outcome: "link_conflict")
+            return back("access_denied", "the account changed during this sign-in; please sign in again")
         }
         guard user.enabled else {
             countLogin(provider: provider.name, outcome: "user_disabled")
@@ -390,7 +399,8 @@ extension Gatehouse {
         }
         var names: [String] = []
         for id in candidates {
-            for l in try await directory.linkedIdentities(pool: pool, userID: id) where !names.contains(l.providerName) && l.providerName != provider.name {
+            for l in try await directory.linkedIdentities(pool: pool, userID: id)
+            where !names.contains(l.providerName) && l.providerName != provider.name && (client.allowedProviders.isEmpty || client.allowedProviders.contains(l.providerName)) {
                 names.append(l.providerName)
             }
         }
@@ -423,8 +433,12 @@ extension Gatehouse {
         else {
             throw PageError(status: .badRequest, title: "Link expired", message: "This account link has expired or was started in another browser. Please sign in again from the application.")
         }
+        guard let client = try await directory.client(pool: pool.id, clientID: pending.clientID), Self.registered(pending.redirectURI, in: client.redirectURIs) != nil else {
+            throw PageError(status: .badRequest, title: "Unknown application", message: "The application is no longer registered.")
+        }
         var allowed: [String] = []
         for user in pending.candidateUserIDs { allowed += try await directory.linkedIdentities(pool: pool.id, userID: user).map(\.providerName) }
+        allowed = allowed.filter { client.allowedProviders.isEmpty || client.allowedProviders.contains($0) }
         guard let name = q["provider"], allowed.contains(name), let provider = try await directory.provider(pool: pool.id, name: name) else {
             throw PageError(status: .badRequest, title: "Unknown sign-in", message: "That sign-in is not one of the existing account's.")
         }

@@ -77,9 +77,11 @@ extension Gatehouse {
             throw OAuthError(code: "invalid_request", description: "no such link on this account", status: .notFound)
         }
         do {
-            try await directory.unlinkIdentity(pool: pool.id, providerName: link.providerName, upstreamIssuer: link.upstreamIssuer, upstreamSubject: link.upstreamSubject, actor: "user:\(user.id)", now: clock.now())
+            try await directory.unlinkIdentity(pool: pool.id, providerName: link.providerName, upstreamIssuer: link.upstreamIssuer, upstreamSubject: link.upstreamSubject, owner: user.id, actor: "user:\(user.id)", now: clock.now())
         } catch let e as DirectoryError where e.code == .conflict {
             throw OAuthError(code: "invalid_request", description: "the last sign-in of an account cannot be removed", status: .conflict)
+        } catch let e as DirectoryError where e.code == .notFound {
+            throw OAuthError(code: "invalid_request", description: "no such link on this account", status: .notFound)
         }
         return Response(status: .noContent)
     }

@@ -506,9 +506,9 @@ import GatehouseTestSupport
             await #expect(throws: DirectoryError.self) { try await d.linkIdentity(nobody, actor: "alice", now: t0) }
 
             // Unlinking: any but the last.
-            try await d.unlinkIdentity(pool: p, providerName: "Okta", upstreamIssuer: "https://idp.example", upstreamSubject: "never-signed-in", actor: "alice", now: t0)
-            try await d.unlinkIdentity(pool: p, providerName: "Google", upstreamIssuer: "https://idp.example", upstreamSubject: "b", actor: "alice", now: t0)
-            await #expect { try await d.unlinkIdentity(pool: p, providerName: "Corp", upstreamIssuer: "https://idp.example", upstreamSubject: "a", actor: "alice", now: t0) } throws: {
+            try await d.unlinkIdentity(pool: p, providerName: "Okta", upstreamIssuer: "https://idp.example", upstreamSubject: "never-signed-in", owner: nil, actor: "alice", now: t0)
+            try await d.unlinkIdentity(pool: p, providerName: "Google", upstreamIssuer: "https://idp.example", upstreamSubject: "b", owner: nil, actor: "alice", now: t0)
+            await #expect { try await d.unlinkIdentity(pool: p, providerName: "Corp", upstreamIssuer: "https://idp.example", upstreamSubject: "a", owner: nil, actor: "alice", now: t0) } throws: {
                 ($0 as? DirectoryError)?.code == .conflict
             }
             #expect(try await d.linkedIdentities(pool: p, userID: a.id).map(\.providerName) == ["Corp"])
@@ -516,6 +516,29 @@ import GatehouseTestSupport
             let all = try await d.auditEntries(pool: p, after: nil, action: nil, limit: 100)
             #expect(all.map(\.id) == all.map(\.id).sorted())
             #expect(try await d.auditEntries(pool: p, after: all[1].id, action: nil, limit: 100).count == all.count - 2)
+        }
+    }
+
+    @Test(arguments: backends) func concurrentUnlinksNeverLeaveAUserWithoutAnIdentity(_ backend: TestDatabases.Backend) async throws {
+        try await withDirectory(backend) { d in
+            let p = try await pool(d)
+            let a = try await d.resolveLogin(identity: link(p, subject: "a", provider: "Corp"), username: "Corp_a", attributes: [:], now: t0).user
+            var second = link(p, subject: "a2", provider: "Google")
+            second.userID = a.id
+            _ = try await d.linkIdentity(second, actor: "alice", now: t0)
+            await #expect(throws: DirectoryError.self, "not this user's link") {
+                try await d.unlinkIdentity(pool: p, providerName: "Google", upstreamIssuer: "https://idp.example", upstreamSubject: "a2", owner: "someone-else", actor: "eve", now: self.t0)
+            }
+            let outcomes = await withTaskGroup(of: Bool.self) { group in
+                for (provider, subject) in [("Corp", "a"), ("Google", "a2")] {
+                    group.addTask {
+                        (try? await d.unlinkIdentity(pool: p, providerName: provider, upstreamIssuer: "https://idp.example", upstreamSubject: subject, owner: a.id, actor: "alice", now: self.t0)) != nil
+                    }
+                }
+                return await group.reduce(into: [Bool]()) { $0.append($1) }
+            }
+            #expect(outcomes.filter { $0 }.count == 1)
+            #expect(try await d.linkedIdentities(pool: p, userID: a.id).count == 1)
         }
     }
 
