@@ -188,6 +188,9 @@ public struct LinkIntent: Sendable, Codable, Equatable {
     public var providerName: String
     /// The refresh family of the token that asked: it must still be live when the ticket is used.
     public var familyID: String
+    /// The app's PKCE challenge: the authorize request must carry it, and the link is made only when
+    /// the code is redeemed with its verifier, so a link URL sent to someone else links nothing.
+    public var codeChallenge: String
     public var createdAt: Date
     public var expiresAt: Date
 
@@ -196,8 +199,9 @@ public struct LinkIntent: Sendable, Codable, Equatable {
     /// How recently the person must have signed in for their token to add or remove a link.
     public static let maximumAuthenticationAge: TimeInterval = 600
 
-    public init(ticketHash: String, poolID: PoolID, userID: String, clientID: String, providerName: String, familyID: String, createdAt: Date, expiresAt: Date) {
+    public init(ticketHash: String, poolID: PoolID, userID: String, clientID: String, providerName: String, familyID: String, codeChallenge: String, createdAt: Date, expiresAt: Date) {
         self.familyID = familyID
+        self.codeChallenge = codeChallenge
         self.ticketHash = ticketHash
         self.poolID = poolID
         self.userID = userID

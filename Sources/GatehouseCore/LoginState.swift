@@ -72,6 +72,9 @@ public struct AuthorizationCode: Sendable, Codable, Equatable {
     public var acr: String? = nil
     public var amr: [String]? = nil
     public var upstreamSessionIndex: String? = nil
+    /// A signed-in user's link of this login's upstream identity, made only when the code is redeemed
+    /// (so with the app's PKCE verifier, in the app session that asked for it).
+    public var pendingSelfLink: LinkedIdentity? = nil
 
     public init(
         codeHash: String, poolID: PoolID, clientID: String, userID: String, redirectURI: String, scope: [String],

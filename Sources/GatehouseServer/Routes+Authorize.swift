@@ -84,7 +84,8 @@ extension Gatehouse {
             guard ticket.utf8.count <= 128, let intent = try await directory.consumeLinkIntent(ticketHash: Secrets.hash(ticket), now: clock.now()),
                 intent.poolID == pool.id, intent.clientID == client.clientID, q["identity_provider"].map({ $0 == intent.providerName }) ?? true,
                 let p = providers.first(where: { $0.name == intent.providerName }),
-                let family = try await directory.family(id: intent.familyID), family.revokedAt == nil, family.userID == intent.userID
+                let family = try await directory.family(id: intent.familyID), family.revokedAt == nil, family.userID == intent.userID,
+                q["code_challenge"] == intent.codeChallenge
             else { throw AppRedirectError(code: "invalid_request", description: "link_intent is unknown, expired, used, or for another client or provider") }
             linkIntent = intent
             provider = p
@@ -287,15 +288,18 @@ extension Gatehouse {
             trustedEmail: Self.trustedEmail(provider.linkSettings, mapped))
         let user: User
         let outcome: String
+        var selfLink: LinkedIdentity? = nil
         do {
         if let owner = request.linkToUserID {
             switch try await linkToSignedInUser(owner, link: link, identity: identity, request: request, now: now) {
-            case .success(let u): user = u
+            case .success(let (u, owned)):
+                user = u
+                selfLink = owned
             case .failure(let refusal):
                 countLogin(provider: provider.name, outcome: "self_link_refused")
                 return back("access_denied", refusal.reason)
             }
-            outcome = "success_self_linked"
+            outcome = "success_self_link_pending"
         } else {
         switch try await directory.resolveLogin(login, now: now) {
         case .refused(let reason):
@@ -350,6 +354,7 @@ extension Gatehouse {
         grant.acr = identity.acr
         grant.amr = identity.amr.isEmpty ? nil : identity.amr
         grant.upstreamSessionIndex = identity.sessionIndex
+        grant.pendingSelfLink = selfLink
         try await directory.saveAuthorizationCode(grant)
         countLogin(provider: provider.name, outcome: outcome)
         var params = [("code", code)]
@@ -463,10 +468,11 @@ extension Gatehouse {
         let reason: String
     }
 
-    /// Links the identity of a fresh upstream login to the signed-in user who asked (a link intent).
-    /// The upstream must have authenticated the person after the request began; an identity that
-    /// belongs to another account is refused, never moved (only an admin moves identities).
-    func linkToSignedInUser(_ owner: String, link: LinkedIdentity, identity: VerifiedIdentity, request: AppRequest, now: Date) async throws -> Result<User, LinkRefusal> {
+    /// Checks a fresh upstream login made for a signed-in user's link intent: the upstream must have
+    /// authenticated the person after the request began, and the identity must not be another
+    /// account's. The link itself is made when the code is redeemed (`exchangeCode`), with the app's
+    /// PKCE verifier. An identity of another account is refused, never moved (only admins move them).
+    func linkToSignedInUser(_ owner: String, link: LinkedIdentity, identity: VerifiedIdentity, request: AppRequest, now: Date) async throws -> Result<(User, LinkedIdentity), LinkRefusal> {
         let skew: TimeInterval = 60
         guard let authTime = identity.authTime, let started = request.startedAt, authTime >= started.addingTimeInterval(-skew) else {
             return .failure(LinkRefusal(reason: "linking needs a fresh sign-in at the identity provider, and it did not confirm one"))
@@ -476,9 +482,11 @@ extension Gatehouse {
         }
         var owned = link
         owned.userID = owner
-        guard try await directory.claimIdentity(owned, actor: "user:\(owner)", now: now) else {
+        if let existing = try await directory.userID(pool: link.poolID, providerName: link.providerName, upstreamIssuer: link.upstreamIssuer, upstreamSubject: link.upstreamSubject),
+            existing != owner
+        {
             return .failure(LinkRefusal(reason: "this sign-in already belongs to another account; nothing was linked"))
         }
-        return .success(user)
+        return .success((user, owned))
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import GatehouseCore
 import GatehouseIssuer
+import GatehouseJOSE
 import Hummingbird
 import HTTPTypes
 
@@ -35,8 +36,8 @@ extension Gatehouse {
         return (user, token)
     }
 
-    /// `POST /{pool}/oauth2/links/intent` (form `provider`): a ticket valid five minutes, once, for
-    /// `/oauth2/authorize?…&link_intent=…` by the same client.
+    /// `POST /{pool}/oauth2/links/intent` (form `provider`, `code_challenge`): a ticket valid five
+    /// minutes, once, for `/oauth2/authorize?…&link_intent=…&code_challenge=…` by the same client.
     func linkIntent(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
         let pool = try await pool(context)
         let (user, token) = try await linkManager(request, pool: pool.id)
@@ -46,11 +47,14 @@ extension Gatehouse {
             let client = try await directory.client(pool: pool.id, clientID: clientID),
             client.allowedProviders.isEmpty || client.allowedProviders.contains(provider.name)
         else { throw OAuthError.invalidRequest("provider is not an identity provider this client may use") }
+        guard let challenge = form["code_challenge"], challenge.utf8.count == 43, Base64URL.decode(challenge)?.count == 32 else {
+            throw OAuthError.invalidRequest("code_challenge (S256) is required: the link is made when the code is redeemed with its verifier")
+        }
         let ticket = Secrets.randomToken()
         let now = clock.now()
         try await directory.saveLinkIntent(LinkIntent(
             ticketHash: Secrets.hash(ticket), poolID: pool.id, userID: user.id, clientID: clientID, providerName: provider.name,
-            familyID: token.familyID, createdAt: now, expiresAt: now.addingTimeInterval(LinkIntent.lifetime)))
+            familyID: token.familyID, codeChallenge: challenge, createdAt: now, expiresAt: now.addingTimeInterval(LinkIntent.lifetime)))
         return Responses.json(["link_intent": .string(ticket), "expires_in": .number(LinkIntent.lifetime)])
     }
 

@@ -112,6 +112,12 @@ extension Gatehouse {
         guard let user = try await directory.user(pool: pool.id, id: grant.userID), user.enabled else {
             throw OAuthError.invalidGrant("the user is unavailable")
         }
+        if let link = grant.pendingSelfLink {
+            // The signed-in user's link, now that the app proved with its verifier that it asked for it.
+            guard link.userID == user.id, link.poolID == pool.id, try await directory.claimIdentity(link, actor: "user:\(user.id)", now: now) else {
+                throw OAuthError.invalidGrant("this sign-in already belongs to another account; nothing was linked")
+            }
+        }
         let refreshToken = Secrets.randomToken()
         var family = RefreshTokenFamily(id: grant.familyID, poolID: pool.id, clientID: client.clientID, userID: user.id, scope: grant.scope, authTime: grant.authTime, providerName: grant.providerName, createdAt: now, expiresAt: now.addingTimeInterval(TimeInterval(client.refreshTokenTTL)))
         family.acr = grant.acr

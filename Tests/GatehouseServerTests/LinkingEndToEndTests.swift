@@ -189,14 +189,23 @@ import GatehouseTestSupport
             let access = try #require(adaTokens["access_token"]?.stringValue)
             let adaID = try #require(adaTokens["id_token"]?.stringValue)
             let ada = try #require(try UnverifiedJWS(compact: adaID).claims["sub"]?.stringValue)
-            func intent(_ token: String?, provider: String = "Social") async throws -> TestBrowser.Reply {
+            // The app's PKCE pair for link requests: the link is made only when the code is redeemed with it.
+            let verifier = Secrets.randomToken()
+            let challenge = Secrets.pkceChallenge(verifier: verifier)
+            func intent(_ token: String?, provider: String = "Social", challenge: String? = challenge) async throws -> TestBrowser.Reply {
                 var headers = [("Content-Type", "application/x-www-form-urlencoded")]
                 if let token { headers.append(("Authorization", "Bearer \(token)")) }
-                return try await browser.send("\(s.f.issuer)/oauth2/links/intent", method: .POST, headers: headers, body: "provider=\(provider)", withCookies: false)
+                var form = [("provider", provider)]
+                if let challenge { form.append(("code_challenge", challenge)) }
+                return try await browser.send("\(s.f.issuer)/oauth2/links/intent", method: .POST, headers: headers, body: FormEncoding.encode(form), withCookies: false)
+            }
+            func linkURL(_ ticket: String, challenge: String = challenge) -> String {
+                s.f.authorizeURL(challenge: challenge, extra: [("identity_provider", "Social"), ("link_intent", ticket)])
             }
             #expect(try await intent(nil).status == 401)
             #expect(try await intent("not-a-token").status == 401)
             #expect(try await intent(access, provider: "Nobody").status == 400)
+            #expect(try await intent(access, challenge: nil).status == 400, "a link intent needs the app's PKCE challenge")
             #expect(try await intent(plain).status == 403, "a token without the gatehouse.links scope")
             // A token from an old upstream sign-in must sign in again first.
             s.f.upstream.update { $0.misbehaviour = .staleAuthTime }
@@ -208,15 +217,31 @@ import GatehouseTestSupport
 
             // The link intent asks the provider for a fresh sign-in.
             s.social.update { $0.subject = "ada-social" }
-            let start = try await browser.send(s.f.authorizeURL(extra: [("identity_provider", "Social"), ("link_intent", ticket)]))
+            #expect(try await browser.send(linkURL(ticket, challenge: Secrets.pkceChallenge(verifier: Secrets.randomToken()))).locationQuery["error"] == "invalid_request",
+                "the authorize request must carry the challenge the intent was made with")
+            let ticket2 = try #require(try await intent(access).json["link_intent"]?.stringValue)
+            let start = try await browser.send(linkURL(ticket2))
             let upstream = try #require(start.location)
             #expect(upstream.contains("prompt=login") && upstream.contains("max_age=0"))
-            let linked = try await subject(s, browser, try await followUpstream(start, browser))
-            #expect(linked == ada)
+            let back = try await followUpstream(start, browser)
+            #expect(try await s.f.directory.userID(pool: s.pool, providerName: "Social", upstreamIssuer: s.social.issuer, upstreamSubject: "ada-social") == nil, "not before the code is redeemed")
+            let code = try #require(back.locationQuery["code"])
+            #expect(try await s.f.redeem(browser, code: code).status == 400, "without the verifier: no tokens, no link")
+            #expect(try await s.f.directory.userID(pool: s.pool, providerName: "Social", upstreamIssuer: s.social.issuer, upstreamSubject: "ada-social") == nil)
+            #expect(try await s.f.redeem(browser, code: code, verifier: verifier).json["id_token"] != nil)
             #expect(try await s.f.directory.userID(pool: s.pool, providerName: "Social", upstreamIssuer: s.social.issuer, upstreamSubject: "ada-social") == ada)
             // The ticket was single use.
-            let again = try await browser.send(s.f.authorizeURL(extra: [("identity_provider", "Social"), ("link_intent", ticket)]))
+            let again = try await browser.send(linkURL(ticket2))
             #expect(again.locationQuery["error"] == "invalid_request")
+
+            // A link URL sent to someone else: they sign in, but their app session has no verifier, so nothing is linked.
+            let lure = try #require(try await intent(access).json["link_intent"]?.stringValue)
+            s.social.update { $0.subject = "victim-social" }
+            let victimCode = try await withBrowsers(1) { victims in
+                try await followUpstream(try await victims[0].send(linkURL(lure)), victims[0]).locationQuery["code"]
+            }
+            #expect(try await s.f.redeem(browser, code: try #require(victimCode), verifier: Secrets.randomToken()).status == 400)
+            #expect(try await s.f.directory.userID(pool: s.pool, providerName: "Social", upstreamIssuer: s.social.issuer, upstreamSubject: "victim-social") == nil)
 
             // A provider that answers with an old session (no fresh sign-in) links nothing.
             s.social.update {
@@ -224,7 +249,7 @@ import GatehouseTestSupport
                 $0.misbehaviour = .staleAuthTime
             }
             let staleTicket = try #require(try await intent(access).json["link_intent"]?.stringValue)
-            let stale = try await followUpstream(try await browser.send(s.f.authorizeURL(extra: [("identity_provider", "Social"), ("link_intent", staleTicket)])), browser)
+            let stale = try await followUpstream(try await browser.send(linkURL(staleTicket)), browser)
             #expect(stale.locationQuery["error"] == "access_denied")
             #expect(try await s.f.directory.userID(pool: s.pool, providerName: "Social", upstreamIssuer: s.social.issuer, upstreamSubject: "ada-stale") == nil)
             s.social.update {
@@ -244,7 +269,7 @@ import GatehouseTestSupport
             s.f.upstream.update { $0.subject = "mallory" }
             let malloryAccess = try #require(try await linksLogin()["access_token"]?.stringValue)
             let stolen = try #require(try await intent(malloryAccess).json["link_intent"]?.stringValue)
-            let refused = try await followUpstream(try await browser.send(s.f.authorizeURL(extra: [("identity_provider", "Social"), ("link_intent", stolen)])), browser)
+            let refused = try await followUpstream(try await browser.send(linkURL(stolen)), browser)
             #expect(refused.locationQuery["error"] == "access_denied")
             #expect(try await s.f.directory.userID(pool: s.pool, providerName: "Social", upstreamIssuer: s.social.issuer, upstreamSubject: "ada-social") == ada)
 
