@@ -95,7 +95,7 @@ extension SQLDirectory {
         case .linkVerifiedEmail(let email):
             let candidates = try await userIDs(db, pool: pool, trustedEmail: email, limit: 2)
             if candidates.count > 1 {
-                return .refused(reason: "more than one account uses this email address; an administrator must link this sign-in")
+                return .refused(reason: "this sign-in cannot be linked to an account automatically; ask an administrator")
             }
             if let target = candidates.first, var user = try await loadUser(db, pool: pool, id: target) {
                 try await insertLink(db, identity, userID: target, now: now)
