@@ -175,43 +175,41 @@ extension SQLDirectory {
     }
 
     static func link(_ db: any SQLDatabase, _ identity: LinkedIdentity, actor: String, now: Date) async throws -> LinkMerge {
-        do {
-            let pool = identity.poolID.rawValue
-            let target = identity.userID
-            guard try await lockUser(db, pool: pool, id: target), var targetUser = try await loadUser(db, pool: pool, id: target) else {
-                throw DirectoryError(.notFound, "no user \(target) in pool \(pool)")
-            }
-            let source = try await linkedUserID(db, identity)
-            if source == target { return LinkMerge(fromUserID: nil, fromUserDeleted: false) }
-            if let source { _ = try await lockUser(db, pool: pool, id: source) }
-            var merge = LinkMerge(fromUserID: source, fromUserDeleted: false)
-            if let source {
-                try await db.raw("UPDATE linked_identities SET user_id = \(bind: target) WHERE pool_id = \(bind: pool) AND provider_name = \(bind: identity.providerName) AND upstream_issuer = \(bind: identity.upstreamIssuer) AND upstream_subject = \(bind: identity.upstreamSubject)").run()
-                if let sourceUser = try await Self.loadUser(db, pool: pool, id: source) {
-                    // The stated rule: the target's values win; the source fills what the target lacks.
-                    try await Self.applyAttributes(db, &targetUser, sourceUser.attributes.merging(targetUser.attributes) { $1 }, now: now)
-                    try await db.raw("INSERT INTO group_members (pool_id, group_name, user_id, source) SELECT pool_id, group_name, \(bind: target), source FROM group_members WHERE pool_id = \(bind: pool) AND user_id = \(bind: source) ON CONFLICT DO NOTHING").run()
-                    try await db.raw("UPDATE refresh_families SET revoked_at = \(bind: now.epochSeconds) WHERE pool_id = \(bind: pool) AND user_id = \(bind: source) AND revoked_at IS NULL").run()
-                    let left = try await db.raw("SELECT COUNT(*) AS n FROM linked_identities WHERE pool_id = \(bind: pool) AND user_id = \(bind: source)").first()?.int("n") ?? 0
-                    if left == 0 {
-                        try await Self.deleteUserRows(db, pool: pool, id: source)
-                        merge.fromUserDeleted = true
-                    }
-                }
-            } else {
-                try await Self.insertLink(db, identity, userID: target, now: now)
-            }
-            var after = identity.auditValue
-            if case .object(var o) = after {
-                if let source { o["merged_from"] = .string(source) }
-                o["merged_user_deleted"] = .bool(merge.fromUserDeleted)
-                after = .object(o)
-            }
-            try await Self.audit(db, AuditEntry(
-                id: LoginSample.newID(at: Date()), poolID: identity.poolID, at: now, actor: actor, action: source == nil ? "link.created" : "link.moved",
-                target: "user:\(target)", before: source.map { .object(["user": .string($0)]) }, after: after))
-            return merge
+        let pool = identity.poolID.rawValue
+        let target = identity.userID
+        guard try await lockUser(db, pool: pool, id: target), var targetUser = try await loadUser(db, pool: pool, id: target) else {
+            throw DirectoryError(.notFound, "no user \(target) in pool \(pool)")
         }
+        let source = try await linkedUserID(db, identity)
+        if source == target { return LinkMerge(fromUserID: nil, fromUserDeleted: false) }
+        if let source { _ = try await lockUser(db, pool: pool, id: source) }
+        var merge = LinkMerge(fromUserID: source, fromUserDeleted: false)
+        if let source {
+            try await db.raw("UPDATE linked_identities SET user_id = \(bind: target) WHERE pool_id = \(bind: pool) AND provider_name = \(bind: identity.providerName) AND upstream_issuer = \(bind: identity.upstreamIssuer) AND upstream_subject = \(bind: identity.upstreamSubject)").run()
+            if let sourceUser = try await Self.loadUser(db, pool: pool, id: source) {
+                // The stated rule: the target's values win; the source fills what the target lacks.
+                try await Self.applyAttributes(db, &targetUser, sourceUser.attributes.merging(targetUser.attributes) { $1 }, now: now)
+                try await db.raw("INSERT INTO group_members (pool_id, group_name, user_id, source) SELECT pool_id, group_name, \(bind: target), source FROM group_members WHERE pool_id = \(bind: pool) AND user_id = \(bind: source) ON CONFLICT DO NOTHING").run()
+                try await db.raw("UPDATE refresh_families SET revoked_at = \(bind: now.epochSeconds) WHERE pool_id = \(bind: pool) AND user_id = \(bind: source) AND revoked_at IS NULL").run()
+                let left = try await db.raw("SELECT COUNT(*) AS n FROM linked_identities WHERE pool_id = \(bind: pool) AND user_id = \(bind: source)").first()?.int("n") ?? 0
+                if left == 0 {
+                    try await Self.deleteUserRows(db, pool: pool, id: source)
+                    merge.fromUserDeleted = true
+                }
+            }
+        } else {
+            try await Self.insertLink(db, identity, userID: target, now: now)
+        }
+        var after = identity.auditValue
+        if case .object(var o) = after {
+            if let source { o["merged_from"] = .string(source) }
+            o["merged_user_deleted"] = .bool(merge.fromUserDeleted)
+            after = .object(o)
+        }
+        try await Self.audit(db, AuditEntry(
+            id: LoginSample.newID(at: Date()), poolID: identity.poolID, at: now, actor: actor, action: source == nil ? "link.created" : "link.moved",
+            target: "user:\(target)", before: source.map { .object(["user": .string($0)]) }, after: after))
+        return merge
     }
 
     public func claimIdentity(_ identity: LinkedIdentity, actor: String, now: Date) async throws -> Bool {
