@@ -324,26 +324,9 @@ public final class SafeRegex: Sendable {
         if toNext { m.nextCount = listCount } else { m.currentCount = listCount }
     }
 
-    /// Whether every path from the start meets `^` before consuming anything.
-    static func isAnchoredAtStart(_ program: [Instruction]) -> Bool {
-        var seen = Set<Int>()
-        var stack = [0]
-        while let pc = stack.popLast() {
-            guard seen.insert(pc).inserted else { continue }
-            switch program[pc] {
-            case .jump(let t): stack.append(t)
-            case .split(let a, let b): stack += [a, b]
-            case .save: stack.append(pc + 1)
-            case .assertStart: continue
-            default: return false
-            }
-        }
-        return true
-    }
-
-    /// The instructions that can consume the first scalar of a match, following jumps, splits and
-    /// saves from the start; `nil` if an anchor, `.` or the match itself is reachable first.
-    static func starters(of program: [Instruction]) -> [Instruction]? {
+    /// What the program can do first from the start: the instructions reached by following jumps,
+    /// splits and saves (an anchor, a consumer, or the match itself).
+    static func firstSteps(of program: [Instruction]) -> [Instruction] {
         var seen = Set<Int>()
         var stack = [0]
         var out: [Instruction] = []
@@ -353,11 +336,28 @@ public final class SafeRegex: Sendable {
             case .jump(let t): stack.append(t)
             case .split(let a, let b): stack += [a, b]
             case .save: stack.append(pc + 1)
-            case .scalar, .set: out.append(program[pc])
-            case .any, .match, .assertStart, .assertEnd: return nil
+            default: out.append(program[pc])
             }
         }
         return out
+    }
+
+    /// Whether every path from the start meets `^` before consuming anything.
+    static func isAnchoredAtStart(_ program: [Instruction]) -> Bool {
+        firstSteps(of: program).allSatisfy { if case .assertStart = $0 { true } else { false } }
+    }
+
+    /// The instructions that can consume the first scalar of a match; `nil` if an anchor, `.` or the
+    /// match itself can come first.
+    static func starters(of program: [Instruction]) -> [Instruction]? {
+        let first = firstSteps(of: program)
+        let simple = first.allSatisfy { step in
+            switch step {
+            case .scalar, .set: true
+            default: false
+            }
+        }
+        return simple ? first : nil
     }
 
     private func fold(_ c: UInt32) -> UInt32 {

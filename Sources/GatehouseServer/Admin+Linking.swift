@@ -25,6 +25,15 @@ extension Admin {
         provider.oidc?.issuer ?? provider.saml?.idpEntityID
     }
 
+    /// The user a provider identity is linked to (the issuer defaults to the provider's), if any.
+    public func user(pool: String, provider name: String, subject: String, issuer: String? = nil) async throws -> User? {
+        let (p, provider) = try await existingProvider(pool: pool, name: name)
+        guard let upstreamIssuer = issuer ?? Self.upstreamIssuer(of: provider),
+            let id = try await directory.userID(pool: p.id, providerName: name, upstreamIssuer: upstreamIssuer, upstreamSubject: subject)
+        else { return nil }
+        return try await directory.user(pool: p.id, id: id)
+    }
+
     /// Links the provider's identity `subject` to `userID`. An identity that already signed in is
     /// moved from its user, merged by the rule of `Directory.linkIdentity`. No cap on links.
     public func link(pool: String, userID: String, provider name: String, subject: String, issuer: String? = nil) async throws -> LinkMerge {

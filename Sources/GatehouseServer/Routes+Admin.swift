@@ -273,12 +273,8 @@ extension Gatehouse {
             let limit = max(1, min(Int(q["limit"] ?? "") ?? 50, 1000))
             if let email = q["email"] { return try Self.encoded(try await self.directory.users(pool: pool, email: email, limit: limit)) }
             if let name = q["provider"], let subject = q["subject"] {
-                let (_, provider) = try await call.admin.existingProvider(pool: pool.rawValue, name: name)
-                guard let issuer = q["issuer"] ?? Admin.upstreamIssuer(of: provider),
-                    let id = try await self.directory.userID(pool: pool, providerName: name, upstreamIssuer: issuer, upstreamSubject: subject),
-                    let user = try await self.directory.user(pool: pool, id: id)
-                else { return try Self.encoded([User]()) }
-                return try Self.encoded([user])
+                let found = try await call.admin.user(pool: pool.rawValue, provider: name, subject: subject, issuer: q["issuer"])
+                return try Self.encoded(found.map { [$0] } ?? [])
             }
             return try Self.encoded(try await self.directory.listUsers(pool: pool, after: q["after"], limit: limit))
         }

@@ -156,7 +156,7 @@ extension Gatehouse {
     func callback(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
         let pool = try await pool(context)
         let q = try query(request)
-        return try await completeUpstreamLogin(request, transactionID: q["state"], pool: pool.id, parameters: q, expecting: nil, now: clock.now())
+        return try await completeUpstreamLogin(request, transactionID: q["state"], pool: pool, parameters: q, expecting: nil, now: clock.now())
     }
 
     /// The shared end of the OIDC callback and the SAML ACS: consumes the login transaction
@@ -165,9 +165,10 @@ extension Gatehouse {
     /// back, and finishes the login. `expecting` names the provider (and its adapter) when the route
     /// already did; the transaction must then belong to it.
     func completeUpstreamLogin(
-        _ request: Request, transactionID: String?, pool: PoolID, parameters: [String: String],
+        _ request: Request, transactionID: String?, pool poolRecord: Pool, parameters: [String: String],
         expecting: (provider: IdentityProvider, adapter: any FederationAdapter)?, now: Date
     ) async throws -> Response {
+        let pool = poolRecord.id
         guard let cookie = request.cookies[browserCookieName]?.value, cookie.utf8.count <= 64 else {
             countVerificationFailure("browser_binding")
             throw PageError(status: .badRequest, title: "Sign-in not recognised", message: "This sign-in was started in another browser, or cookies are blocked. Please start again from the application.")
@@ -199,7 +200,7 @@ extension Gatehouse {
         } catch let e as UpstreamError {
             return upstreamFailure(e, provider: provider.name, back: back)
         }
-        return try await finishLogin(pool: pool, client: client, provider: provider, identity: identity, request: AppRequest(transaction), now: now)
+        return try await finishLogin(pool: poolRecord, client: client, provider: provider, identity: identity, request: AppRequest(transaction), now: now)
     }
 
     /// Sends an RFC 6749 error to the app's (registered) redirect URI, with its state and `iss`.
@@ -235,7 +236,6 @@ extension Gatehouse {
         var browserBindingHash: String? = nil
         /// The pending link this login proves an account for.
         var pendingLinkID: String? = nil
-        var clientID: String? = nil
         /// The signed-in user this login links a provider to, and when it started.
         var linkToUserID: String? = nil
         var startedAt: Date? = nil
@@ -243,7 +243,6 @@ extension Gatehouse {
         init(_ t: LoginTransaction) {
             self.init(redirectURI: t.redirectURI, appState: t.appState, scope: t.scope, nonce: t.appNonce, codeChallenge: t.codeChallenge)
             browserBindingHash = t.browserBindingHash
-            clientID = t.clientID
             linkToUserID = t.linkToUserID
             startedAt = t.createdAt
             pendingLinkID = t.pendingLinkID
@@ -260,10 +259,10 @@ extension Gatehouse {
 
     /// The common end of every upstream login: mapping, the user found or created, a code, and the
     /// redirect back to the app.
-    func finishLogin(pool: PoolID, client: AppClient, provider: IdentityProvider, identity: VerifiedIdentity, request: AppRequest, now: Date) async throws -> Response {
+    func finishLogin(pool poolRecord: Pool, client: AppClient, provider: IdentityProvider, identity: VerifiedIdentity, request: AppRequest, now: Date) async throws -> Response {
+        let pool = poolRecord.id
         let issuer = configuration.issuer(for: pool)
         let back = backToApp(redirectURI: request.redirectURI, state: request.appState, pool: pool)
-        guard let poolRecord = try await directory.pool(pool) else { return back("server_error", "the pool was removed") }
         let mapping: CompiledMapping
         do {
             mapping = try mappings.compiled(pool: poolRecord, provider: provider)
@@ -310,7 +309,7 @@ extension Gatehouse {
             countLogin(provider: provider.name, outcome: "link_refused")
             return back("access_denied", reason)
         case .needsProof(let candidates):
-            return try await askForProof(pool: pool, provider: provider, link: link, attributes: mapped.attributes, candidates: candidates, request: request, back: back, now: now)
+            return try await askForProof(pool: poolRecord, client: client, provider: provider, link: link, attributes: mapped.attributes, candidates: candidates, request: request, back: back, now: now)
         case .user(let found, let how):
             if let pendingID = request.pendingLinkID {
                 guard let binding = request.browserBindingHash,
@@ -396,10 +395,11 @@ extension Gatehouse {
     /// Keeps the new identity as a pending link bound to this browser and shows the person the
     /// providers of the existing account(s) to sign in with first.
     func askForProof(
-        pool: PoolID, provider: IdentityProvider, link: LinkedIdentity, attributes: [String: String], candidates: [String],
+        pool poolRecord: Pool, client: AppClient, provider: IdentityProvider, link: LinkedIdentity, attributes: [String: String], candidates: [String],
         request: AppRequest, back: (String, String) -> Response, now: Date
     ) async throws -> Response {
-        guard let binding = request.browserBindingHash, let client = try await directory.client(pool: pool, clientID: currentClientID(request)) else {
+        let pool = poolRecord.id
+        guard let binding = request.browserBindingHash else {
             return back("access_denied", "an account already uses this email address; sign in to it from the application first")
         }
         var names: [String] = []
@@ -421,11 +421,8 @@ extension Gatehouse {
         var cancel = [("error", "access_denied"), ("error_description", "the person did not link the account")]
         if let s = request.appState { cancel.append(("state", s)) }
         cancel.append(("iss", issuer))
-        let poolName = try await directory.pool(pool)?.displayName ?? pool.rawValue
-        return Responses.html(Pages.linkProof(poolName: poolName, newProvider: provider.name, choices: choices, cancelURL: Responses.appending(cancel, to: request.redirectURI)))
+        return Responses.html(Pages.linkProof(poolName: poolRecord.displayName, newProvider: provider.name, choices: choices, cancelURL: Responses.appending(cancel, to: request.redirectURI)))
     }
-
-    func currentClientID(_ request: AppRequest) -> String { request.clientID ?? "" }
 
     /// `GET /{pool}/link/prove?pending=…&provider=…`: starts the sign-in with a provider of the
     /// existing account; its completion makes the pending link.

@@ -73,7 +73,7 @@ extension Gatehouse {
                 .init("SAMLResponse", form["SAMLResponse"]!), .init("RelayState", relayState), .init("gatehouse_resent", "1"),
             ])
         }
-        return try await completeUpstreamLogin(request, transactionID: relayState, pool: pool.id, parameters: form, expecting: (provider, adapter), now: now)
+        return try await completeUpstreamLogin(request, transactionID: relayState, pool: pool, parameters: form, expecting: (provider, adapter), now: now)
     }
 
     /// An IdP-initiated login: allowed only when the provider enables it. The RelayState names the
@@ -108,7 +108,7 @@ extension Gatehouse {
             return upstreamFailure(e, provider: provider.name, back: back)
         }
         return try await finishLogin(
-            pool: pool.id, client: client, provider: provider, identity: identity,
+            pool: pool, client: client, provider: provider, identity: identity,
             request: AppRequest(redirectURI: redirectURI, appState: nil, scope: scope, nonce: nil, codeChallenge: nil), now: now)
     }
 }

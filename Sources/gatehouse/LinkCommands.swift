@@ -60,12 +60,8 @@ extension UserCommand {
                 if let email {
                     try printJSON(try await directory.users(pool: poolID, email: email, limit: 100))
                 } else if let provider, let subject {
-                    guard let p = try await directory.provider(pool: poolID, name: provider) else { throw ValidationError("no provider \(provider)") }
-                    guard let upstreamIssuer = issuer ?? p.oidc?.issuer ?? p.saml?.idpEntityID,
-                        let id = try await directory.userID(pool: poolID, providerName: provider, upstreamIssuer: upstreamIssuer, upstreamSubject: subject),
-                        let user = try await directory.user(pool: poolID, id: id)
-                    else { return try printJSON([User]()) }
-                    try printJSON([user])
+                    let found = try await env.admin.user(pool: pool, provider: provider, subject: subject, issuer: issuer)
+                    try printJSON(found.map { [$0] } ?? [])
                 } else {
                     throw ValidationError("give --email, or --provider and --subject")
                 }
