@@ -176,6 +176,10 @@ public protocol RefreshTokenStore: Sendable {
     /// either wins (and this fails) or applies to the new token too.
     func rotate(presentedHash: String, clientID: String, pool: PoolID, requestedScope: [String]?, newTokenHash: String, now: Date) async throws -> RefreshRotation
     /// Revokes the family a token belongs to, if the token was issued to `clientID`. Unknown tokens are ignored.
+    /// The family of an unspent token issued to `clientID` in `pool`, if the family is live; spends nothing.
+    func liveFamily(tokenHash: String, clientID: String, pool: PoolID, now: Date) async throws -> RefreshTokenFamily?
+    /// Replaces the upstream grant of a live family (after an upstream refresh); false if it is revoked.
+    func setUpstreamGrant(familyID: String, _ grant: UpstreamGrant) async throws -> Bool
     func revokeFamily(containing tokenHash: String, clientID: String, now: Date) async throws
     func revokeFamily(id: String, now: Date) async throws
     func family(id: String) async throws -> RefreshTokenFamily?

@@ -15,11 +15,15 @@ public struct VerifiedIdentity: Sendable, Equatable {
     public let acr: String?
     public let amr: [String]
     public let sessionIndex: String?
+    /// The upstream's refresh token, when the provider is set to keep it for upstream refresh.
+    public let upstreamRefreshToken: RedactedSecret?
 
     package init(
         providerName: String, providerKind: ProviderKind, upstreamIssuer: String, upstreamSubject: String,
-        attributes: [String: [String]], authTime: Date?, acr: String?, amr: [String], sessionIndex: String?
+        attributes: [String: [String]], authTime: Date?, acr: String?, amr: [String], sessionIndex: String?,
+        upstreamRefreshToken: RedactedSecret? = nil
     ) {
+        self.upstreamRefreshToken = upstreamRefreshToken
         self.providerName = providerName
         self.providerKind = providerKind
         self.upstreamIssuer = upstreamIssuer
@@ -53,10 +57,32 @@ public struct UpstreamLoginState: Sendable {
     }
 }
 
-/// What the upstream sent back to the callback: the query (or form) parameters.
+/// What the upstream sent back to the callback: the query (or form) parameters, and whether they
+/// came as a form POST (`response_mode=form_post`, the SAML POST binding) or in a GET's query.
 public struct UpstreamCallback: Sendable {
     public let parameters: [String: String]
-    public init(parameters: [String: String]) { self.parameters = parameters }
+    public let viaPost: Bool
+    public init(parameters: [String: String], viaPost: Bool = false) {
+        self.parameters = parameters
+        self.viaPost = viaPost
+    }
+}
+
+/// A secret that prints as `<redacted>`, so no log line or error description can carry it.
+public struct RedactedSecret: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
+    public let value: String
+    public init(_ value: String) { self.value = value }
+    public var description: String { "<redacted>" }
+    public var debugDescription: String { "<redacted>" }
+}
+
+/// An adapter that can renew a login with the upstream's refresh token and re-read its claims.
+public protocol UpstreamRefreshing: FederationAdapter {
+    /// Renews the upstream login for `subject` (at `issuer`), verifying what comes back exactly as
+    /// at login (except the nonce); the identity carries the upstream's next refresh token, or the
+    /// same one if it did not rotate. Throws `UpstreamError` (`.upstreamRefused` when the upstream
+    /// refused the token).
+    func refresh(token: RedactedSecret, issuer: String, subject: String, now: Date) async throws -> VerifiedIdentity
 }
 
 /// One upstream identity provider, as Gatehouse's server sees it.
@@ -113,8 +139,11 @@ public struct UpstreamError: Error, Sendable, CustomStringConvertible {
     public let kind: Kind
     public let reason: String
     public let failures: [VerificationError.Failure]
+    /// The OAuth error code the upstream answered (`access_denied`, `consent_required` …), if any.
+    public let upstreamCode: String?
 
-    public init(_ kind: Kind, _ reason: String, failures: [VerificationError.Failure] = []) {
+    public init(_ kind: Kind, _ reason: String, failures: [VerificationError.Failure] = [], upstreamCode: String? = nil) {
+        self.upstreamCode = upstreamCode
         self.kind = kind
         self.reason = reason
         self.failures = failures

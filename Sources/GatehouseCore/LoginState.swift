@@ -75,6 +75,8 @@ public struct AuthorizationCode: Sendable, Codable, Equatable {
     /// A signed-in user's link of this login's upstream identity, made only when the code is redeemed
     /// (so with the app's PKCE verifier, in the app session that asked for it).
     public var pendingSelfLink: LinkedIdentity? = nil
+    /// The upstream login kept for upstream refresh, when the provider keeps it.
+    public var upstream: UpstreamGrant? = nil
 
     public init(
         codeHash: String, poolID: PoolID, clientID: String, userID: String, redirectURI: String, scope: [String],
@@ -127,6 +129,8 @@ public struct RefreshTokenFamily: Sendable, Codable, Equatable {
     public var acr: String? = nil
     public var amr: [String]? = nil
     public var upstreamSessionIndex: String? = nil
+    /// The upstream login kept for upstream refresh, when the provider keeps it.
+    public var upstream: UpstreamGrant? = nil
 
     public init(id: String, poolID: PoolID, clientID: String, userID: String, scope: [String], authTime: Date, providerName: String, createdAt: Date, expiresAt: Date, revokedAt: Date? = nil) {
         self.id = id
@@ -183,4 +187,19 @@ public struct SigningKeyRecord: Sendable, Codable, Equatable {
 
     public func isPublished(at now: Date) -> Bool { createdAt <= now && (removeAfter.map { now < $0 } ?? true) }
     public func canSign(at now: Date) -> Bool { activatesAt <= now && (retiresAt.map { now < $0 } ?? true) }
+}
+
+/// What a refresh token family keeps of its upstream login to renew it: the upstream's refresh
+/// token, sealed with the master key (purpose `upstream-refresh:{pool}/{family}`), and which
+/// upstream identity it belongs to.
+public struct UpstreamGrant: Sendable, Codable, Equatable {
+    public var sealedRefreshToken: String
+    public var issuer: String
+    public var subject: String
+    public init(sealedRefreshToken: String, issuer: String, subject: String) {
+        self.sealedRefreshToken = sealedRefreshToken
+        self.issuer = issuer
+        self.subject = subject
+    }
+    public static func purpose(pool: PoolID, familyID: String) -> String { "upstream-refresh:\(pool)/\(familyID)" }
 }

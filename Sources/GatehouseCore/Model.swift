@@ -158,57 +158,6 @@ public enum ProviderKind: String, Sendable, Codable {
     case saml
 }
 
-/// Settings of an upstream OpenID provider.
-public struct OIDCProviderSettings: Sendable, Codable, Equatable {
-    public enum ClientAuthentication: String, Sendable, Codable {
-        case clientSecretBasic = "client_secret_basic"
-        case clientSecretPost = "client_secret_post"
-        case none
-    }
-    /// Exactly as the provider's discovery document and ID tokens spell it.
-    public var issuer: String
-    public var clientID: String
-    public var scopes: [String]
-    /// The JWS algorithms accepted for this provider's ID tokens; never `none` nor HMAC.
-    public var allowedAlgorithms: [String]
-    public var clockSkewSeconds: Int
-    public var useUserInfo: Bool
-    public var clientAuthentication: ClientAuthentication
-
-    public static let supportedAlgorithms: Set<String> = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "PS384", "PS512"]
-
-    public init(
-        issuer: String, clientID: String, scopes: [String] = ["openid", "email", "profile"],
-        allowedAlgorithms: [String] = ["RS256"], clockSkewSeconds: Int = 60, useUserInfo: Bool = false,
-        clientAuthentication: ClientAuthentication = .clientSecretBasic
-    ) {
-        self.issuer = issuer
-        self.clientID = clientID
-        self.scopes = scopes
-        self.allowedAlgorithms = allowedAlgorithms
-        self.clockSkewSeconds = clockSkewSeconds
-        self.useUserInfo = useUserInfo
-        self.clientAuthentication = clientAuthentication
-    }
-
-    public func validate() throws {
-        guard let u = URL(string: issuer), u.query == nil, u.fragment == nil, let host = u.host else {
-            throw DirectoryError(.invalid, "issuer must be an absolute URL without query or fragment")
-        }
-        guard u.scheme == "https" || (u.scheme == "http" && AppClient.isLoopbackHost(host)) else {
-            throw DirectoryError(.invalid, "issuer must use https (plain http only on loopback)")
-        }
-        guard !clientID.isEmpty else { throw DirectoryError(.invalid, "client_id is required") }
-        guard scopes.contains("openid") else { throw DirectoryError(.invalid, "scopes must include openid") }
-        guard !allowedAlgorithms.isEmpty,
-            allowedAlgorithms.allSatisfy({ Self.supportedAlgorithms.contains($0) })
-        else {
-            throw DirectoryError(.invalid, "allowed algorithms must be among \(Self.supportedAlgorithms.sorted()); none and HMAC are refused")
-        }
-        guard (0...600).contains(clockSkewSeconds) else { throw DirectoryError(.invalid, "clock skew must be 0-600 seconds") }
-    }
-}
-
 /// Settings of an upstream SAML 2.0 identity provider. The IdP's metadata document is kept as
 /// imported (the last good copy when it comes from a URL); the SP side's private key is sealed with
 /// the master key (purpose `saml-sp-key:{pool}/{name}`).

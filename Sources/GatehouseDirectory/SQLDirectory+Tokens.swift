@@ -140,6 +140,29 @@ extension SQLDirectory {
         }
     }
 
+    public func liveFamily(tokenHash: String, clientID: String, pool: PoolID, now: Date) async throws -> RefreshTokenFamily? {
+        try await session { db in
+            guard let row = try await db.raw("""
+                SELECT f.body FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
+                WHERE t.token_hash = \(bind: tokenHash) AND t.client_id = \(bind: clientID) AND t.spent_at IS NULL
+                  AND f.pool_id = \(bind: pool.rawValue) AND f.revoked_at IS NULL AND f.expires_at > \(bind: now.epochSeconds)
+                """).first() else { return nil }
+            return try Body.decode(RefreshTokenFamily.self, try row.string("body"))
+        }
+    }
+
+    public func setUpstreamGrant(familyID: String, _ grant: UpstreamGrant) async throws -> Bool {
+        try await transaction { db in
+            guard let row = try await db.raw("UPDATE refresh_families SET revoked_at = revoked_at WHERE id = \(bind: familyID) AND revoked_at IS NULL RETURNING body").first() else {
+                return false
+            }
+            var family = try Body.decode(RefreshTokenFamily.self, try row.string("body"))
+            family.upstream = grant
+            try await db.raw("UPDATE refresh_families SET body = \(bind: try Body.encode(family)) WHERE id = \(bind: familyID)").run()
+            return true
+        }
+    }
+
     public func revokeFamily(containing tokenHash: String, clientID: String, now: Date) async throws {
         try await session { db in
             try await db.raw("UPDATE refresh_families SET revoked_at = \(bind: now.epochSeconds) WHERE revoked_at IS NULL AND id = (SELECT family_id FROM refresh_tokens WHERE token_hash = \(bind: tokenHash) AND client_id = \(bind: clientID))").run()

@@ -9,8 +9,21 @@ public struct IDTokenPolicy: Sendable {
     /// Accepted JWS algorithms; `none` and HMAC can never be among them.
     public var allowedAlgorithms: Set<String>
     public var clockSkew: TimeInterval
-    /// The nonce sent in the authorization request; `nil` only for the CLI when none is given.
+    /// The nonce sent in the authorization request; `nil` only for the CLI when none is given and
+    /// for a token from an upstream refresh (OpenID Connect Core §12.2).
     public var nonce: String?
+    /// Microsoft multi-tenant: the issuer with a `{tenantid}` placeholder. The token's `tid` must be
+    /// a tenant ID (among `allowedTenants` when that is not empty) and `iss` this template filled with it.
+    public var issuerTemplate: String? = nil
+    public var allowedTenants: Set<String> = []
+    /// Tenants never accepted (Microsoft's personal-account tenant at the `organizations` endpoint).
+    public var excludedTenants: Set<String> = []
+    /// Other spellings of `issuer` the provider documents for its tokens (Google's `accounts.google.com`).
+    public var issuerAliases: Set<String> = []
+    /// Claims that must be present with exactly these values (Google Workspace's `hd`).
+    public var requiredClaims: [String: String] = [:]
+    /// On an upstream refresh: the `sub` of the original login, which the new token must repeat.
+    public var expectedSubject: String? = nil
 
     public init(issuer: String, clientID: String, allowedAlgorithms: Set<String>, clockSkew: TimeInterval, nonce: String?) {
         self.issuer = issuer
@@ -97,8 +110,26 @@ public enum IDTokenVerifier {
         let c = jws.claims
         let skew = policy.clockSkew
         let t = now.timeIntervalSince1970
-        if c["iss"]?.stringValue != policy.issuer {
-            fail("iss", "issuer \(c["iss"]?.stringValue ?? "(missing)") is not \(policy.issuer)")
+        let iss = c["iss"]?.stringValue
+        if let template = policy.issuerTemplate {
+            // The tenant is whatever the token says; it must be a tenant ID, allowed, and the one
+            // its issuer names (so a token from tenant A cannot pass as tenant B's).
+            let tid = c["tid"]?.stringValue ?? ""
+            if !OIDCProviderSettings.isTenantID(tid) { fail("tid", "tid \(tid.isEmpty ? "(missing)" : tid) is not a tenant ID") }
+            else if policy.excludedTenants.contains(tid) || (!policy.allowedTenants.isEmpty && !policy.allowedTenants.contains(tid)) {
+                fail("tid", "tenant \(tid) is not allowed to sign in")
+            }
+            else if iss != template.replacingOccurrences(of: "{tenantid}", with: tid) {
+                fail("iss", "issuer \(iss ?? "(missing)") is not \(template) for tenant \(tid)")
+            }
+        } else if iss != policy.issuer && !(iss.map(policy.issuerAliases.contains) ?? false) {
+            fail("iss", "issuer \(iss ?? "(missing)") is not \(policy.issuer)")
+        }
+        for (name, value) in policy.requiredClaims.sorted(by: { $0.key < $1.key }) where c[name]?.stringValue != value {
+            fail(name, "\(name) must be \(value)")
+        }
+        if let expected = policy.expectedSubject, c["sub"]?.stringValue != expected {
+            fail("sub", "sub differs from the original login's")
         }
         let audiences: [String]
         switch c["aud"] {
@@ -135,17 +166,20 @@ public enum IDTokenVerifier {
         return VerifiedIDToken(claims: c, keyID: jws.keyID, algorithm: alg)
     }
 
+    /// Whether a key can verify signatures of `alg` (its own `alg`, if stated, must agree).
+    static func fits(_ k: JWK, _ alg: String) -> Bool {
+        if let a = k.alg, a != alg { return false }
+        switch alg {
+        case "ES256": return k.kty == "EC" && k.crv == "P-256"
+        case "ES384": return k.kty == "EC" && k.crv == "P-384"
+        default: return k.kty == "RSA"
+        }
+    }
+
     /// Picks the key by `kid`. An unknown `kid` asks the source to refresh once; a missing `kid` is
     /// accepted only when exactly one key fits the algorithm. Never a fallback to another key.
     static func selectKey(kid: String?, alg: JWSAlgorithm, source: any VerificationKeySource) async throws -> JWSVerificationKey? {
-        func fits(_ k: JWK) -> Bool {
-            if let a = k.alg, a != alg.rawValue { return false }
-            switch alg {
-            case .es256: return k.kty == "EC" && k.crv == "P-256"
-            case .es384: return k.kty == "EC" && k.crv == "P-384"
-            default: return k.kty == "RSA"
-            }
-        }
+        func fits(_ k: JWK) -> Bool { Self.fits(k, alg.rawValue) }
         if let kid {
             var keys = try await source.keys(refreshingFor: nil)
             if !keys.contains(where: { $0.jwk.kid == kid }) { keys = try await source.keys(refreshingFor: kid) }

@@ -1,29 +1,35 @@
 public import Foundation
 public import GatehouseCore
 import GatehouseJOSE
-import Logging
+import Synchronization
 
 /// The OpenID Connect relying-party adapter: authorization code flow with PKCE S256, `state` and
-/// `nonce` bound to the server's login transaction, ID token validation per OIDC Core §3.1.3.7, and
-/// optional userinfo whose `sub` must match.
+/// `nonce` bound to the server's login transaction, `query` or `form_post` responses, ID token
+/// validation per OIDC Core §3.1.3.7 with the preset's quirks (Google's issuer spelling and `hd`,
+/// Microsoft's tenant issuers, Apple's client secret and first-login name), optional userinfo
+/// whose `sub` must match, and upstream refresh.
 ///
 /// Thread-safe. Holds the provider's discovery and JWKS caches, shared by concurrent logins.
-public final class OIDCAdapter: FederationAdapter {
+public final class OIDCAdapter: FederationAdapter, UpstreamRefreshing {
     public let providerName: String
     public let settings: OIDCProviderSettings
-    private let clientSecret: String?
+    public let credential: ClientCredential
     private let http: UpstreamHTTP
     private let clock: any GatehouseClock
-    let discovery: DiscoveryCache
-    private let jwksCaches = JWKSCacheBox()
+    private let cachePolicy: CachePolicy
+    public let discovery: DiscoveryCache
+    private let jwksCaches = Mutex<[(uri: String, cache: JWKSCache)]>([])
+    /// A provider's JWKS URI rarely changes; a few are kept, the oldest dropped first.
+    static let maximumJWKSCaches = 4
 
-    public init(providerName: String, settings: OIDCProviderSettings, clientSecret: String?, http: UpstreamHTTP, clock: any GatehouseClock) {
+    public init(providerName: String, settings: OIDCProviderSettings, credential: ClientCredential, http: UpstreamHTTP, clock: any GatehouseClock, cachePolicy: CachePolicy = CachePolicy()) {
         self.providerName = providerName
         self.settings = settings
-        self.clientSecret = clientSecret
+        self.credential = credential
         self.http = http
         self.clock = clock
-        self.discovery = DiscoveryCache(issuer: settings.issuer, http: http, clock: clock)
+        self.cachePolicy = cachePolicy
+        self.discovery = DiscoveryCache(settings: settings, http: http, clock: clock, policy: cachePolicy)
     }
 
     /// Fetches discovery and JWKS ahead of the first login (called by the warm-up service).
@@ -32,116 +38,146 @@ public final class OIDCAdapter: FederationAdapter {
         _ = try await jwks(for: doc).keys(refreshingFor: nil)
     }
 
-    func jwks(for doc: DiscoveryDocument) async -> JWKSCache {
-        await jwksCaches.cache(for: doc.jwksURI) { JWKSCache(jwksURI: doc.jwksURI, http: http, clock: clock) }
+    public func jwks(for doc: DiscoveryDocument) -> JWKSCache {
+        jwksCaches.withLock { caches in
+            if let found = caches.first(where: { $0.uri == doc.jwksURI }) { return found.cache }
+            let made = JWKSCache(jwksURI: doc.jwksURI, http: http, clock: clock, policy: cachePolicy)
+            caches.append((doc.jwksURI, made))
+            if caches.count > Self.maximumJWKSCaches { caches.removeFirst() }
+            return made
+        }
     }
 
     public func begin(_ state: UpstreamLoginState) async throws -> URL {
         let doc = try await discovery.current()
-        guard var components = URLComponents(string: doc.authorizationEndpoint) else {
-            throw UpstreamError(.misconfigured, "authorization endpoint is not a URL")
+        return try AuthorizationFlow.requestURL(endpoint: doc.authorizationEndpoint, settings: settings, state: state, openID: true)
+    }
+
+    /// The ID token policy of this provider for one login (`nonce`) or one refresh (`subject`).
+    public func policy(nonce: String?, subject: String? = nil) -> IDTokenPolicy {
+        var p = IDTokenPolicy(issuer: settings.issuer, clientID: settings.clientID, allowedAlgorithms: Set(settings.allowedAlgorithms), clockSkew: TimeInterval(settings.clockSkewSeconds), nonce: nonce)
+        p.issuerTemplate = settings.microsoftIssuerTemplate
+        p.allowedTenants = Set(settings.allowedTenants ?? [])
+        if settings.microsoftTenantSegment == "organizations" { p.excludedTenants = [Self.microsoftConsumerTenant] }
+        if settings.microsoftTenantSegment == "consumers" { p.allowedTenants = [Self.microsoftConsumerTenant] }
+        if settings.kind == .google, let host = URL(string: settings.issuer)?.host {
+            // Google documents both spellings of its issuer in ID tokens.
+            p.issuerAliases = [host]
         }
-        var items = components.queryItems ?? []
-        items += [
-            URLQueryItem(name: "response_type", value: "code"),
-            URLQueryItem(name: "client_id", value: settings.clientID),
-            URLQueryItem(name: "redirect_uri", value: state.callbackURL),
-            URLQueryItem(name: "scope", value: settings.scopes.joined(separator: " ")),
-            URLQueryItem(name: "state", value: state.state),
-            URLQueryItem(name: "nonce", value: state.nonce),
-            URLQueryItem(name: "code_challenge", value: Secrets.pkceChallenge(verifier: state.pkceVerifier)),
-            URLQueryItem(name: "code_challenge_method", value: "S256"),
-        ]
-        if state.forceFreshLogin {
-            // max_age=0 also obliges the provider to state auth_time (OpenID Connect Core 3.1.2.1).
-            items += [URLQueryItem(name: "prompt", value: "login"), URLQueryItem(name: "max_age", value: "0")]
+        if let hd = settings.hostedDomain { p.requiredClaims["hd"] = hd }
+        p.expectedSubject = subject
+        return p
+    }
+
+    /// The tenant of personal Microsoft accounts.
+    static let microsoftConsumerTenant = "9188040d-6c67-4c5b-b112-36a304b66dad"
+
+    func isIssuer(_ iss: String) -> Bool {
+        if let template = settings.microsoftIssuerTemplate {
+            let parts = template.components(separatedBy: "{tenantid}")
+            guard parts.count == 2, iss.hasPrefix(parts[0]), iss.hasSuffix(parts[1]), iss.count > parts[0].count + parts[1].count else { return false }
+            return OIDCProviderSettings.isTenantID(String(iss.dropFirst(parts[0].count).dropLast(parts[1].count)))
         }
-        components.percentEncodedQuery = items.map { FormEncoding.escape($0.name) + "=" + FormEncoding.escape($0.value ?? "") }.joined(separator: "&")
-        guard let url = components.url else { throw UpstreamError(.misconfigured, "cannot build the authorization URL") }
-        return url
+        return iss == settings.issuer
     }
 
     public func complete(_ callback: UpstreamCallback, state: UpstreamLoginState, now: Date) async throws -> VerifiedIdentity {
-        let p = callback.parameters
         let doc = try await discovery.current()
-        // RFC 9207: the authorization response names its issuer; a mismatch is a mix-up attack.
-        if let iss = p["iss"] {
-            guard iss == settings.issuer else { throw UpstreamError(.verification, "authorization response", failures: [.init(check: "iss_param", reason: "authorization response iss \(iss) is not \(settings.issuer)")]) }
-        } else if doc.authorizationResponseIssParameterSupported == true {
-            throw UpstreamError(.verification, "authorization response", failures: [.init(check: "iss_param", reason: "provider advertises iss in authorization responses but sent none")])
-        }
-        guard let returnedState = p["state"], Secrets.constantTimeEquals(returnedState, state.state) else {
-            throw UpstreamError(.verification, "authorization response", failures: [.init(check: "state", reason: "state does not match the login transaction")])
-        }
-        if let error = p["error"] {
-            let code = String(error.prefix(64).filter { $0.isLetter || $0 == "_" })
-            throw UpstreamError(.upstreamRefused, code.isEmpty ? "error" : code)
-        }
-        guard let code = p["code"], !code.isEmpty, code.utf8.count <= 4096 else {
-            throw UpstreamError(.verification, "authorization response", failures: [.init(check: "code", reason: "no authorization code")])
-        }
-
-        // Code exchange.
-        var form: [(String, String)] = [
-            ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", state.callbackURL),
-            ("code_verifier", state.pkceVerifier),
-        ]
-        var basic: (String, String)? = nil
-        switch settings.clientAuthentication {
-        case .clientSecretBasic:
-            basic = (settings.clientID, clientSecret ?? "")
-        case .clientSecretPost:
-            form += [("client_id", settings.clientID), ("client_secret", clientSecret ?? "")]
-        case .none:
-            form.append(("client_id", settings.clientID))
-        }
-        let response = try await http.postForm(doc.tokenEndpoint, form: form, basicAuth: basic)
-        guard let json = try? JSONDecoder().decode([String: JSONValue].self, from: response.body) else {
-            throw UpstreamError(.unreachable, "token endpoint answered HTTP \(response.status) without JSON")
-        }
-        guard response.status == 200 else {
-            let err = json["error"]?.stringValue.map { String($0.prefix(64)) } ?? "HTTP \(response.status)"
-            throw UpstreamError(.upstreamRefused, "token endpoint refused the code: \(err)")
-        }
+        let code = try AuthorizationFlow.code(
+            from: callback, state: state, settings: settings, isIssuer: isIssuer, issAdvertised: doc.authorizationResponseIssParameterSupported == true)
+        let endpoint = TokenEndpoint(settings: settings, credential: credential, http: http)
+        let json = try await endpoint.call(doc.tokenEndpoint, form: AuthorizationFlow.codeExchangeForm(code: code, state: state), now: now)
         guard let idToken = json["id_token"]?.stringValue else {
             throw UpstreamError(.verification, "token response", failures: [.init(check: "id_token", reason: "token response has no id_token")])
         }
-        if let type = json["token_type"]?.stringValue, type.lowercased() != "bearer" {
-            throw UpstreamError(.verification, "token response", failures: [.init(check: "token_type", reason: "token_type \(type) is not Bearer")])
+        var claims = try await verify(idToken, doc: doc, policy: policy(nonce: state.nonce), now: now)
+        let verified = claims
+        if settings.useUserInfo {
+            try await addUserInfo(to: &claims, doc: doc, accessToken: json["access_token"]?.stringValue, subject: verified["sub"]?.stringValue ?? "")
         }
+        if settings.kind == .apple, callback.viaPost, let user = callback.parameters["user"] {
+            claims["user"] = Self.appleName(user)
+        }
+        let refresh = settings.keepsUpstreamRefreshToken ? json["refresh_token"]?.stringValue.map(RedactedSecret.init) : nil
+        return identity(claims: claims, verified: verified, refreshToken: refresh, now: now)
+    }
 
-        let policy = IDTokenPolicy(issuer: settings.issuer, clientID: settings.clientID, allowedAlgorithms: Set(settings.allowedAlgorithms), clockSkew: TimeInterval(settings.clockSkewSeconds), nonce: state.nonce)
-        let verified: VerifiedIDToken
+    public func refresh(token: RedactedSecret, issuer: String, subject: String, now: Date) async throws -> VerifiedIdentity {
+        let doc = try await discovery.current()
+        let endpoint = TokenEndpoint(settings: settings, credential: credential, http: http)
+        let json = try await endpoint.call(doc.tokenEndpoint, form: [("grant_type", "refresh_token"), ("refresh_token", token.value)], now: now)
+        var claims: [String: JSONValue]
+        var verified: [String: JSONValue]
+        if let idToken = json["id_token"]?.stringValue {
+            // OpenID Connect Core §12.2: the same iss, sub and aud as at login; no nonce.
+            verified = try await verify(idToken, doc: doc, policy: policy(nonce: nil, subject: subject), now: now)
+            guard !isMultiTenant || verified["iss"]?.stringValue == issuer else {
+                throw UpstreamError(.verification, "refreshed ID token", failures: [.init(check: "iss", reason: "issuer differs from the original login's")])
+            }
+            claims = verified
+            if settings.useUserInfo {
+                try await addUserInfo(to: &claims, doc: doc, accessToken: json["access_token"]?.stringValue, subject: subject)
+            }
+        } else {
+            // No new ID token: the claims come from userinfo with the fresh access token.
+            verified = ["sub": .string(subject), "iss": .string(issuer)]
+            claims = verified
+            try await addUserInfo(to: &claims, doc: doc, accessToken: json["access_token"]?.stringValue, subject: subject)
+        }
+        let next = json["refresh_token"]?.stringValue.map(RedactedSecret.init) ?? token
+        return identity(claims: claims, verified: verified, refreshToken: next, now: now)
+    }
+
+    var isMultiTenant: Bool { settings.microsoftIssuerTemplate != nil }
+
+    private func verify(_ idToken: String, doc: DiscoveryDocument, policy: IDTokenPolicy, now: Date) async throws -> [String: JSONValue] {
         do {
-            verified = try await IDTokenVerifier.verify(idToken, keys: await jwks(for: doc), policy: policy, now: now)
+            return try await IDTokenVerifier.verify(idToken, keys: jwks(for: doc), policy: policy, now: now).claims
         } catch let e as VerificationError {
             throw UpstreamError(.verification, "ID token", failures: e.failures)
         }
-
-        var claims = verified.claims
-        if settings.useUserInfo {
-            guard let endpoint = doc.userinfoEndpoint, let accessToken = json["access_token"]?.stringValue else {
-                throw UpstreamError(.misconfigured, "userinfo is enabled but the provider has no userinfo endpoint or sent no access token")
-            }
-            let info = try await http.get(endpoint, bearer: accessToken)
-            guard info.status == 200, let extra = try? JSONDecoder().decode([String: JSONValue].self, from: info.body) else {
-                throw UpstreamError(.unreachable, "userinfo answered HTTP \(info.status) or invalid JSON")
-            }
-            guard extra["sub"]?.stringValue == verified.subject else {
-                throw UpstreamError(.verification, "userinfo", failures: [.init(check: "userinfo_sub", reason: "userinfo sub does not match the ID token")])
-            }
-            // Unsigned userinfo adds profile claims; it never overrides what the signed ID token
-            // says about the token itself or the authentication.
-            for (k, v) in extra where !Self.idTokenOnlyClaims.contains(k) { claims[k] = v }
-        }
-        return Self.identity(provider: providerName, issuer: settings.issuer, claims: claims, verified: verified.claims, now: now, skew: TimeInterval(settings.clockSkewSeconds))
     }
 
-    static let idTokenOnlyClaims: Set<String> = ["iss", "aud", "sub", "exp", "iat", "nbf", "nonce", "azp", "auth_time", "acr", "amr", "sid", "jti", "at_hash", "c_hash"]
+    private func addUserInfo(to claims: inout [String: JSONValue], doc: DiscoveryDocument, accessToken: String?, subject: String) async throws {
+        guard let endpoint = doc.userinfoEndpoint, let accessToken else {
+            throw UpstreamError(.misconfigured, "userinfo is needed but the provider has no userinfo endpoint or sent no access token")
+        }
+        let info = try await http.get(endpoint, bearer: accessToken)
+        guard info.status == 200, let extra = try? JSONValue.parseObject(info.body) else {
+            throw UpstreamError(.unreachable, "userinfo answered HTTP \(info.status) or invalid JSON")
+        }
+        guard extra["sub"]?.stringValue == subject else {
+            throw UpstreamError(.verification, "userinfo", failures: [.init(check: "userinfo_sub", reason: "userinfo sub does not match the ID token")])
+        }
+        // Unsigned userinfo adds profile claims; it never overrides what the signed ID token
+        // says about the token itself or the authentication.
+        for (k, v) in extra where !Self.idTokenOnlyClaims.contains(k) { claims[k] = v }
+    }
+
+    /// Apple posts the person's name, once, as a JSON `user` form field beside the code. It is not
+    /// signed, so only the name is read from it; the email comes from the ID token alone.
+    static func appleName(_ text: String) -> JSONValue? {
+        guard text.utf8.count <= 4096, let object = try? JSONValue.parseObject(Data(text.utf8)), case .object(let name)? = object["name"] else { return nil }
+        var kept: [String: JSONValue] = [:]
+        for key in ["firstName", "lastName"] {
+            if let v = name[key]?.stringValue, !v.isEmpty, v.utf8.count <= 256 { kept[key] = .string(v) }
+        }
+        return kept.isEmpty ? nil : .object(["name": .object(kept)])
+    }
+
+    static let idTokenOnlyClaims: Set<String> = ["iss", "aud", "sub", "exp", "iat", "nbf", "nonce", "azp", "auth_time", "acr", "amr", "sid", "jti", "at_hash", "c_hash", "tid"]
 
     /// Builds the verified identity: profile claims from `claims`, the authentication context only
-    /// from the signed ID token, and an `auth_time` kept only if it is not in the future.
-    static func identity(provider: String, issuer: String, claims: [String: JSONValue], verified: [String: JSONValue], now: Date, skew: TimeInterval) -> VerifiedIdentity {
+    /// from the signed ID token, and an `auth_time` kept only if it is not in the future. A
+    /// multi-tenant Microsoft identity lives under its tenant's issuer; every other under the
+    /// configured one (so Google's two issuer spellings are one namespace).
+    func identity(claims: [String: JSONValue], verified: [String: JSONValue], refreshToken: RedactedSecret?, now: Date) -> VerifiedIdentity {
+        Self.identity(
+            provider: providerName, issuer: isMultiTenant ? (verified["iss"]?.stringValue ?? settings.issuer) : settings.issuer,
+            claims: claims, verified: verified, now: now, skew: TimeInterval(settings.clockSkewSeconds), refreshToken: refreshToken)
+    }
+
+    static func identity(provider: String, issuer: String, claims: [String: JSONValue], verified: [String: JSONValue], now: Date, skew: TimeInterval, refreshToken: RedactedSecret? = nil) -> VerifiedIdentity {
         let amr: [String] = if case .array(let a) = verified["amr"] { a.compactMap(\.stringValue) } else { [] }
         let authTime = verified["auth_time"]?.numberValue.flatMap { t -> Date? in
             t > 0 && t <= now.timeIntervalSince1970 + skew ? Date(timeIntervalSince1970: t) : nil
@@ -151,17 +187,7 @@ public final class OIDCAdapter: FederationAdapter {
             upstreamSubject: verified["sub"]?.stringValue ?? "",
             attributes: JSONValue.flatten(claims),
             authTime: authTime,
-            acr: verified["acr"]?.stringValue, amr: amr, sessionIndex: verified["sid"]?.stringValue)
-    }
-}
-
-/// Keeps one JWKS cache per JWKS URI for an adapter.
-actor JWKSCacheBox {
-    private var caches: [String: JWKSCache] = [:]
-    func cache(for uri: String, make: () -> JWKSCache) -> JWKSCache {
-        if let c = caches[uri] { return c }
-        let c = make()
-        caches[uri] = c
-        return c
+            acr: verified["acr"]?.stringValue, amr: amr, sessionIndex: verified["sid"]?.stringValue,
+            upstreamRefreshToken: refreshToken)
     }
 }

@@ -1,122 +1,183 @@
 public import Foundation
 public import GatehouseCore
-public import GatehouseJOSE
+import GatehouseJOSE
 
-/// The parts of a provider's discovery document Gatehouse uses.
-public struct DiscoveryDocument: Sendable, Codable, Equatable {
-    public var issuer: String
-    public var authorizationEndpoint: String
-    public var tokenEndpoint: String
-    public var jwksURI: String
-    public var userinfoEndpoint: String?
-    public var authorizationResponseIssParameterSupported: Bool?
+/// How long a fetched document stays fresh, from its HTTP cache headers (RFC 9111): `max-age`
+/// first, then `Expires` against `Date`, else the default. `no-store` and `no-cache` mean the
+/// shortest lifetime allowed, never zero: a provider cannot make every login refetch. Every value
+/// is held between `minimum` and `maximum`.
+public struct CachePolicy: Sendable, Equatable {
+    public var defaultLifetime: TimeInterval = 3600
+    public var minimumLifetime: TimeInterval = 60
+    public var maximumLifetime: TimeInterval = 86400
+    /// At this fraction of its lifetime a document is refreshed in the background while the
+    /// current copy keeps being served.
+    public var refreshAt: Double = 0.75
+    /// Forced refetches (an unknown `kid`) are at most one per this interval.
+    public var minimumForcedInterval: TimeInterval = 30
+    /// After a failed fetch, the last good copy is served and the next attempt waits this long.
+    public var retryAfterFailure: TimeInterval = 30
 
-    enum CodingKeys: String, CodingKey {
-        case issuer
-        case authorizationEndpoint = "authorization_endpoint"
-        case tokenEndpoint = "token_endpoint"
-        case jwksURI = "jwks_uri"
-        case userinfoEndpoint = "userinfo_endpoint"
-        case authorizationResponseIssParameterSupported = "authorization_response_iss_parameter_supported"
+    public init() {}
+
+    public func lifetime(headers: [(String, String)]) -> TimeInterval {
+        func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name }?.1 }
+        var chosen: TimeInterval? = nil
+        if let cc = header("cache-control")?.lowercased() {
+            let directives = cc.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            if directives.contains("no-store") || directives.contains("no-cache") {
+                chosen = minimumLifetime
+            } else if let maxAge = directives.first(where: { $0.hasPrefix("max-age=") }) {
+                chosen = TimeInterval(maxAge.dropFirst(8).trimmingCharacters(in: CharacterSet(charactersIn: "\""))) ?? nil
+            }
+        }
+        if chosen == nil, let expires = header("expires").flatMap(Self.httpDate) {
+            let base = header("date").flatMap(Self.httpDate) ?? Date()
+            chosen = expires.timeIntervalSince(base)
+        }
+        return min(max(chosen ?? defaultLifetime, minimumLifetime), maximumLifetime)
     }
 
-    public static func url(forIssuer issuer: String) -> String {
-        (issuer.hasSuffix("/") ? String(issuer.dropLast()) : issuer) + "/.well-known/openid-configuration"
-    }
-
-    /// Fetches and checks the document: its issuer must equal the configured one exactly, and every
-    /// endpoint must be https (plain http only on loopback).
-    public static func fetch(issuer: String, http: UpstreamHTTP) async throws -> DiscoveryDocument {
-        let response = try await http.get(url(forIssuer: issuer))
-        guard response.status == 200 else { throw UpstreamError(.misconfigured, "discovery answered HTTP \(response.status)") }
-        guard let doc = try? JSONDecoder().decode(DiscoveryDocument.self, from: response.body) else {
-            throw UpstreamError(.misconfigured, "discovery document is not valid JSON with the required fields")
-        }
-        guard doc.issuer == issuer else {
-            throw UpstreamError(.misconfigured, "discovery issuer \(doc.issuer) differs from the configured \(issuer)")
-        }
-        for endpoint in [doc.authorizationEndpoint, doc.tokenEndpoint, doc.jwksURI] + (doc.userinfoEndpoint.map { [$0] } ?? []) {
-            guard let u = URL(string: endpoint), let host = u.host,
-                u.scheme == "https" || (u.scheme == "http" && AppClient.isLoopbackHost(host))
-            else { throw UpstreamError(.misconfigured, "discovery endpoint \(endpoint) is not https") }
-        }
-        return doc
+    /// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the only form RFC 9110 requires senders to use.
+    static func httpDate(_ text: String) -> Date? {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "GMT")
+        f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        return f.date(from: text)
     }
 }
 
-/// A provider's JWKS, cached. An unknown `kid` triggers at most one refetch per `minimumRefetchInterval`
-/// (a hostile or broken upstream cannot make Gatehouse hammer it); keys are never substituted.
-public actor JWKSCache: VerificationKeySource {
-    private let jwksURI: String
-    private let http: UpstreamHTTP
+/// One document fetched over HTTP and cached by its headers; shared by every concurrent login.
+///
+/// Concurrent callers share one fetch in flight. A document past `refreshAt` of its lifetime is
+/// served while a background fetch renews it; one past its lifetime is fetched before serving, and
+/// when that fails the last good copy is served (retrying after `retryAfterFailure`). Only when
+/// there has never been a good copy does a failure reach the caller.
+actor CachedDocument<Value: Sendable> {
+    typealias Loader = @Sendable () async throws -> (Value, [(String, String)])
+    private let load: Loader
     private let clock: any GatehouseClock
-    private var prepared: [PreparedKey] = []
-    private var fetchedAt: Date?
-    private var lastForcedFetch: Date?
-    public let maximumAge: TimeInterval
-    public let minimumRefetchInterval: TimeInterval
-    public private(set) var fetchCount = 0
+    let policy: CachePolicy
+    private var value: Value?
+    private var fetchedAt = Date.distantPast
+    private var lifetime: TimeInterval = 0
+    private var failedAt: Date?
+    private var lastForced: Date?
+    private var inFlight: Task<Value, any Error>?
+    private(set) var fetchCount = 0
 
-    public init(jwksURI: String, http: UpstreamHTTP, clock: any GatehouseClock, maximumAge: TimeInterval = 3600, minimumRefetchInterval: TimeInterval = 30) {
-        self.jwksURI = jwksURI
-        self.http = http
+    init(policy: CachePolicy, clock: any GatehouseClock, load: @escaping Loader) {
+        self.policy = policy
         self.clock = clock
-        self.maximumAge = maximumAge
-        self.minimumRefetchInterval = minimumRefetchInterval
+        self.load = load
     }
 
-    public func keys(refreshingFor unknownKid: String?) async throws -> [PreparedKey] {
+    func current() async throws -> Value {
         let now = clock.now()
-        if let unknownKid, !prepared.contains(where: { $0.jwk.kid == unknownKid }) {
-            if let last = lastForcedFetch, now.timeIntervalSince(last) < minimumRefetchInterval { return prepared }
-            lastForcedFetch = now
-            try await fetch(now: now)
-            return prepared
+        let age = now.timeIntervalSince(fetchedAt)
+        if let value {
+            if age < lifetime * policy.refreshAt { return value }
+            let retrying = failedAt.map { now.timeIntervalSince($0) < policy.retryAfterFailure } ?? false
+            if age < lifetime || retrying {
+                if !retrying { startFetch() }
+                return value
+            }
         }
-        if let fetchedAt, now.timeIntervalSince(fetchedAt) < maximumAge { return prepared }
-        try await fetch(now: now)
-        return prepared
+        return try await fetch()
     }
 
-    private func fetch(now: Date) async throws {
-        let response = try await http.get(jwksURI)
-        guard response.status == 200, let set = try? JSONDecoder().decode(JWKSet.self, from: response.body) else {
-            throw UpstreamError(.unreachable, "JWKS at \(jwksURI) answered HTTP \(response.status) or invalid JSON")
-        }
-        prepared = PreparedKey.prepare(set)
-        fetchedAt = now
-        fetchCount += 1
-    }
-}
-
-/// The discovery document of one provider, cached for `maximumAge`; refreshed lazily or by `warm()`.
-public actor DiscoveryCache {
-    private let issuer: String
-    private let http: UpstreamHTTP
-    private let clock: any GatehouseClock
-    private var document: DiscoveryDocument?
-    private var fetchedAt: Date?
-    public let maximumAge: TimeInterval
-
-    public init(issuer: String, http: UpstreamHTTP, clock: any GatehouseClock, maximumAge: TimeInterval = 3600) {
-        self.issuer = issuer
-        self.http = http
-        self.clock = clock
-        self.maximumAge = maximumAge
-    }
-
-    public func current() async throws -> DiscoveryDocument {
+    /// A refetch the caller needs (an unknown key ID): at most one per `minimumForcedInterval`;
+    /// within it, the current copy.
+    func forced() async throws -> Value {
         let now = clock.now()
-        if let document, let fetchedAt, now.timeIntervalSince(fetchedAt) < maximumAge { return document }
+        if let value, let lastForced, now.timeIntervalSince(lastForced) < policy.minimumForcedInterval { return value }
+        lastForced = now
+        return try await fetch()
+    }
+
+    /// How long the current copy is fresh for (for tests and `oidc verify`).
+    var currentLifetime: TimeInterval { lifetime }
+
+    private func startFetch() {
+        if inFlight != nil { return }
+        let load = self.load
+        inFlight = Task {
+            do {
+                let (fresh, headers) = try await load()
+                return await self.store(fresh, headers: headers)
+            } catch {
+                await self.failed()
+                throw error
+            }
+        }
+    }
+
+    private func fetch() async throws -> Value {
+        startFetch()
+        guard let task = inFlight else { throw CancellationError() }
         do {
-            let fresh = try await DiscoveryDocument.fetch(issuer: issuer, http: http)
-            document = fresh
-            fetchedAt = now
-            return fresh
+            return try await task.value
         } catch {
-            // Keep serving the last good document if a refresh fails; fail only if there is none.
-            if let document { return document }
+            if let value { return value }
             throw error
         }
     }
+
+    private func store(_ fresh: Value, headers: [(String, String)]) -> Value {
+        inFlight = nil
+        value = fresh
+        fetchedAt = clock.now()
+        lifetime = policy.lifetime(headers: headers)
+        failedAt = nil
+        fetchCount += 1
+        return fresh
+    }
+
+    private func failed() {
+        inFlight = nil
+        failedAt = clock.now()
+    }
+}
+
+/// A provider's JWKS, cached by its HTTP headers. An unknown `kid` triggers at most one refetch per
+/// `minimumForcedInterval` (a hostile or broken upstream cannot make Gatehouse hammer it); keys
+/// are never substituted. At most `maximumKeys` keys of a set are used.
+public final class JWKSCache: VerificationKeySource {
+    public static let maximumKeys = 32
+    private let document: CachedDocument<[PreparedKey]>
+
+    public init(jwksURI: String, http: UpstreamHTTP, clock: any GatehouseClock, policy: CachePolicy = CachePolicy()) {
+        document = CachedDocument(policy: policy, clock: clock) {
+            let response = try await http.get(jwksURI)
+            guard response.status == 200, let set = try? JSONDecoder().decode(JWKSet.self, from: response.body) else {
+                throw UpstreamError(.unreachable, "JWKS at \(jwksURI) answered HTTP \(response.status) or invalid JSON")
+            }
+            return (Array(PreparedKey.prepare(set).prefix(Self.maximumKeys)), response.headers)
+        }
+    }
+
+    public func keys(refreshingFor unknownKid: String?) async throws -> [PreparedKey] {
+        let keys = try await document.current()
+        guard let unknownKid, !keys.contains(where: { $0.jwk.kid == unknownKid }) else { return keys }
+        return try await document.forced()
+    }
+
+    public var fetchCount: Int { get async { await document.fetchCount } }
+    public var lifetime: TimeInterval { get async { await document.currentLifetime } }
+}
+
+/// The discovery document of one provider, cached by its HTTP headers and refreshed in the background.
+public final class DiscoveryCache: Sendable {
+    private let document: CachedDocument<DiscoveryDocument>
+
+    public init(settings: OIDCProviderSettings, http: UpstreamHTTP, clock: any GatehouseClock, policy: CachePolicy = CachePolicy()) {
+        document = CachedDocument(policy: policy, clock: clock) {
+            try await DiscoveryDocument.fetchWithHeaders(settings: settings, http: http)
+        }
+    }
+
+    public func current() async throws -> DiscoveryDocument { try await document.current() }
+    public var fetchCount: Int { get async { await document.fetchCount } }
+    public var lifetime: TimeInterval { get async { await document.currentLifetime } }
 }

@@ -56,6 +56,9 @@ public final class UpstreamHTTP: Sendable {
     }
 
     private func send(_ request: HTTPClientRequest) async throws -> Response {
+        var request = request
+        // GitHub's API refuses requests without a User-Agent.
+        request.headers.add(name: "User-Agent", value: "Gatehouse")
         do {
             let response = try await client.execute(request, timeout: timeout)
             let body = try await response.body.collect(upTo: Self.maximumResponseBytes)

@@ -19,8 +19,10 @@ final class AdapterRegistry: Sendable {
     private let masterKey: MasterKey
     private let replayCache: any ReplayCache
     private let clock: any GatehouseClock
+    private let cachePolicy: CachePolicy
 
-    init(http: UpstreamHTTP, masterKey: MasterKey, replayCache: any ReplayCache, clock: any GatehouseClock) {
+    init(http: UpstreamHTTP, masterKey: MasterKey, replayCache: any ReplayCache, clock: any GatehouseClock, cachePolicy: CachePolicy = CachePolicy()) {
+        self.cachePolicy = cachePolicy
         self.http = http
         self.masterKey = masterKey
         self.replayCache = replayCache
@@ -37,7 +39,12 @@ final class AdapterRegistry: Sendable {
             let secret = try provider.sealedClientSecret.map {
                 String(decoding: try masterKey.open($0, purpose: IdentityProvider.secretPurpose(pool: provider.poolID, provider: provider.name)), as: UTF8.self)
             }
-            adapter = OIDCAdapter(providerName: provider.name, settings: settings, clientSecret: secret, http: http, clock: clock)
+            let credential = try ClientCredential.make(settings: settings, secret: secret)
+            if settings.isOAuthOnly {
+                adapter = try OAuth2Adapter(providerName: provider.name, settings: settings, credential: credential, http: http)
+            } else {
+                adapter = OIDCAdapter(providerName: provider.name, settings: settings, credential: credential, http: http, clock: clock, cachePolicy: cachePolicy)
+            }
         case .saml:
             guard let settings = provider.saml else { throw ConfigurationError("provider \(provider.name) has no SAML settings") }
             let key = String(decoding: try masterKey.open(settings.sealedSPPrivateKey, purpose: SAMLProviderSettings.spKeyPurpose(pool: provider.poolID, provider: provider.name)), as: UTF8.self)

@@ -110,6 +110,8 @@ public final class Gatehouse: Sendable {
         router.get("/{pool}/.well-known/jwks.json") { req, ctx in try await self.handle { try await self.jwks(req, ctx) } }
         router.get("/{pool}/oauth2/authorize") { req, ctx in try await self.handle { try await self.authorize(req, ctx) } }
         router.get("/{pool}/oauth2/idpresponse") { req, ctx in try await self.handle { try await self.callback(req, ctx) } }
+        router.post("/{pool}/oauth2/idpresponse") { req, ctx in try await self.handle { try await self.callbackPost(req, ctx) } }
+        router.get("/{pool}/providers/{provider}/jwks.json") { req, ctx in try await self.handle { try await self.providerClientJWKS(req, ctx) } }
         router.get("/{pool}/link/prove") { req, ctx in try await self.handle { try await self.proveLink(req, ctx) } }
         router.post("/{pool}/oauth2/links/intent") { req, ctx in try await self.handle(api: true) { try await self.linkIntent(req, ctx) } }
         router.get("/{pool}/oauth2/links") { req, ctx in try await self.handle(api: true) { try await self.listOwnLinks(req, ctx) } }

@@ -39,6 +39,13 @@ enum Pages {
             """)
     }
 
+    static func upstreamFailure(title: String, message: String, continueURL: String) -> String {
+        layout(title: title, body: """
+            <h1>\(escape(title))</h1><p>\(escape(message))</p>
+            <a class="button" href="\(escape(continueURL))">Return to the application</a>
+            """)
+    }
+
     static let autoPostScript = "document.forms[0].submit();"
     static let autoPostScriptHash = "sha256-" + Data(SHA256.hash(data: Data(autoPostScript.utf8))).base64EncodedString()
 

@@ -99,6 +99,49 @@ extension Gatehouse {
         return e
     }()
 
+    /// An OIDC provider's settings in the admin API: `preset` and the options of `OIDCProviderSpec`
+    /// in snake case.
+    static func oidcSpec(_ o: [String: JSONValue], call: AdminCall) throws -> OIDCProviderSpec {
+        func bad(_ d: String) -> AdminAPIError { AdminAPIError(status: .badRequest, code: "invalid_request", description: d) }
+        func strings(_ key: String) -> [String] {
+            guard case .array(let a)? = o[key] else { return [] }
+            return a.compactMap(\.stringValue)
+        }
+        guard let preset = ProviderPreset(rawValue: o["preset"]?.stringValue ?? "oidc") else {
+            throw bad("preset is one of \(ProviderPreset.allCases.map(\.rawValue))")
+        }
+        var spec = OIDCProviderSpec(preset: preset, clientID: try call.string(o, "client_id"))
+        spec.issuer = o["issuer"]?.stringValue
+        spec.scopes = strings("scopes")
+        spec.allowedAlgorithms = strings("allowed_algorithms")
+        spec.clockSkewSeconds = o["clock_skew"]?.numberValue.map { Int($0) }
+        spec.userinfo = o["userinfo"] == .bool(true)
+        if let a = o["client_auth"]?.stringValue {
+            guard let auth = OIDCProviderSettings.ClientAuthentication(rawValue: a) else { throw bad("client_auth is one of \(OIDCProviderSettings.ClientAuthentication.allCases.map(\.rawValue))") }
+            spec.clientAuthentication = auth
+        }
+        if let m = o["response_mode"]?.stringValue {
+            guard let mode = OIDCProviderSettings.ResponseMode(rawValue: m) else { throw bad("response_mode is query or form_post") }
+            spec.responseMode = mode
+        }
+        spec.authorizationEndpoint = o["authorization_endpoint"]?.stringValue
+        spec.tokenEndpoint = o["token_endpoint"]?.stringValue
+        spec.userinfoEndpoint = o["userinfo_endpoint"]?.stringValue
+        spec.emailsEndpoint = o["emails_endpoint"]?.stringValue
+        spec.subjectClaim = o["subject_claim"]?.stringValue
+        spec.claimsPath = o["claims_path"]?.stringValue
+        spec.tenant = o["tenant"]?.stringValue
+        spec.allowedTenants = strings("allowed_tenants")
+        spec.hostedDomain = o["hosted_domain"]?.stringValue
+        spec.appleTeamID = o["apple_team_id"]?.stringValue
+        spec.appleKeyID = o["apple_key_id"]?.stringValue
+        spec.upstreamRefresh = o["upstream_refresh"] == .bool(true)
+        if case .object(let params)? = o["authorization_parameters"] {
+            for (k, v) in params { if let v = v.stringValue { spec.authorizationParameters[k] = v } }
+        }
+        return spec
+    }
+
     static func encoded(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
         let data = try adminEncoder.encode(value)
         return Response(status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
@@ -187,15 +230,9 @@ extension Gatehouse {
             switch b["kind"]?.stringValue {
             case "oidc":
                 guard case .object(let o)? = b["oidc"] else { throw AdminAPIError(status: .badRequest, code: "invalid_request", description: "oidc settings are required") }
-                guard let auth = OIDCProviderSettings.ClientAuthentication(rawValue: o["client_auth"]?.stringValue ?? "client_secret_basic") else {
-                    throw AdminAPIError(status: .badRequest, code: "invalid_request", description: "client_auth is client_secret_basic, client_secret_post or none")
-                }
-                let settings = OIDCProviderSettings(
-                    issuer: try call.string(o, "issuer"), clientID: try call.string(o, "client_id"), scopes: strings(o, "scopes") ?? ["openid", "email", "profile"],
-                    allowedAlgorithms: strings(o, "allowed_algorithms") ?? ["RS256"], clockSkewSeconds: Int(o["clock_skew"]?.numberValue ?? 60),
-                    useUserInfo: o["userinfo"] == .bool(true), clientAuthentication: auth)
+                let spec = try Self.oidcSpec(o, call: call)
                 provider = try await call.admin.createOIDCProvider(
-                    pool: pool, name: name, settings: settings, clientSecret: b["client_secret"]?.stringValue, mapping: mapping ?? .oidcStandard, idpIdentifiers: identifiers)
+                    pool: pool, name: name, spec: spec, clientSecret: b["client_secret"]?.stringValue, mapping: mapping, idpIdentifiers: identifiers)
             case "saml":
                 guard case .object(let o)? = b["saml"] else { throw AdminAPIError(status: .badRequest, code: "invalid_request", description: "saml settings are required") }
                 var options = Admin.SAMLOptions()

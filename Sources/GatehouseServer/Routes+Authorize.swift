@@ -156,8 +156,29 @@ extension Gatehouse {
     func callback(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
         let pool = try await pool(context)
         let q = try query(request)
-        return try await completeUpstreamLogin(request, transactionID: q["state"], pool: pool, parameters: q, expecting: nil, now: clock.now())
+        return try await completeUpstreamLogin(request, transactionID: q["state"], pool: pool, parameters: q, viaPost: false, expecting: nil, now: clock.now())
     }
+
+    /// POST /{pool}/oauth2/idpresponse: the authorization response as a form post (`form_post`,
+    /// Apple's only way). Like the SAML ACS, a cross-site POST carries no SameSite=Lax cookie: a
+    /// cookie-less POST is answered with a page that posts the same fields again from Gatehouse's
+    /// own origin, which is same-site and carries it. Nothing is checked or consumed before that.
+    func callbackPost(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
+        let pool = try await pool(context)
+        var form = try await postedForm(request)
+        let resent = form.removeValue(forKey: Self.resentField) != nil
+        if request.cookies[browserCookieName] == nil, !resent {
+            guard form.count <= 16, let url = URL(string: configuration.issuer(for: pool.id) + "/oauth2/idpresponse") else {
+                throw PageError(status: .badRequest, title: "Sign-in failed", message: "The identity provider's answer is malformed.")
+            }
+            let fields = form.sorted { $0.key < $1.key }.map { UpstreamRequest.FormField($0.key, $0.value) }
+            return Responses.autoPost(action: url, fields: fields + [.init(Self.resentField, "1")])
+        }
+        return try await completeUpstreamLogin(request, transactionID: form["state"], pool: pool, parameters: form, viaPost: true, expecting: nil, now: clock.now())
+    }
+
+    /// Marks a form Gatehouse posted to itself again (so a missing cookie then is final).
+    static let resentField = "gatehouse_resent"
 
     /// The shared end of the OIDC callback and the SAML ACS: consumes the login transaction
     /// `transactionID` together with this browser's binding (so another browser, or someone who
@@ -165,7 +186,7 @@ extension Gatehouse {
     /// back, and finishes the login. `expecting` names the provider (and its adapter) when the route
     /// already did; the transaction must then belong to it.
     func completeUpstreamLogin(
-        _ request: Request, transactionID: String?, pool poolRecord: Pool, parameters: [String: String],
+        _ request: Request, transactionID: String?, pool poolRecord: Pool, parameters: [String: String], viaPost: Bool,
         expecting: (provider: IdentityProvider, adapter: any FederationAdapter)?, now: Date
     ) async throws -> Response {
         let pool = poolRecord.id
@@ -196,9 +217,9 @@ extension Gatehouse {
         let identity: VerifiedIdentity
         do {
             let adapter = try expecting?.adapter ?? adapters.adapter(for: provider)
-            identity = try await adapter.complete(UpstreamCallback(parameters: parameters), state: upstreamState(transaction, pool: pool), now: now)
+            identity = try await adapter.complete(UpstreamCallback(parameters: parameters, viaPost: viaPost), state: upstreamState(transaction, pool: pool), now: now)
         } catch let e as UpstreamError {
-            return upstreamFailure(e, provider: provider.name, back: back)
+            return upstreamFailure(e, provider: provider.name, redirectURI: transaction.redirectURI, state: transaction.appState, pool: pool)
         }
         return try await finishLogin(pool: poolRecord, client: client, provider: provider, identity: identity, request: AppRequest(transaction), now: now)
     }
@@ -211,17 +232,20 @@ extension Gatehouse {
         }
     }
 
-    /// Logs and counts a refused upstream login and sends the app the matching RFC 6749 error.
-    func upstreamFailure(_ e: UpstreamError, provider: String, back: (String, String) -> Response) -> Response {
-        logger.warning("upstream login rejected", metadata: ["provider": "\(provider)", "kind": "\(e.kind.rawValue)", "reason": "\(e)"])
+    /// A refused upstream login: logged and counted with its exact cause for the admin; the person
+    /// gets a plain page saying what happened and what to do, whose button takes them back to the
+    /// app's (registered) redirect URI with the matching RFC 6749 / OpenID Connect error.
+    func upstreamFailure(_ e: UpstreamError, provider: String, redirectURI: String, state: String?, pool: PoolID) -> Response {
+        let level: Logger.Level = e.kind == .misconfigured ? .error : .warning
+        logger.log(level: level, "upstream login rejected", metadata: ["provider": "\(provider)", "kind": "\(e.kind.rawValue)", "reason": "\(e)"])
         for f in e.failures { countVerificationFailure(f.check) }
         countLogin(provider: provider, outcome: e.kind.rawValue)
-        switch e.kind {
-        case .upstreamRefused: return back("access_denied", "the identity provider did not sign the user in")
-        case .verification: return back("access_denied", "the identity provider's response failed verification")
-        case .unreachable: return back("temporarily_unavailable", "the identity provider cannot be reached")
-        case .misconfigured: return back("server_error", "the identity provider is misconfigured")
-        }
+        let explained = UpstreamFailureExplanation(e, provider: provider)
+        var params = [("error", explained.appCode), ("error_description", explained.appDescription)]
+        if let state { params.append(("state", state)) }
+        params.append(("iss", configuration.issuer(for: pool)))
+        let page = Pages.upstreamFailure(title: explained.title, message: explained.message, continueURL: Responses.appending(params, to: redirectURI))
+        return Responses.html(page, status: explained.status)
     }
 
     /// What the app asked for, from its authorize request (or, for an IdP-initiated SAML login, from
@@ -272,10 +296,7 @@ extension Gatehouse {
             return back("server_error", "the identity provider's attribute mapping is invalid")
         }
         let mapped = mapping.apply(identity.attributes)
-        for (target, reason) in mapped.failures {
-            // The reason names limits and types, never the value.
-            logger.warning("attribute mapping rule set nothing", metadata: ["provider": "\(provider.name)", "rule": "\(target)", "reason": "\(reason)"])
-        }
+        logMappingFailures(mapped, provider: provider.name)
         try await directory.recordLoginSample(
             LoginSample(poolID: pool, providerName: provider.name, id: LoginSample.newID(at: Date()), capturedAt: now, attributes: LoginSample.redact(identity.attributes)),
             keep: Gatehouse.loginSamplesKept)
@@ -354,12 +375,23 @@ extension Gatehouse {
         grant.amr = identity.amr.isEmpty ? nil : identity.amr
         grant.upstreamSessionIndex = identity.sessionIndex
         grant.pendingSelfLink = selfLink
+        if let token = identity.upstreamRefreshToken {
+            let sealed = try masterKey.seal(Data(token.value.utf8), purpose: UpstreamGrant.purpose(pool: pool, familyID: grant.familyID))
+            grant.upstream = UpstreamGrant(sealedRefreshToken: sealed, issuer: identity.upstreamIssuer, subject: identity.upstreamSubject)
+        }
         try await directory.saveAuthorizationCode(grant)
         countLogin(provider: provider.name, outcome: outcome)
         var params = [("code", code)]
         if let s = request.appState { params.append(("state", s)) }
         params.append(("iss", issuer))
         return Responses.redirect(Responses.appending(params, to: request.redirectURI))
+    }
+
+    func logMappingFailures(_ mapped: CompiledMapping.Result, provider: String) {
+        for (target, reason) in mapped.failures {
+            // The reason names limits and types, never the value.
+            logger.warning("attribute mapping rule set nothing", metadata: ["provider": "\(provider)", "rule": "\(target)", "reason": "\(reason)"])
+        }
     }
 
     /// What the provider's link policy makes of a first login, given what its mapping produced.

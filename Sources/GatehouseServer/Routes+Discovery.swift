@@ -37,4 +37,16 @@ extension Gatehouse {
         return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "public, max-age=300"],
                         body: .init(byteBuffer: ByteBuffer(bytes: try JSONEncoder().encode(set))))
     }
+
+    /// GET /{pool}/providers/{provider}/jwks.json: the public key Gatehouse signs its
+    /// `private_key_jwt` client assertions to that provider with, for the provider to fetch.
+    func providerClientJWKS(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
+        let pool = try await pool(context)
+        guard let name = context.parameters.get("provider"), let provider = try await directory.provider(pool: pool.id, name: name),
+            let adapter = try? adapters.adapter(for: provider),
+            let set = ((adapter as? OIDCAdapter)?.credential ?? (adapter as? OAuth2Adapter)?.credential)?.publicJWKS
+        else { throw PageError(status: .notFound, title: "Not found", message: "This provider has no client key.") }
+        return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "public, max-age=300"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: try JSONEncoder().encode(set))))
+    }
 }

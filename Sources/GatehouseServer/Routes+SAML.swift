@@ -31,8 +31,9 @@ extension Gatehouse {
                         body: .init(byteBuffer: ByteBuffer(string: xml)))
     }
 
-    /// The ACS form: `application/x-www-form-urlencoded`, at most 512 KB, no repeated field.
-    func samlForm(_ request: Request) async throws -> [String: String] {
+    /// A provider's posted form (SAML ACS and SLO, OIDC `form_post`): `application/x-www-form-urlencoded`,
+    /// at most 512 KB, no repeated field.
+    func postedForm(_ request: Request) async throws -> [String: String] {
         let type = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
         guard type == "application/x-www-form-urlencoded" else {
             throw PageError(status: .badRequest, title: "Sign-in failed", message: "The identity provider's answer was not a form.")
@@ -56,7 +57,7 @@ extension Gatehouse {
     /// only together with it, exactly as on the OIDC callback.
     func assertionConsumer(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
         let (pool, provider, adapter) = try await samlProvider(context)
-        let form = try await samlForm(request)
+        let form = try await postedForm(request)
         guard form["SAMLResponse"] != nil else {
             throw PageError(status: .badRequest, title: "Sign-in failed", message: "The identity provider sent no SAML response.")
         }
@@ -66,14 +67,14 @@ extension Gatehouse {
         guard pending, let relayState else {
             return try await unsolicitedLogin(pool: pool, provider: provider, adapter: adapter, form: form, now: now)
         }
-        if request.cookies[browserCookieName] == nil, form["gatehouse_resent"] == nil {
+        if request.cookies[browserCookieName] == nil, form[Self.resentField] == nil {
             let acs = configuration.issuer(for: pool.id) + "/saml2/acs/" + provider.name
             guard let url = URL(string: acs) else { throw PageError(status: .internalServerError, title: "Sign-in failed", message: "Bad ACS address.") }
             return Responses.autoPost(action: url, fields: [
-                .init("SAMLResponse", form["SAMLResponse"]!), .init("RelayState", relayState), .init("gatehouse_resent", "1"),
+                .init("SAMLResponse", form["SAMLResponse"]!), .init("RelayState", relayState), .init(Self.resentField, "1"),
             ])
         }
-        return try await completeUpstreamLogin(request, transactionID: relayState, pool: pool, parameters: form, expecting: (provider, adapter), now: now)
+        return try await completeUpstreamLogin(request, transactionID: relayState, pool: pool, parameters: form, viaPost: true, expecting: (provider, adapter), now: now)
     }
 
     /// An IdP-initiated login: allowed only when the provider enables it. The RelayState names the
@@ -105,7 +106,7 @@ extension Gatehouse {
         do {
             identity = try await adapter.completeUnsolicited(UpstreamCallback(parameters: form), now: now)
         } catch let e as UpstreamError {
-            return upstreamFailure(e, provider: provider.name, back: back)
+            return upstreamFailure(e, provider: provider.name, redirectURI: redirectURI, state: nil, pool: pool.id)
         }
         return try await finishLogin(
             pool: pool, client: client, provider: provider, identity: identity,
@@ -153,7 +154,7 @@ extension Gatehouse {
     /// logout Gatehouse started.
     func singleLogout(_ request: Request, _ context: GatehouseRequestContext) async throws -> Response {
         let (pool, provider, adapter) = try await samlProvider(context)
-        let message: SAMLIncomingMessage = request.method == .post ? .post(form: try await samlForm(request)) : .redirect(rawQuery: request.uri.query ?? "")
+        let message: SAMLIncomingMessage = request.method == .post ? .post(form: try await postedForm(request)) : .redirect(rawQuery: request.uri.query ?? "")
         let now = clock.now()
         let verified: SAMLLogoutMessage
         do { verified = try await adapter.verifyLogoutMessage(message, now: now) } catch {

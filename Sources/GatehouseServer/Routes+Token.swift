@@ -123,6 +123,10 @@ extension Gatehouse {
         family.acr = grant.acr
         family.amr = grant.amr
         family.upstreamSessionIndex = grant.upstreamSessionIndex
+        if let upstream = grant.upstream {
+            // Sealed for the code's family id, which the family keeps.
+            family.upstream = upstream
+        }
         do {
             try await directory.createFamily(family, firstTokenHash: Secrets.hash(refreshToken))
         } catch let e as DirectoryError where e.code == .conflict {
@@ -139,6 +143,13 @@ extension Gatehouse {
         let now = clock.now()
         let next = Secrets.randomToken()
         let requested = form["scope"].map { $0.split(separator: " ").map(String.init) }
+        // A family that keeps its upstream login renews it first, before anything is spent: if the
+        // upstream cannot be reached the app may retry with the same token; if it refuses, the
+        // family is revoked.
+        var renewed: UpstreamRenewal? = nil
+        if let live = try await directory.liveFamily(tokenHash: Secrets.hash(presented), clientID: client.clientID, pool: pool.id, now: now), live.upstream != nil {
+            renewed = try await renewUpstream(family: live, pool: pool, now: now)
+        }
         var family: RefreshTokenFamily
         switch try await directory.rotate(presentedHash: Secrets.hash(presented), clientID: client.clientID, pool: pool.id, requestedScope: requested, newTokenHash: Secrets.hash(next), now: now) {
         case .rotated(let f): family = f
@@ -151,6 +162,12 @@ extension Gatehouse {
         // RFC 6749 §6: the new tokens carry the narrower scope if one was asked for; the refresh
         // token keeps the family's.
         if let requested, !requested.isEmpty { family.scope = requested }
+        if let renewed {
+            guard renewed.familyID == family.id else { throw OAuthError.invalidGrant("the refresh token is invalid, expired or revoked") }
+            guard try await directory.setUpstreamGrant(familyID: family.id, renewed.grant) else {
+                throw OAuthError.invalidGrant("the refresh token is invalid, expired or revoked")
+            }
+        }
         guard let user = try await directory.user(pool: pool.id, id: family.userID), user.enabled else {
             try await directory.revokeFamily(id: family.id, now: now)
             throw OAuthError.invalidGrant("the user is unavailable")

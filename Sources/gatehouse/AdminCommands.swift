@@ -89,40 +89,95 @@ struct ProviderCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "provider", abstract: "Manage upstream identity providers.", subcommands: [AddOIDC.self, AddSAML.self, List.self, SetLinking.self])
 
     struct AddOIDC: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "add-oidc", abstract: "Add an upstream OpenID provider.")
+        static let configuration = CommandConfiguration(
+            commandName: "add-oidc",
+            abstract: "Add an upstream OpenID provider, or an OAuth 2.0 one, from a preset.",
+            discussion: """
+                Presets: oidc (any OpenID provider, from --issuer), google, microsoft (--tenant common, organizations, \
+                consumers or a tenant ID), apple (--apple-team-id, --apple-key-id, --apple-private-key-file), facebook, github, \
+                oauth2 (--issuer naming the ID namespace, the three endpoints, --subject-claim).
+                """)
         @OptionGroup var common: CommonOptions
         @Option var pool: String
         @Option(help: "The name apps pass as identity_provider.") var name: String
-        @Option(help: "The provider's issuer, exactly as in its discovery document.") var issuer: String
+        @Option(help: "oidc (default), google, microsoft, apple, facebook, github or oauth2.") var preset: String = "oidc"
+        @Option(help: "The provider's issuer, exactly as in its discovery document (presets know theirs).") var issuer: String?
         @Option(name: .customLong("client-id")) var clientID: String
         @Option(name: .customLong("client-secret-env"), help: "Environment variable holding the client secret.") var secretEnv: String?
-        @Option(name: .customLong("client-secret-file"), help: "File holding the client secret.") var secretFile: String?
-        @Option(name: .customLong("scope"), help: "Scope to request (repeatable; default openid email profile).") var scopes: [String] = []
+        @Option(name: .customLong("client-secret-file"), help: "File holding the client secret (private_key_jwt: an RSA private key PEM).") var secretFile: String?
+        @Option(name: .customLong("scope"), help: "Scope to request (repeatable; default from the preset).") var scopes: [String] = []
         @Option(name: .customLong("alg"), help: "Allowed ID token algorithm (repeatable; default RS256).") var algs: [String] = []
-        @Option(name: .customLong("map"), help: "Attribute mapping pool_attribute=upstream_claim (repeatable; default: standard claims).") var maps: [String] = []
+        @Option(name: .customLong("map"), help: "Attribute mapping pool_attribute=upstream_claim (repeatable; default from the preset).") var maps: [String] = []
         @Option(name: .customLong("mapping-file"), help: "A mapping document (JSON) instead of --map.") var mappingFile: String?
         @Option(name: .customLong("idp-identifier"), help: "Identifier (e.g. email domain) routed to this provider (repeatable).") var identifiers: [String] = []
-        @Option(name: .customLong("clock-skew"), help: "Allowed clock skew in seconds.") var skew: Int = 60
+        @Option(name: .customLong("clock-skew"), help: "Allowed clock skew in seconds.") var skew: Int?
         @Flag(name: .customLong("userinfo"), help: "Also read claims from the userinfo endpoint.") var userinfo = false
-        @Option(name: .customLong("client-auth"), help: "client_secret_basic (default), client_secret_post or none.") var clientAuth: String = "client_secret_basic"
+        @Option(name: .customLong("client-auth"), help: "client_secret_basic, client_secret_post, private_key_jwt or none (default from the preset).") var clientAuth: String?
+        @Option(name: .customLong("response-mode"), help: "query or form_post (default from the preset).") var responseMode: String?
+        @Option(name: .customLong("authorization-endpoint")) var authorizationEndpoint: String?
+        @Option(name: .customLong("token-endpoint")) var tokenEndpoint: String?
+        @Option(name: .customLong("userinfo-endpoint"), help: "OAuth 2.0: the user API the profile is read from.") var userinfoEndpoint: String?
+        @Option(name: .customLong("emails-endpoint"), help: "GitHub: the emails API.") var emailsEndpoint: String?
+        @Option(name: .customLong("subject-claim"), help: "OAuth 2.0: dotted path of the user ID in the user API's answer.") var subjectClaim: String?
+        @Option(name: .customLong("claims-path"), help: "OAuth 2.0: dotted path of the claims object in the user API's answer.") var claimsPath: String?
+        @Option(help: "Microsoft: common, organizations, consumers or a tenant ID.") var tenant: String?
+        @Option(name: .customLong("allowed-tenant"), help: "Microsoft multi-tenant: a tenant ID allowed to sign in (repeatable).") var allowedTenants: [String] = []
+        @Option(name: .customLong("hosted-domain"), help: "Google Workspace: the domain (hd claim) every user must belong to.") var hostedDomain: String?
+        @Option(name: .customLong("apple-team-id")) var appleTeamID: String?
+        @Option(name: .customLong("apple-key-id")) var appleKeyID: String?
+        @Option(name: .customLong("apple-private-key-file"), help: "Apple: the .p8 key file.") var applePrivateKeyFile: String?
+        @Flag(name: .customLong("upstream-refresh"), help: "Keep the upstream refresh token and re-read the upstream's claims on every refresh.") var upstreamRefresh = false
+        @Option(name: .customLong("auth-param"), help: "Extra authorization request parameter name=value (repeatable).") var authParams: [String] = []
 
         func run() async throws {
             var secret: String?
             if let secretEnv {
                 guard let v = ProcessInfo.processInfo.environment[secretEnv] else { throw ValidationError("\(secretEnv) is not set") }
                 secret = v
-            } else if let secretFile {
-                guard let d = FileManager.default.contents(atPath: secretFile) else { throw ValidationError("cannot read \(secretFile)") }
+            } else if let path = secretFile ?? applePrivateKeyFile {
+                guard let d = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }
                 secret = String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             }
-            guard let auth = OIDCProviderSettings.ClientAuthentication(rawValue: clientAuth) else { throw ValidationError("unknown --client-auth") }
-            let mapping = try mappingOption(maps: maps, file: mappingFile, otherwise: .oidcStandard)
-            let settings = OIDCProviderSettings(
-                issuer: issuer, clientID: clientID, scopes: scopes.isEmpty ? ["openid", "email", "profile"] : scopes,
-                allowedAlgorithms: algs.isEmpty ? ["RS256"] : algs, clockSkewSeconds: skew, useUserInfo: userinfo, clientAuthentication: auth)
+            guard let preset = ProviderPreset(rawValue: preset) else { throw ValidationError("--preset is one of \(ProviderPreset.allCases.map(\.rawValue))") }
+            var spec = OIDCProviderSpec(preset: preset, clientID: clientID)
+            spec.issuer = issuer
+            spec.scopes = scopes
+            spec.allowedAlgorithms = algs
+            spec.clockSkewSeconds = skew
+            spec.userinfo = userinfo
+            if let clientAuth {
+                guard let auth = OIDCProviderSettings.ClientAuthentication(rawValue: clientAuth) else { throw ValidationError("unknown --client-auth") }
+                spec.clientAuthentication = auth
+            }
+            if let responseMode {
+                guard let mode = OIDCProviderSettings.ResponseMode(rawValue: responseMode) else { throw ValidationError("--response-mode is query or form_post") }
+                spec.responseMode = mode
+            }
+            spec.authorizationEndpoint = authorizationEndpoint
+            spec.tokenEndpoint = tokenEndpoint
+            spec.userinfoEndpoint = userinfoEndpoint
+            spec.emailsEndpoint = emailsEndpoint
+            spec.subjectClaim = subjectClaim
+            spec.claimsPath = claimsPath
+            spec.tenant = tenant
+            spec.allowedTenants = allowedTenants
+            spec.hostedDomain = hostedDomain
+            spec.appleTeamID = appleTeamID
+            spec.appleKeyID = appleKeyID
+            spec.upstreamRefresh = upstreamRefresh
+            for pair in authParams {
+                guard let eq = pair.firstIndex(of: "=") else { throw ValidationError("--auth-param takes name=value") }
+                spec.authorizationParameters[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
+            }
+            let mapping = maps.isEmpty && mappingFile == nil ? nil : try mappingOption(maps: maps, file: mappingFile, otherwise: .oidcStandard)
             try await withEnvironment(common) { env in
-                let provider = try await env.admin.createOIDCProvider(pool: pool, name: name, settings: settings, clientSecret: secret, mapping: mapping, idpIdentifiers: identifiers)
-                print("Added provider \(provider.name). Its redirect URI (register it upstream): \(env.configuration.issuer(for: provider.poolID))/oauth2/idpresponse")
+                let provider = try await env.admin.createOIDCProvider(pool: pool, name: name, spec: spec, clientSecret: secret, mapping: mapping, idpIdentifiers: identifiers)
+                let base = env.configuration.issuer(for: provider.poolID)
+                print("Added provider \(provider.name). Its redirect URI (register it upstream): \(base)/oauth2/idpresponse")
+                if provider.oidc?.clientAuthentication == .privateKeyJWT {
+                    print("Its client key for private_key_jwt (register the URL or the key upstream): \(base)/providers/\(provider.name)/jwks.json")
+                }
+                print("Check it against the provider with: gatehouse oidc verify --pool \(pool) --provider \(provider.name)")
             }
         }
     }

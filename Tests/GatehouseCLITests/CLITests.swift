@@ -96,7 +96,7 @@ import Glibc
         #expect(declared.status == 0, "\(declared.output)")
         #expect(declared.output.contains("custom:dept"))
         let initial = try file("initial.json", #"{"email": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress"}"#)
-        let added = try Self.run(["provider", "add-oidc", "--pool", "demo", "--name", "Okta", "--issuer", "https://acme.okta.example", "--client-id", "gh", "--mapping-file", initial], environment: env)
+        let added = try Self.run(["provider", "add-oidc", "--pool", "demo", "--name", "Okta", "--issuer", "https://acme.okta.example", "--client-id", "gh", "--client-auth", "none", "--mapping-file", initial], environment: env)
         #expect(added.status == 0, "\(added.output)")
 
         let broken = try file("broken.json", #"{"name": {"expression": "lower(given_name"}}"#)
@@ -128,7 +128,7 @@ import Glibc
         let env = ["GATEHOUSE_SQLITE_PATH": folder.appendingPathComponent("g.sqlite").path, "USER": "alice"]
         #expect(try Self.run(["pool", "create", "demo"], environment: env).status == 0)
         for (name, issuer) in [("Corp", "https://corp.example"), ("Google", "https://accounts.google.com")] {
-            let added = try Self.run(["provider", "add-oidc", "--pool", "demo", "--name", name, "--issuer", issuer, "--client-id", "gh"], environment: env)
+            let added = try Self.run(["provider", "add-oidc", "--pool", "demo", "--name", name, "--issuer", issuer, "--client-id", "gh", "--client-auth", "none"], environment: env)
             #expect(added.status == 0, "\(added.output)")
         }
         let created = try Self.run(["user", "create", "--pool", "demo", "--provider", "Corp", "--subject", "ada", "--attribute", "email=Ada@Example.com"], environment: env)

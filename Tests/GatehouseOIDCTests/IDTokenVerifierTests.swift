@@ -170,7 +170,9 @@ actor CountingKeySource: VerificationKeySource {
     @Test func jwksRefetchesAreRateLimitedOverHTTP() async throws {
         try await withProvider { op, http in
             let clock = ManualClock(Date())
-            let cache = JWKSCache(jwksURI: op.issuer + "/jwks", http: http, clock: clock, minimumRefetchInterval: 30)
+            var policy = CachePolicy()
+            policy.minimumForcedInterval = 30
+            let cache = JWKSCache(jwksURI: op.issuer + "/jwks", http: http, clock: clock, policy: policy)
             _ = try await cache.keys(refreshingFor: nil)
             for _ in 0..<5 { _ = try await cache.keys(refreshingFor: "unknown") }
             #expect(await cache.fetchCount == 2, "one initial fetch and one forced refetch")
@@ -182,9 +184,9 @@ actor CountingKeySource: VerificationKeySource {
 
     @Test func discoveryIssuerMustMatchExactly() async throws {
         try await withProvider { op, http in
-            let doc = try await DiscoveryDocument.fetch(issuer: op.issuer, http: http)
+            let doc = try await DiscoveryDocument.fetch(settings: OIDCProviderSettings(issuer: op.issuer, clientID: op.clientID), http: http)
             #expect(doc.jwksURI == op.issuer + "/jwks")
-            await #expect { try await DiscoveryDocument.fetch(issuer: op.issuer + "/", http: http) } throws: {
+            await #expect { try await DiscoveryDocument.fetch(settings: OIDCProviderSettings(issuer: op.issuer + "/", clientID: op.clientID), http: http) } throws: {
                 ($0 as? UpstreamError)?.kind == .misconfigured
             }
         }

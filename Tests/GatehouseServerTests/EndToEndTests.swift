@@ -165,7 +165,12 @@ import GatehouseTestSupport
         try await withFederation(.sqlite) { f, browser in
             f.upstream.update { $0.authorizeError = "access_denied" }
             let (back, _) = try await f.login(browser)
+            // The person sees a page saying what happened; its button takes them to the app with the error.
+            #expect(back.status == 200 && back.headers.first(name: "Location") == nil)
+            #expect(back.body.contains("Sign-in cancelled") && back.body.contains("TestOP"))
+            #expect(back.returnLink?.hasPrefix(f.redirectURI + "?") == true)
             #expect(back.locationQuery["error"] == "access_denied")
+            #expect(back.locationQuery["state"] == "app-state")
             #expect(back.locationQuery["iss"] == f.issuer)
             #expect(try await f.directory.count(table: "users") == 0)
         }

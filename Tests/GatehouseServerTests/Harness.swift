@@ -26,7 +26,13 @@ final class TestBrowser: @unchecked Sendable {
         let status: Int
         let headers: HTTPHeaders
         let body: String
-        var location: String? { headers.first(name: "Location") }
+        /// The Location header; on Gatehouse's page for a refused upstream login, where its
+        /// "Return to the application" button goes (the app's redirect URI with the error).
+        var location: String? { headers.first(name: "Location") ?? returnLink }
+        var returnLink: String? {
+            guard let r = body.range(of: #"<a class="button" href="[^"]*">Return to the application</a>"#, options: .regularExpression) else { return nil }
+            return HTMLForm.attribute("href", in: String(body[r])).map(HTMLForm.unescape)
+        }
         var json: [String: JSONValue] { (try? JSONDecoder().decode([String: JSONValue].self, from: Data(body.utf8))) ?? [:] }
         /// The query of the Location header, decoded.
         var locationQuery: [String: String] {
@@ -57,6 +63,53 @@ final class TestBrowser: @unchecked Sendable {
     }
 }
 
+/// An HTML form as a browser would submit it: the action resolved against the page's URL, and
+/// every named input with its (unescaped) value.
+struct HTMLForm {
+    let action: String
+    var fields: [(String, String)]
+
+    static func first(in html: String, pageURL: String) -> HTMLForm? {
+        guard let formTag = html.range(of: #"<form[^>]*>"#, options: [.regularExpression, .caseInsensitive]) else { return nil }
+        let tag = String(html[formTag])
+        let rawAction = attribute("action", in: tag) ?? ""
+        let action = URL(string: unescape(rawAction), relativeTo: URL(string: pageURL))?.absoluteString ?? pageURL
+        var fields: [(String, String)] = []
+        let rest = html[formTag.upperBound...]
+        let end = rest.range(of: "</form>", options: .caseInsensitive)?.lowerBound ?? rest.endIndex
+        let body = String(rest[..<end])
+        var search = body.startIndex
+        while let input = body.range(of: #"<input[^>]*>"#, options: [.regularExpression, .caseInsensitive], range: search..<body.endIndex) {
+            let inputTag = String(body[input])
+            if let name = attribute("name", in: inputTag) {
+                fields.append((unescape(name), unescape(attribute("value", in: inputTag) ?? "")))
+            }
+            search = input.upperBound
+        }
+        return HTMLForm(action: action, fields: fields)
+    }
+
+    static func attribute(_ name: String, in tag: String) -> String? {
+        for quote in ["\"", "'"] {
+            if let r = tag.range(of: " \(name)=\(quote)") {
+                let after = tag[r.upperBound...]
+                if let close = after.firstIndex(of: Character(quote)) { return String(after[..<close]) }
+            }
+        }
+        return nil
+    }
+
+    static func unescape(_ s: String) -> String {
+        var out = s.replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&#39;", with: "'")
+            .replacingOccurrences(of: "&#039;", with: "'").replacingOccurrences(of: "&lt;", with: "<")
+            .replacingOccurrences(of: "&gt;", with: ">").replacingOccurrences(of: "&#x2F;", with: "/")
+        out = out.replacingOccurrences(of: "&amp;", with: "&")
+        return out
+    }
+
+    subscript(name: String) -> String? { fields.first { $0.0 == name }?.1 }
+}
+
 /// A Gatehouse with a pool, an app client and a provider backed by a loopback test OpenID provider.
 struct Federation {
     let gatehouse: RunningGatehouse
@@ -71,12 +124,17 @@ struct Federation {
 
     var issuer: String { "\(gatehouse.baseURL)/\(pool)" }
 
-    static func start(_ backend: TestDatabases.Backend, logSink: CapturingLogHandler.Sink? = nil) async throws -> Federation {
+    /// `provider` makes the provider's spec and secret from the stand-in (default: a generic OpenID
+    /// provider with client_secret_basic).
+    static func start(
+        _ backend: TestDatabases.Backend, logSink: CapturingLogHandler.Sink? = nil, flavor: TestOpenIDProvider.Flavor = .generic,
+        provider: (@Sendable (TestOpenIDProvider) throws -> (OIDCProviderSpec, String?))? = nil
+    ) async throws -> Federation {
         let directory = try await TestDatabases.make(backend)
         var upstream: TestOpenIDProvider?
         var gatehouse: RunningGatehouse?
         do {
-            let op = try TestOpenIDProvider()
+            let op = try TestOpenIDProvider(flavor: flavor)
             upstream = op
             try await op.start()
             let running = try await RunningGatehouse.start(
@@ -85,9 +143,14 @@ struct Federation {
             try await running.admin.createPool(name: "acme", displayName: "Acme Corp")
             let (client, secret) = try await running.admin.createClient(pool: "acme", name: "web", redirectURIs: ["http://127.0.0.1:9/app/callback"], logoutURIs: ["http://127.0.0.1:9/app/bye"], confidential: true)
             let (publicClient, _) = try await running.admin.createClient(pool: "acme", name: "spa", redirectURIs: ["http://127.0.0.1:9/app/callback"], confidential: false)
-            try await running.admin.createOIDCProvider(
-                pool: "acme", name: "TestOP", settings: OIDCProviderSettings(issuer: op.issuer, clientID: op.clientID),
-                clientSecret: op.clientSecret, idpIdentifiers: ["example.com"])
+            if let provider {
+                let (spec, secret) = try provider(op)
+                try await running.admin.createOIDCProvider(pool: "acme", name: "TestOP", spec: spec, clientSecret: secret, idpIdentifiers: ["example.com"])
+            } else {
+                try await running.admin.createOIDCProvider(
+                    pool: "acme", name: "TestOP", settings: OIDCProviderSettings(issuer: op.issuer, clientID: op.clientID),
+                    clientSecret: op.clientSecret, idpIdentifiers: ["example.com"])
+            }
             return Federation(gatehouse: running, upstream: op, directory: directory, clientID: client.clientID, clientSecret: secret ?? "", publicClientID: publicClient.clientID)
         } catch {
             await gatehouse?.stop()
@@ -117,9 +180,23 @@ struct Federation {
             throw HarnessError("authorize did not redirect upstream: \(start.status) \(start.body)")
         }
         let atUpstream = try await browser.send(upstreamURL, withCookies: false)
-        guard atUpstream.status == 302, let callback = atUpstream.location else { throw HarnessError("upstream did not redirect back") }
+        if atUpstream.status == 200, let form = HTMLForm.first(in: atUpstream.body, pageURL: upstreamURL) {
+            return (try await postBack(form, browser), form.action)
+        }
+        guard atUpstream.status == 302, let callback = atUpstream.location else { throw HarnessError("upstream did not redirect back: \(atUpstream.status) \(atUpstream.body)") }
         let back = try await browser.send(callback)
         return (back, callback)
+    }
+
+    /// A `form_post` authorization response as a browser delivers it: a cross-site POST without the
+    /// SameSite=Lax cookie, answered by Gatehouse with a page that posts the fields again from its
+    /// own origin, which carries the cookie.
+    func postBack(_ form: HTMLForm, _ browser: TestBrowser) async throws -> TestBrowser.Reply {
+        let crossSite = try await browser.postForm(form.action, form.fields)
+        guard crossSite.status == 200, let again = HTMLForm.first(in: crossSite.body, pageURL: form.action), again.action == form.action else {
+            throw HarnessError("the cross-site post was not re-posted: \(crossSite.status) \(crossSite.body)")
+        }
+        return try await browser.send(again.action, method: .POST, headers: [("Content-Type", "application/x-www-form-urlencoded")], body: FormEncoding.encode(again.fields))
     }
 
     func redeem(_ browser: TestBrowser, code: String, verifier: String? = nil) async throws -> TestBrowser.Reply {

@@ -7,53 +7,6 @@ import GatehouseDirectory
 import GatehouseServer
 import GatehouseTestSupport
 
-/// An HTML form as a browser would submit it: the action resolved against the page's URL, and
-/// every named input with its (unescaped) value.
-struct HTMLForm {
-    let action: String
-    var fields: [(String, String)]
-
-    static func first(in html: String, pageURL: String) -> HTMLForm? {
-        guard let formTag = html.range(of: #"<form[^>]*>"#, options: [.regularExpression, .caseInsensitive]) else { return nil }
-        let tag = String(html[formTag])
-        let rawAction = attribute("action", in: tag) ?? ""
-        let action = URL(string: unescape(rawAction), relativeTo: URL(string: pageURL))?.absoluteString ?? pageURL
-        var fields: [(String, String)] = []
-        let rest = html[formTag.upperBound...]
-        let end = rest.range(of: "</form>", options: .caseInsensitive)?.lowerBound ?? rest.endIndex
-        let body = String(rest[..<end])
-        var search = body.startIndex
-        while let input = body.range(of: #"<input[^>]*>"#, options: [.regularExpression, .caseInsensitive], range: search..<body.endIndex) {
-            let inputTag = String(body[input])
-            if let name = attribute("name", in: inputTag) {
-                fields.append((unescape(name), unescape(attribute("value", in: inputTag) ?? "")))
-            }
-            search = input.upperBound
-        }
-        return HTMLForm(action: action, fields: fields)
-    }
-
-    static func attribute(_ name: String, in tag: String) -> String? {
-        for quote in ["\"", "'"] {
-            if let r = tag.range(of: " \(name)=\(quote)") {
-                let after = tag[r.upperBound...]
-                if let close = after.firstIndex(of: Character(quote)) { return String(after[..<close]) }
-            }
-        }
-        return nil
-    }
-
-    static func unescape(_ s: String) -> String {
-        var out = s.replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&#39;", with: "'")
-            .replacingOccurrences(of: "&#039;", with: "'").replacingOccurrences(of: "&lt;", with: "<")
-            .replacingOccurrences(of: "&gt;", with: ">").replacingOccurrences(of: "&#x2F;", with: "/")
-        out = out.replacingOccurrences(of: "&amp;", with: "&")
-        return out
-    }
-
-    subscript(name: String) -> String? { fields.first { $0.0 == name }?.1 }
-}
-
 /// Logs a user in through Gatehouse's SAML adapter against a real IdP: Debian's SimpleSAMLphp on
 /// loopback, which checks Gatehouse's AuthnRequest signature and signs its Response and Assertion.
 @Suite(.enabled(if: SimpleSAMLphpIdP.isInstalled || SimpleSAMLphpIdP.isRequired, "SimpleSAMLphp is installed by scripts/test.sh"))
