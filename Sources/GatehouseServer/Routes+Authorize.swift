@@ -132,6 +132,10 @@ extension Gatehouse {
         let upstream: UpstreamRequest
         do {
             upstream = try await adapter.start(upstreamState(transaction, pool: transaction.poolID))
+        } catch let e as UpstreamError {
+            // A discovery document that names another issuer, an unreachable provider: the person
+            // gets the page, the app its error, the admin the cause in the log.
+            return upstreamFailure(e, provider: provider.name, redirectURI: transaction.redirectURI, state: transaction.appState, pool: transaction.poolID)
         } catch {
             logger.warning("upstream login could not start", metadata: ["provider": "\(provider.name)", "reason": "\(error)"])
             countLogin(provider: provider.name, outcome: "upstream_unavailable")

@@ -64,6 +64,8 @@ public final class TestOpenIDProvider: Sendable {
         case missingIssParameter
         /// Microsoft: `iss` names another tenant than `tid`.
         case tenantMismatch
+        /// Answers in the query even when `form_post` was asked for.
+        case ignoresResponseMode
     }
 
     /// What the token endpoint demands of the client.
@@ -313,7 +315,7 @@ public final class TestOpenIDProvider: Sendable {
             // Apple sends the name once, on the first authorization of the app by this user.
             params.append(("user", #"{"name":{"firstName":"Ada","lastName":"Lovelace"},"email":"x7k2p9@privaterelay.appleid.com"}"#))
         }
-        if q["response_mode"] == "form_post" {
+        if q["response_mode"] == "form_post", s.misbehaviour != .ignoresResponseMode {
             let inputs = params.map { "<input type=\"hidden\" name=\"\(Markup.escape($0.0))\" value=\"\(Markup.escape($0.1))\">" }.joined()
             let page = "<html><body onload=\"document.forms[0].submit()\"><form method=\"post\" action=\"\(Markup.escape(redirect))\">\(inputs)</form></body></html>"
             return Response(status: .ok, headers: [.contentType: "text/html"], body: .init(byteBuffer: ByteBuffer(string: page)))

@@ -212,6 +212,48 @@ struct Federation {
     }
 }
 
+/// Runs `body` with a federation (of `flavor`, its provider made by `provider`) and a browser, and
+/// always stops both.
+func withFederation(
+    _ backend: TestDatabases.Backend = .sqlite, flavor: TestOpenIDProvider.Flavor = .generic, logSink: CapturingLogHandler.Sink? = nil,
+    provider: (@Sendable (TestOpenIDProvider) throws -> (OIDCProviderSpec, String?))? = nil,
+    _ body: (Federation, TestBrowser) async throws -> Void
+) async throws {
+    let f = try await Federation.start(backend, logSink: logSink, flavor: flavor, provider: provider)
+    let browser = TestBrowser()
+    do { try await body(f, browser) } catch {
+        await browser.shutdown()
+        await f.stop()
+        throw error
+    }
+    await browser.shutdown()
+    await f.stop()
+}
+
+extension Federation {
+    /// Signs in through the provider and redeems the code: the claims of Gatehouse's ID token and
+    /// the token response. Throws if the app got no code.
+    func signIn(_ browser: TestBrowser) async throws -> (claims: [String: JSONValue], tokens: [String: JSONValue]) {
+        let (back, _) = try await login(browser)
+        guard let code = back.locationQuery["code"] else {
+            throw HarnessError("no code: \(back.status) \(back.locationQuery) \(back.body.prefix(400))")
+        }
+        let tokens = try await redeem(browser, code: code).json
+        guard let idToken = tokens["id_token"]?.stringValue else { throw HarnessError("no ID token: \(tokens)") }
+        return (try UnverifiedJWS(compact: idToken).claims, tokens)
+    }
+
+    /// The app's error after a refused sign-in (from the failure page's button).
+    func refusedSignIn(_ browser: TestBrowser) async throws -> String? {
+        let (back, _) = try await login(browser)
+        return back.locationQuery["code"] == nil ? back.locationQuery["error"] : nil
+    }
+
+    func refresh(_ browser: TestBrowser, _ token: String) async throws -> TestBrowser.Reply {
+        try await browser.postForm("\(issuer)/oauth2/token", [("grant_type", "refresh_token"), ("refresh_token", token)], basic: (clientID, clientSecret))
+    }
+}
+
 /// Runs `body` with fresh test browsers and always shuts them down (an HTTP client freed while open
 /// aborts the test process).
 func withBrowsers<R>(_ count: Int, _ body: ([TestBrowser]) async throws -> R) async throws -> R {
