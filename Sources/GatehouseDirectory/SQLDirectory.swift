@@ -244,6 +244,11 @@ extension SQLDirectory {
         try await session { db in Int(try await db.raw("SELECT COUNT(*) AS n FROM \(unsafeRaw: table)").first()?.int("n") ?? 0) }
     }
 
+    /// Every value of a text column, for tests that check what is stored (and what is not).
+    package func rows(table: String, column: String) async throws -> [String] {
+        try await session { db in try await db.raw("SELECT \(unsafeRaw: column) AS v FROM \(unsafeRaw: table)").all().map { try $0.string("v") } }
+    }
+
     /// Fills `pool` with `count` users `bench-{i}` (email `user{i}@example.com`), each with one
     /// identity of provider `Corp` (issuer `https://corp.example`, subject `s{i}`), in batches
     /// written by the database itself: for the benchmark of lookups in a large pool.

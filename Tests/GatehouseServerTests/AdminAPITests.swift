@@ -49,7 +49,7 @@ import GatehouseTestSupport
             #expect(added.status == 201 && added.body.contains("(sealed)") && !added.body.contains("s3cret"), "\(added.body)")
             let badKind = try await call(f, b, "POST", "/pools/acme/providers", token: token, body: #"{"name": "X", "kind": "ldap"}"#)
             #expect(badKind.status == 400)
-            let badMapping = try await call(f, b, "POST", "/pools/acme/providers", token: token, body: #"{"name": "Y", "kind": "oidc", "oidc": {"issuer": "https://y.example", "client_id": "gh"}, "mapping": {"name": {"expression": "lower("}}}"#)
+            let badMapping = try await call(f, b, "POST", "/pools/acme/providers", token: token, body: #"{"name": "Y", "kind": "oidc", "oidc": {"issuer": "https://y.example", "client_id": "gh"}, "client_secret": "s", "mapping": {"name": {"expression": "lower("}}}"#)
             #expect(badMapping.status == 400 && badMapping.json["error"]?.stringValue == "invalid_mapping")
             #expect(try await call(f, b, "GET", "/pools/acme/providers/Y/mapping", token: token).status == 404, "nothing half made")
             #expect(try await call(f, b, "DELETE", "/pools/acme/providers/Okta", token: token).status == 204)
