@@ -221,6 +221,52 @@ import Glibc
         #expect(bad.output.contains("FAILED exp"))
     }
 
+    /// `run` off the cooperative threads, for async tests whose loopback servers need them.
+    static func runAsync(_ arguments: [String], environment: [String: String] = [:]) async throws -> Run {
+        try await withCheckedThrowingContinuation { c in
+            DispatchQueue.global().async { c.resume(with: Result { try Self.run(arguments, environment: environment) }) }
+        }
+    }
+
+    @Test func presetsAreAddedAndCheckedAgainstTheLiveProvider() async throws {
+        let op = try TestOpenIDProvider()
+        try await op.start()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gh-check-\(UUID().uuidString)")
+        let env = ["GATEHOUSE_SQLITE_PATH": folder.appendingPathComponent("g.sqlite").path, "GOOD": op.clientSecret, "BAD": "not-the-secret"]
+        do {
+            #expect(try await Self.runAsync(["pool", "create", "demo"], environment: env).status == 0)
+            for (name, variable) in [("Good", "GOOD"), ("Bad", "BAD")] {
+                let added = try await Self.runAsync(["provider", "add-oidc", "--pool", "demo", "--name", name, "--issuer", op.issuer, "--client-id", op.clientID, "--client-secret-env", variable], environment: env)
+                #expect(added.status == 0 && added.output.contains("oidc verify --pool demo --provider \(name)"), "\(added.output)")
+            }
+            let good = try await Self.runAsync(["oidc", "verify", "--pool", "demo", "--provider", "Good"], environment: env)
+            #expect(good.status == 0, "\(good.output)")
+            #expect(good.output.contains("ok   discovery") && good.output.contains("ok   jwks") && good.output.contains("ok   credentials"))
+            let bad = try await Self.runAsync(["oidc", "verify", "--pool", "demo", "--provider", "Bad"], environment: env)
+            #expect(bad.status == 1)
+            #expect(bad.output.contains("FAIL credentials: the provider refused the client's credentials") && bad.output.contains("invalid_client"), "\(bad.output)")
+
+            // A discovery document naming another issuer: the exact cause.
+            op.update { $0.discoveryIssuer = "https://elsewhere.example" }
+            let mismatch = try await Self.runAsync(["oidc", "verify", "--pool", "demo", "--provider", "Good"], environment: env)
+            #expect(mismatch.status == 1 && mismatch.output.contains("FAIL discovery: misconfigured: discovery issuer https://elsewhere.example differs from the configured \(op.issuer)"), "\(mismatch.output)")
+
+            // Presets: Apple needs its key; private_key_jwt gets a key made and published.
+            let apple = try await Self.runAsync(["provider", "add-oidc", "--pool", "demo", "--name", "Apple", "--preset", "apple", "--client-id", "com.example.web"], environment: env)
+            #expect(apple.status != 0 && apple.output.contains("team ID"), "\(apple.output)")
+            let keyed = try await Self.runAsync(["provider", "add-oidc", "--pool", "demo", "--name", "Keyed", "--issuer", op.issuer, "--client-id", op.clientID, "--client-auth", "private_key_jwt"], environment: env)
+            #expect(keyed.status == 0 && keyed.output.contains("/demo/providers/Keyed/jwks.json"), "\(keyed.output)")
+            let github = try await Self.runAsync(["provider", "add-oidc", "--pool", "demo", "--name", "GitHub", "--preset", "github", "--client-id", "Iv1.abc", "--client-secret-env", "GOOD"], environment: env)
+            #expect(github.status == 0, "\(github.output)")
+            let listed = try await Self.runAsync(["provider", "list", "--pool", "demo"], environment: env)
+            #expect(listed.output.contains("https://api.github.com/user/emails") && !listed.output.contains(op.clientSecret))
+        } catch {
+            await op.stop()
+            throw error
+        }
+        await op.stop()
+    }
+
     static let samlFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("GatehouseSAMLTests/Fixtures")
 
