@@ -151,22 +151,6 @@ actor CountingKeySource: VerificationKeySource {
         #expect(await source.refetches == 2)
     }
 
-    /// Runs `body` against a live test provider and always stops both it and the HTTP client.
-    func withProvider(_ body: (TestOpenIDProvider, UpstreamHTTP) async throws -> Void) async throws {
-        let op = try TestOpenIDProvider()
-        let http = UpstreamHTTP()
-        do {
-            try await op.start()
-            try await body(op, http)
-        } catch {
-            try? await http.shutdown()
-            await op.stop()
-            throw error
-        }
-        try await http.shutdown()
-        await op.stop()
-    }
-
     @Test func jwksRefetchesAreRateLimitedOverHTTP() async throws {
         try await withProvider { op, http in
             let clock = ManualClock(Date())

@@ -5,6 +5,22 @@ import GatehouseJOSE
 import GatehouseOIDC
 import GatehouseTestSupport
 
+/// Runs `body` against a live test provider and always stops both it and the HTTP client.
+func withProvider(_ body: (TestOpenIDProvider, UpstreamHTTP) async throws -> Void) async throws {
+    let op = try TestOpenIDProvider()
+    let http = UpstreamHTTP()
+    do {
+        try await op.start()
+        try await body(op, http)
+    } catch {
+        try? await http.shutdown()
+        await op.stop()
+        throw error
+    }
+    try await http.shutdown()
+    await op.stop()
+}
+
 /// Discovery and JWKS caches: lifetimes from HTTP cache headers within bounds, background refresh,
 /// one fetch shared by concurrent callers, the last good copy kept when the provider fails.
 @Suite struct ProviderCaches {
@@ -21,21 +37,6 @@ import GatehouseTestSupport
     ] as [([(String, String)], TimeInterval)])
     func lifetimesComeFromCacheHeadersWithinBounds(_ headers: [(String, String)], _ expected: TimeInterval) {
         #expect(CachePolicy().lifetime(headers: headers) == expected)
-    }
-
-    func withProvider(_ body: (TestOpenIDProvider, UpstreamHTTP) async throws -> Void) async throws {
-        let op = try TestOpenIDProvider()
-        let http = UpstreamHTTP()
-        do {
-            try await op.start()
-            try await body(op, http)
-        } catch {
-            try? await http.shutdown()
-            await op.stop()
-            throw error
-        }
-        try await http.shutdown()
-        await op.stop()
     }
 
     /// Waits (briefly, bounded) for a background fetch to land.

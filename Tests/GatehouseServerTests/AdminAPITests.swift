@@ -47,6 +47,18 @@ import GatehouseTestSupport
             let oidc = #"{"name": "Okta", "kind": "oidc", "oidc": {"issuer": "https://okta.example", "client_id": "gh"}, "client_secret": "s3cret", "mapping": {"email": "mail"}}"#
             let added = try await call(f, b, "POST", "/pools/acme/providers", token: token, body: oidc)
             #expect(added.status == 201 && added.body.contains("(sealed)") && !added.body.contains("s3cret"), "\(added.body)")
+            // Presets: GitHub from its client ID alone; a private_key_jwt provider gets a published key.
+            let github = try await call(f, b, "POST", "/pools/acme/providers", token: token, body: #"{"name": "GitHub", "kind": "oidc", "oidc": {"preset": "github", "client_id": "Iv1.x"}, "client_secret": "s3cret"}"#)
+            #expect(github.status == 201 && github.body.contains("https://api.github.com/user/emails") && github.body.contains("\"preset\":\"github\""), "\(github.body)")
+            let keyed = try await call(f, b, "POST", "/pools/acme/providers", token: token, body: #"{"name": "Keyed", "kind": "oidc", "oidc": {"issuer": "https://keyed.example", "client_id": "gh", "client_auth": "private_key_jwt"}}"#)
+            #expect(keyed.status == 201 && !keyed.body.contains("PRIVATE KEY"), "\(keyed.body)")
+            let published = try await b.send("\(f.issuer)/providers/Keyed/jwks.json")
+            #expect(published.status == 200 && published.body.contains("\"kty\":\"RSA\"") && !published.body.contains("\"d\""))
+            #expect(try await b.send("\(f.issuer)/providers/GitHub/jwks.json").status == 404, "a secret-authenticated provider publishes no key")
+            let badPreset = try await call(f, b, "POST", "/pools/acme/providers", token: token, body: #"{"name": "Z", "kind": "oidc", "oidc": {"preset": "myspace", "client_id": "x"}}"#)
+            #expect(badPreset.status == 400 && badPreset.body.contains("preset"))
+            let appleWithoutKey = try await call(f, b, "POST", "/pools/acme/providers", token: token, body: #"{"name": "Apple", "kind": "oidc", "oidc": {"preset": "apple", "client_id": "com.example", "apple_team_id": "T", "apple_key_id": "K"}}"#)
+            #expect(appleWithoutKey.status == 400, "\(appleWithoutKey.body)")
             let badKind = try await call(f, b, "POST", "/pools/acme/providers", token: token, body: #"{"name": "X", "kind": "ldap"}"#)
             #expect(badKind.status == 400)
             let badMapping = try await call(f, b, "POST", "/pools/acme/providers", token: token, body: #"{"name": "Y", "kind": "oidc", "oidc": {"issuer": "https://y.example", "client_id": "gh"}, "client_secret": "s", "mapping": {"name": {"expression": "lower("}}}"#)

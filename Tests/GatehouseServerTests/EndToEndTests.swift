@@ -11,15 +11,7 @@ import GatehouseTestSupport
     static let backends = TestDatabases.available
 
     func withFederation(_ backend: TestDatabases.Backend, logSink: CapturingLogHandler.Sink? = nil, _ body: (Federation, TestBrowser) async throws -> Void) async throws {
-        let f = try await Federation.start(backend, logSink: logSink)
-        let browser = TestBrowser()
-        do { try await body(f, browser) } catch {
-            await browser.shutdown()
-            await f.stop()
-            throw error
-        }
-        await browser.shutdown()
-        await f.stop()
+        try await GatehouseServerTests.withFederation(backend, logSink: logSink, body)
     }
 
     @Test(arguments: backends) func completeLoginIssuesTokensThatVerifyAgainstTheJWKS(_ backend: TestDatabases.Backend) async throws {
