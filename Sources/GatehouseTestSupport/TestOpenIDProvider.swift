@@ -13,14 +13,20 @@ import Crypto
 /// (authorization code with PKCE, refresh) and userinfo. A `Flavor` makes it answer the way a
 /// particular provider does, following that provider's public documentation:
 ///
-/// - Google: both issuer spellings in ID tokens, `hd` for Workspace users.
-/// - Microsoft: the multi-tenant endpoint's `{tenantid}` issuer and per-token `tid`.
+/// - Google: both issuer spellings in ID tokens, `hd` for Workspace users
+///   (developers.google.com/identity/openid-connect/openid-connect, "Validating an ID token").
+/// - Microsoft: the multi-tenant endpoint's `{tenantid}` issuer and per-token `tid`
+///   (learn.microsoft.com/entra/identity-platform/id-token-claims-reference, "Validate the issuer").
 /// - Apple: `form_post` (required when name or email is asked for), an ES256 client-secret JWT,
 ///   the `user` form field with the name on the first authorization only, `email_verified` and
-///   `is_private_email` as strings.
-/// - Facebook: OAuth 2.0 only, Graph API `/me` demanding `appsecret_proof`, errors as objects.
+///   `is_private_email` as strings (developer.apple.com/documentation/sign_in_with_apple,
+///   "Generate and validate tokens", "Incorporating Sign in with Apple into other platforms").
+/// - Facebook: OAuth 2.0 only, Graph API `/me` demanding `appsecret_proof`, errors as objects
+///   (developers.facebook.com/docs/facebook-login/guides/advanced/manual-flow, "Securing requests").
 /// - GitHub: OAuth 2.0 only, errors answered with HTTP 200, `/user` demanding a User-Agent,
-///   numeric IDs, the primary verified address only from `/user/emails`.
+///   numeric IDs, the primary verified address only from `/user/emails`
+///   (docs.github.com/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps,
+///   docs.github.com/rest/users/emails).
 ///
 /// Switches make it misbehave the ways tests need. Thread-safe. Stop it with `stop()`.
 public final class TestOpenIDProvider: Sendable {
