@@ -83,11 +83,11 @@ public enum ProviderCheck {
                 ("grant_type", "authorization_code"), ("code", "gatehouse-check-" + Secrets.randomToken(bytes: 8)), ("redirect_uri", callbackURL),
             ], now: now)
             add(.warning, "credentials", "the token endpoint accepted a code that cannot exist")
-        } catch let e as UpstreamError where e.kind == .upstreamRefused {
+        } catch let e as UpstreamError where e.upstreamCode != nil {
             let answer = e.reason
-            if answer.contains("invalid_client") || answer.contains("unauthorized_client") {
+            if TokenEndpoint.clientRefusals.contains(e.upstreamCode ?? "") {
                 add(.failed, "credentials", "the provider refused the client's credentials: \(answer)")
-            } else if answer.contains("invalid_grant") || answer.contains("bad_verification_code") {
+            } else if ["invalid_grant", "bad_verification_code"].contains(e.upstreamCode ?? "") {
                 add(.ok, "credentials", "accepted (a made-up code was refused: \(answer))")
             } else {
                 add(.warning, "credentials", "could not tell: \(answer)")

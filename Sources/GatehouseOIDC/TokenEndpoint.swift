@@ -49,6 +49,9 @@ struct TokenEndpoint: Sendable {
     let credential: ClientCredential
     let http: UpstreamHTTP
 
+    /// Token endpoint errors that mean the client itself was refused (GitHub's own name included).
+    static let clientRefusals: Set<String> = ["invalid_client", "unauthorized_client", "incorrect_client_credentials"]
+
     /// Lifetime of the JWTs Gatehouse signs to authenticate itself.
     static let assertionLifetime: TimeInterval = 300
 
@@ -94,7 +97,9 @@ struct TokenEndpoint: Sendable {
                 code = Self.safeCode(error.stringValue ?? "error")
                 detail = json["error_description"]?.stringValue
             }
-            throw UpstreamError(.upstreamRefused, "token endpoint refused: \(code)" + (detail.map { " (\(Self.safeText($0)))" } ?? ""), upstreamCode: code)
+            // A refused client is Gatehouse's configuration, not the person's sign-in.
+            let kind: UpstreamError.Kind = Self.clientRefusals.contains(code) ? .misconfigured : .upstreamRefused
+            throw UpstreamError(kind, "token endpoint refused: \(code)" + (detail.map { " (\(Self.safeText($0)))" } ?? ""), upstreamCode: code)
         }
         guard response.status == 200 else { throw UpstreamError(.unreachable, "token endpoint answered HTTP \(response.status)") }
         if let type = json["token_type"]?.stringValue, type.lowercased() != "bearer" {

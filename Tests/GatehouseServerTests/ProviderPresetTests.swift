@@ -103,7 +103,8 @@ import GatehouseTestSupport
             spec.appleKeyID = op.appleKeyID
             return (spec, try JWSSigningKey.generate(.es256).pemRepresentation)
         }) { (f: Federation, browser: TestBrowser) async throws in
-            #expect(try await f.refusedSignIn(browser) == "access_denied")
+            // A refused client is a misconfiguration: the app hears server_error.
+            #expect(try await f.refusedSignIn(browser) == "server_error")
         }
     }
 
@@ -160,7 +161,7 @@ import GatehouseTestSupport
         try await withFederation(flavor: .github, provider: { op in
             (Self.oauthSpec(.github, op), "wrong-secret")
         }) { (f: Federation, browser: TestBrowser) async throws in
-            #expect(try await f.refusedSignIn(browser) == "access_denied")
+            #expect(try await f.refusedSignIn(browser) == "server_error")
             #expect(try await f.directory.count(table: "users") == 0)
         }
     }

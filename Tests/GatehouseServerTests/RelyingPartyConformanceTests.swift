@@ -43,7 +43,7 @@ import GatehouseTestSupport
         Case(name: "userinfo with the same sub", configure: { $0.userinfo = true }),
         Case(name: "client_secret_basic", configure: { $0.clientAuthentication = .clientSecretBasic }, upstream: { $0.clientAuth = .basic }),
         Case(name: "client_secret_post", configure: { $0.clientAuthentication = .clientSecretPost }, upstream: { $0.clientAuth = .post }),
-        Case(name: "client_secret_post where the provider wants basic", configure: { $0.clientAuthentication = .clientSecretPost }, upstream: { $0.clientAuth = .basic }, refused: ("access_denied", "invalid_client")),
+        Case(name: "client_secret_post where the provider wants basic", configure: { $0.clientAuthentication = .clientSecretPost }, upstream: { $0.clientAuth = .basic }, refused: ("server_error", "invalid_client")),
         Case(name: "form_post response mode", configure: { $0.responseMode = .formPost }),
         Case(name: "a query response when form_post was asked for", misbehaviour: .ignoresResponseMode, configure: { $0.responseMode = .formPost }, refused: ("access_denied", "response_mode")),
         Case(name: "RFC 9207 iss of another issuer", misbehaviour: .wrongIssParameter, refused: ("access_denied", "iss_param")),
