@@ -14,6 +14,8 @@ import GatehouseTestSupport
         var misbehaviour = TestOpenIDProvider.Misbehaviour.none
         var configure: @Sendable (inout OIDCProviderSpec) -> Void = { _ in }
         var upstream: @Sendable (inout TestOpenIDProvider.Settings) -> Void = { _ in }
+        /// The provider verifies `private_key_jwt` assertions with the key Gatehouse publishes.
+        var clientKey = false
         /// nil: the login succeeds. Otherwise the app's error and the check named in Gatehouse's log.
         var refused: (appError: String, check: String)? = nil
         var testDescription: String { name }
@@ -43,6 +45,7 @@ import GatehouseTestSupport
         Case(name: "userinfo with the same sub", configure: { $0.userinfo = true }),
         Case(name: "client_secret_basic", configure: { $0.clientAuthentication = .clientSecretBasic }, upstream: { $0.clientAuth = .basic }),
         Case(name: "client_secret_post", configure: { $0.clientAuthentication = .clientSecretPost }, upstream: { $0.clientAuth = .post }),
+        Case(name: "private_key_jwt", configure: { $0.clientAuthentication = .privateKeyJWT }, clientKey: true),
         Case(name: "client_secret_post where the provider wants basic", configure: { $0.clientAuthentication = .clientSecretPost }, upstream: { $0.clientAuth = .basic }, refused: ("server_error", "invalid_client")),
         Case(name: "form_post response mode", configure: { $0.responseMode = .formPost }),
         Case(name: "a query response when form_post was asked for", misbehaviour: .ignoresResponseMode, configure: { $0.responseMode = .formPost }, refused: ("access_denied", "response_mode")),
@@ -56,9 +59,10 @@ import GatehouseTestSupport
             var spec = OIDCProviderSpec(preset: .oidc, clientID: op.clientID)
             spec.issuer = op.issuer
             c.configure(&spec)
-            return (spec, op.clientSecret)
+            return (spec, spec.clientAuthentication == .privateKeyJWT ? nil : op.clientSecret)
         }) { (f: Federation, browser: TestBrowser) async throws in
             f.upstream.update { $0.misbehaviour = c.misbehaviour; c.upstream(&$0) }
+            if c.clientKey { f.upstream.update { $0.clientAuth = .privateKeyJWT(jwksURL: "\(f.issuer)/providers/TestOP/jwks.json") } }
             let start = try await browser.send(f.authorizeURL())
             let back: TestBrowser.Reply
             if start.status == 302, start.location?.hasPrefix(f.upstream.issuer) == true {
