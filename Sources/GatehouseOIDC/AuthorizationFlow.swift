@@ -16,14 +16,16 @@ enum AuthorizationFlow {
         ]
         if openID { items.append(("nonce", state.nonce)) }
         if settings.mode == .formPost { items.append(("response_mode", "form_post")) }
-        let reserved = Set(items.map(\.0))
-        for (name, value) in (settings.authorizationParameters ?? [:]).sorted(by: { $0.key < $1.key }) where !reserved.contains(name) {
-            items.append((name, value))
-        }
         if state.forceFreshLogin {
             // max_age=0 also obliges an OpenID provider to state auth_time (OpenID Connect Core 3.1.2.1).
             items.append(("prompt", "login"))
             if openID { items.append(("max_age", "0")) }
+        }
+        // The admin's extra parameters (Google's access_type, a prompt=select_account) never
+        // replace one Gatehouse sets.
+        let reserved = Set(items.map(\.0))
+        for (name, value) in (settings.authorizationParameters ?? [:]).sorted(by: { $0.key < $1.key }) where !reserved.contains(name) {
+            items.append((name, value))
         }
         components.percentEncodedQuery = FormEncoding.encode(items)
         guard let url = components.url else { throw UpstreamError(.misconfigured, "cannot build the authorization URL") }

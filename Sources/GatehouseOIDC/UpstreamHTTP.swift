@@ -64,7 +64,9 @@ public final class UpstreamHTTP: Sendable {
             let body = try await response.body.collect(upTo: Self.maximumResponseBytes)
             return Response(status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) }, body: Data(body.readableBytesView))
         } catch {
-            throw UpstreamError(.unreachable, "request to \(request.url) failed: \(type(of: error))")
+            // The query is left out: Graph API calls carry appsecret_proof there.
+            let url = request.url.split(separator: "?", maxSplits: 1).first.map(String.init) ?? request.url
+            throw UpstreamError(.unreachable, "request to \(url) failed: \(type(of: error))")
         }
     }
 }
