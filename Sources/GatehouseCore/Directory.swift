@@ -174,12 +174,12 @@ public protocol RefreshTokenStore: Sendable {
     /// unless the token belongs to `clientID` in `pool`, its family is live, and `requestedScope` (if
     /// any) is within the family's scope. The family row is locked first, so a concurrent revocation
     /// either wins (and this fails) or applies to the new token too.
-    func rotate(presentedHash: String, clientID: String, pool: PoolID, requestedScope: [String]?, newTokenHash: String, now: Date) async throws -> RefreshRotation
+    /// `upstream`, when given, replaces the family's upstream grant in the same transaction (the
+    /// upstream refresh token renewed for this rotation).
+    func rotate(presentedHash: String, clientID: String, pool: PoolID, requestedScope: [String]?, newTokenHash: String, upstream: UpstreamGrant?, now: Date) async throws -> RefreshRotation
     /// Revokes the family a token belongs to, if the token was issued to `clientID`. Unknown tokens are ignored.
     /// The family of an unspent token issued to `clientID` in `pool`, if the family is live; spends nothing.
     func liveFamily(tokenHash: String, clientID: String, pool: PoolID, now: Date) async throws -> RefreshTokenFamily?
-    /// Replaces the upstream grant of a live family (after an upstream refresh); false if it is revoked.
-    func setUpstreamGrant(familyID: String, _ grant: UpstreamGrant) async throws -> Bool
     func revokeFamily(containing tokenHash: String, clientID: String, now: Date) async throws
     func revokeFamily(id: String, now: Date) async throws
     func family(id: String) async throws -> RefreshTokenFamily?
@@ -212,4 +212,10 @@ public protocol Directory: PoolStore, AppClientStore, IdentityProviderStore, Use
     /// Deletes expired login transactions, codes, replay entries and dead refresh families.
     func purgeExpired(now: Date) async throws
     func shutdown() async throws
+}
+
+extension RefreshTokenStore {
+    public func rotate(presentedHash: String, clientID: String, pool: PoolID, requestedScope: [String]?, newTokenHash: String, now: Date) async throws -> RefreshRotation {
+        try await rotate(presentedHash: presentedHash, clientID: clientID, pool: pool, requestedScope: requestedScope, newTokenHash: newTokenHash, upstream: nil, now: now)
+    }
 }

@@ -72,6 +72,10 @@ public struct AuthorizationCode: Sendable, Codable, Equatable {
     public var acr: String? = nil
     public var amr: [String]? = nil
     public var upstreamSessionIndex: String? = nil
+    /// Whether the upstream stated when the person authenticated (OIDC `auth_time`, SAML
+    /// AuthnInstant). When it did not (OAuth 2.0 providers), `authTime` is only when Gatehouse
+    /// saw the login, which can never prove a fresh sign-in.
+    public var authTimeStated: Bool? = nil
     /// A signed-in user's link of this login's upstream identity, made only when the code is redeemed
     /// (so with the app's PKCE verifier, in the app session that asked for it).
     public var pendingSelfLink: LinkedIdentity? = nil
@@ -129,6 +133,10 @@ public struct RefreshTokenFamily: Sendable, Codable, Equatable {
     public var acr: String? = nil
     public var amr: [String]? = nil
     public var upstreamSessionIndex: String? = nil
+    /// Whether the upstream stated when the person authenticated (OIDC `auth_time`, SAML
+    /// AuthnInstant). When it did not (OAuth 2.0 providers), `authTime` is only when Gatehouse
+    /// saw the login, which can never prove a fresh sign-in.
+    public var authTimeStated: Bool? = nil
     /// The upstream login kept for upstream refresh, when the provider keeps it.
     public var upstream: UpstreamGrant? = nil
 

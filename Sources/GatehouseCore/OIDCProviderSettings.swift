@@ -99,12 +99,13 @@ public struct OIDCProviderSettings: Sendable, Codable, Equatable {
     public var mode: ResponseMode { responseMode ?? .query }
     public var keepsUpstreamRefreshToken: Bool { keepUpstreamRefreshToken ?? false }
 
-    /// Microsoft's multi-tenant endpoints (`common`, `organizations`, `consumers`) publish an issuer
-    /// with a `{tenantid}` placeholder that each token fills with its `tid`.
+    /// Microsoft's multi-tenant endpoints (`common`, `organizations`) publish an issuer with a
+    /// `{tenantid}` placeholder that each token fills with its `tid`. (`consumers` is one tenant,
+    /// that of personal accounts: the preset configures its tenant ID.)
     public var microsoftTenantSegment: String? {
         guard kind == .microsoft, let u = URL(string: issuer) else { return nil }
         let parts = u.path.split(separator: "/")
-        guard let first = parts.first, ["common", "organizations", "consumers"].contains(String(first)) else { return nil }
+        guard let first = parts.first, ["common", "organizations"].contains(String(first)) else { return nil }
         return String(first)
     }
 
@@ -182,7 +183,9 @@ public enum ProviderPreset: String, Sendable, Codable, CaseIterable {
         case .google:
             s = OIDCProviderSettings(issuer: issuer ?? "https://accounts.google.com", clientID: clientID)
         case .microsoft:
-            s = OIDCProviderSettings(issuer: issuer ?? "https://login.microsoftonline.com/\(tenant)/v2.0", clientID: clientID, clientAuthentication: .clientSecretPost)
+            // Personal accounts live in one tenant, whose discovery names its ID.
+            let segment = tenant == "consumers" ? Self.microsoftConsumerTenant : tenant
+            s = OIDCProviderSettings(issuer: issuer ?? "https://login.microsoftonline.com/\(segment)/v2.0", clientID: clientID, clientAuthentication: .clientSecretPost)
         case .apple:
             s = OIDCProviderSettings(issuer: issuer ?? "https://appleid.apple.com", clientID: clientID, scopes: ["openid", "name", "email"], clientAuthentication: .clientSecretPost)
             s.responseMode = .formPost
@@ -205,6 +208,9 @@ public enum ProviderPreset: String, Sendable, Codable, CaseIterable {
         s.preset = self
         return s
     }
+
+    /// The tenant of personal Microsoft accounts.
+    public static let microsoftConsumerTenant = "9188040d-6c67-4c5b-b112-36a304b66dad"
 
     /// What a new provider of this preset maps when the admin gives no mapping.
     public var defaultMapping: AttributeMapping {

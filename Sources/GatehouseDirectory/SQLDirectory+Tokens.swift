@@ -111,7 +111,7 @@ extension SQLDirectory {
         }
     }
 
-    public func rotate(presentedHash: String, clientID: String, pool: PoolID, requestedScope: [String]?, newTokenHash: String, now: Date) async throws -> RefreshRotation {
+    public func rotate(presentedHash: String, clientID: String, pool: PoolID, requestedScope: [String]?, newTokenHash: String, upstream: UpstreamGrant?, now: Date) async throws -> RefreshRotation {
         let t = now.epochSeconds
         return try await transaction { db in
             guard let token = try await db.raw("SELECT family_id, client_id, spent_at FROM refresh_tokens WHERE token_hash = \(bind: presentedHash)").first() else {
@@ -128,7 +128,7 @@ extension SQLDirectory {
             guard let famRow = try await db.raw("UPDATE refresh_families SET revoked_at = revoked_at WHERE id = \(bind: familyID) AND revoked_at IS NULL AND expires_at > \(bind: t) RETURNING body, pool_id").first(),
                 try famRow.string("pool_id") == pool.rawValue
             else { return .invalid }
-            let family = try Body.decode(RefreshTokenFamily.self, try famRow.string("body"))
+            var family = try Body.decode(RefreshTokenFamily.self, try famRow.string("body"))
             if let requestedScope, !requestedScope.allSatisfy(family.scope.contains) { return .scopeWidened }
             // The conditional UPDATE is what makes rotation single-use under concurrency.
             guard try await db.raw("UPDATE refresh_tokens SET spent_at = \(bind: t) WHERE token_hash = \(bind: presentedHash) AND spent_at IS NULL RETURNING family_id").first() != nil else {
@@ -136,6 +136,10 @@ extension SQLDirectory {
                 return .reuseDetected(familyID: familyID)
             }
             try await db.raw("INSERT INTO refresh_tokens (token_hash, family_id, client_id, created_at, spent_at) VALUES (\(bind: newTokenHash), \(bind: familyID), \(bind: clientID), \(bind: t), NULL)").run()
+            if let upstream {
+                family.upstream = upstream
+                try await db.raw("UPDATE refresh_families SET body = \(bind: try Body.encode(family)) WHERE id = \(bind: familyID)").run()
+            }
             return .rotated(family)
         }
     }
@@ -148,18 +152,6 @@ extension SQLDirectory {
                   AND f.pool_id = \(bind: pool.rawValue) AND f.revoked_at IS NULL AND f.expires_at > \(bind: now.epochSeconds)
                 """).first() else { return nil }
             return try Body.decode(RefreshTokenFamily.self, try row.string("body"))
-        }
-    }
-
-    public func setUpstreamGrant(familyID: String, _ grant: UpstreamGrant) async throws -> Bool {
-        try await transaction { db in
-            guard let row = try await db.raw("UPDATE refresh_families SET revoked_at = revoked_at WHERE id = \(bind: familyID) AND revoked_at IS NULL RETURNING body").first() else {
-                return false
-            }
-            var family = try Body.decode(RefreshTokenFamily.self, try row.string("body"))
-            family.upstream = grant
-            try await db.raw("UPDATE refresh_families SET body = \(bind: try Body.encode(family)) WHERE id = \(bind: familyID)").run()
-            return true
         }
     }
 

@@ -101,6 +101,9 @@ public enum IDTokenVerifier {
                 }
             } catch let e as VerificationError {
                 failures += e.failures
+            } catch let e as UpstreamError {
+                // The keys could not be fetched: the provider is unreachable, the token unjudged.
+                throw e
             } catch {
                 fail("jwks", "could not obtain the provider's keys: \(error)")
             }

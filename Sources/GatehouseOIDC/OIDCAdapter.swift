@@ -59,7 +59,6 @@ public final class OIDCAdapter: FederationAdapter, UpstreamRefreshing {
         p.issuerTemplate = settings.microsoftIssuerTemplate
         p.allowedTenants = Set(settings.allowedTenants ?? [])
         if settings.microsoftTenantSegment == "organizations" { p.excludedTenants = [Self.microsoftConsumerTenant] }
-        if settings.microsoftTenantSegment == "consumers" { p.allowedTenants = [Self.microsoftConsumerTenant] }
         if settings.kind == .google, let host = URL(string: settings.issuer)?.host {
             // Google documents both spellings of its issuer in ID tokens.
             p.issuerAliases = [host]
@@ -69,8 +68,7 @@ public final class OIDCAdapter: FederationAdapter, UpstreamRefreshing {
         return p
     }
 
-    /// The tenant of personal Microsoft accounts.
-    static let microsoftConsumerTenant = "9188040d-6c67-4c5b-b112-36a304b66dad"
+    static let microsoftConsumerTenant = ProviderPreset.microsoftConsumerTenant
 
     func isIssuer(_ iss: String) -> Bool {
         if let template = settings.microsoftIssuerTemplate {
@@ -119,6 +117,10 @@ public final class OIDCAdapter: FederationAdapter, UpstreamRefreshing {
                 try await addUserInfo(to: &claims, doc: doc, accessToken: json["access_token"]?.stringValue, subject: subject)
             }
         } else {
+            // Tenant and domain rules are checked on a signed token; without one, nothing passes.
+            if isMultiTenant || !(settings.allowedTenants ?? []).isEmpty || settings.hostedDomain != nil {
+                throw UpstreamError(.verification, "refresh", failures: [.init(check: "id_token", reason: "the refresh answered no ID token to check the tenant or domain rules on")])
+            }
             // No new ID token: the claims come from userinfo with the fresh access token.
             verified = ["sub": .string(subject), "iss": .string(issuer)]
             claims = verified

@@ -28,12 +28,14 @@ public struct CachePolicy: Sendable, Equatable {
             if directives.contains("no-store") || directives.contains("no-cache") {
                 chosen = minimumLifetime
             } else if let maxAge = directives.first(where: { $0.hasPrefix("max-age=") }) {
-                chosen = TimeInterval(maxAge.dropFirst(8).trimmingCharacters(in: CharacterSet(charactersIn: "\""))) ?? nil
+                // Delta-seconds (RFC 9111 §1.2.2): digits only, so no NaN or infinity gets in.
+                chosen = UInt32(maxAge.dropFirst(8).trimmingCharacters(in: CharacterSet(charactersIn: "\""))).map(TimeInterval.init)
             }
         }
         if chosen == nil, let expires = header("expires").flatMap(Self.httpDate) {
             let base = header("date").flatMap(Self.httpDate) ?? Date()
-            chosen = expires.timeIntervalSince(base)
+            let delta = expires.timeIntervalSince(base)
+            chosen = delta.isFinite ? delta : nil
         }
         return min(max(chosen ?? defaultLifetime, minimumLifetime), maximumLifetime)
     }
@@ -90,6 +92,8 @@ actor CachedDocument<Value: Sendable> {
     /// A refetch the caller needs (an unknown key ID): at most one per `minimumForcedInterval`;
     /// within it, the current copy.
     func forced() async throws -> Value {
+        // A fetch already under way is the refetch this caller needs.
+        if inFlight != nil { return try await fetch() }
         let now = clock.now()
         if let value, let lastForced, now.timeIntervalSince(lastForced) < policy.minimumForcedInterval { return value }
         lastForced = now
@@ -105,9 +109,9 @@ actor CachedDocument<Value: Sendable> {
         inFlight = Task {
             do {
                 let (fresh, headers) = try await load()
-                return await self.store(fresh, headers: headers)
+                return self.store(fresh, headers: headers)
             } catch {
-                await self.failed()
+                self.failed()
                 throw error
             }
         }

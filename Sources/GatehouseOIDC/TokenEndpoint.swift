@@ -52,6 +52,8 @@ struct TokenEndpoint: Sendable {
     /// Token endpoint errors that mean the client itself was refused (GitHub's own name included).
     static let clientRefusals: Set<String> = ["invalid_client", "unauthorized_client", "incorrect_client_credentials"]
 
+    static let outages: Set<String> = ["temporarily_unavailable", "server_error"]
+
     /// Lifetime of the JWTs Gatehouse signs to authenticate itself.
     static let assertionLifetime: TimeInterval = 300
 
@@ -98,7 +100,10 @@ struct TokenEndpoint: Sendable {
                 detail = json["error_description"]?.stringValue
             }
             // A refused client is Gatehouse's configuration, not the person's sign-in.
-            let kind: UpstreamError.Kind = Self.clientRefusals.contains(code) ? .misconfigured : .upstreamRefused
+            // An outage is not a refusal (an upstream refresh must not revoke anything for it).
+            let kind: UpstreamError.Kind =
+                response.status >= 500 || Self.outages.contains(code) ? .unreachable
+                : Self.clientRefusals.contains(code) ? .misconfigured : .upstreamRefused
             throw UpstreamError(kind, "token endpoint refused: \(code)" + (detail.map { " (\(Self.safeText($0)))" } ?? ""), upstreamCode: code)
         }
         guard response.status == 200 else { throw UpstreamError(.unreachable, "token endpoint answered HTTP \(response.status)") }

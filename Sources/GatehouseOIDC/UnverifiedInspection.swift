@@ -1,4 +1,4 @@
-public import GatehouseCore
+import GatehouseCore
 import Foundation
 
 /// Reads a captured ID token's claims *without verifying it*, so an admin can preview an attribute

@@ -378,6 +378,7 @@ extension Gatehouse {
         grant.acr = identity.acr
         grant.amr = identity.amr.isEmpty ? nil : identity.amr
         grant.upstreamSessionIndex = identity.sessionIndex
+        grant.authTimeStated = identity.authTime != nil
         grant.pendingSelfLink = selfLink
         if let token = identity.upstreamRefreshToken {
             let sealed = try masterKey.seal(Data(token.value.utf8), purpose: UpstreamGrant.purpose(pool: pool, familyID: grant.familyID))

@@ -30,7 +30,10 @@ extension Gatehouse {
         guard token.scope.contains(LinkIntent.scope) else {
             throw OAuthError(code: "insufficient_scope", description: "the access token lacks the \(LinkIntent.scope) scope", status: .forbidden, wwwAuthenticate: "Bearer error=\"insufficient_scope\", scope=\"\(LinkIntent.scope)\"")
         }
-        guard let authTime = token.authTime, clock.now().timeIntervalSince(authTime) <= LinkIntent.maximumAuthenticationAge else {
+        // The sign-in's time must be the upstream's word: a provider that states none (GitHub,
+        // Facebook) may have signed the person in from a session of last year.
+        let stated = try await directory.family(id: token.familyID)?.authTimeStated == true
+        guard stated, let authTime = token.authTime, clock.now().timeIntervalSince(authTime) <= LinkIntent.maximumAuthenticationAge else {
             throw OAuthError(code: "insufficient_user_authentication", description: "sign in again to change this account's sign-ins", status: .unauthorized, wwwAuthenticate: "Bearer error=\"insufficient_user_authentication\", max_age=\"\(Int(LinkIntent.maximumAuthenticationAge))\"")
         }
         return (user, token)

@@ -123,6 +123,7 @@ extension Gatehouse {
         family.acr = grant.acr
         family.amr = grant.amr
         family.upstreamSessionIndex = grant.upstreamSessionIndex
+        family.authTimeStated = grant.authTimeStated
         if let upstream = grant.upstream {
             // Sealed for the code's family id, which the family keeps.
             family.upstream = upstream
@@ -148,10 +149,15 @@ extension Gatehouse {
         // family is revoked.
         var renewed: UpstreamRenewal? = nil
         if let live = try await directory.liveFamily(tokenHash: Secrets.hash(presented), clientID: client.clientID, pool: pool.id, now: now), live.upstream != nil {
+            // What rotation would refuse is refused before the upstream spends its token.
+            if let requested, !requested.allSatisfy(live.scope.contains) {
+                throw OAuthError(code: "invalid_scope", description: "a refresh cannot widen the scope")
+            }
             renewed = try await renewUpstream(family: live, pool: pool, now: now)
         }
         var family: RefreshTokenFamily
-        switch try await directory.rotate(presentedHash: Secrets.hash(presented), clientID: client.clientID, pool: pool.id, requestedScope: requested, newTokenHash: Secrets.hash(next), now: now) {
+        // The renewed upstream grant is stored in the rotation's transaction: both or neither.
+        switch try await directory.rotate(presentedHash: Secrets.hash(presented), clientID: client.clientID, pool: pool.id, requestedScope: requested, newTokenHash: Secrets.hash(next), upstream: renewed?.grant, now: now) {
         case .rotated(let f): family = f
         case .reuseDetected:
             countVerificationFailure("refresh_reuse")
@@ -159,15 +165,14 @@ extension Gatehouse {
         case .invalid: throw OAuthError.invalidGrant("the refresh token is invalid, expired or revoked")
         case .scopeWidened: throw OAuthError(code: "invalid_scope", description: "a refresh cannot widen the scope")
         }
+        if let renewed, renewed.familyID != family.id {
+            // Another family's grant was written: impossible unless a token hash collided; fail closed.
+            try await directory.revokeFamily(id: family.id, now: now)
+            throw OAuthError.invalidGrant("the refresh token is invalid, expired or revoked")
+        }
         // RFC 6749 §6: the new tokens carry the narrower scope if one was asked for; the refresh
         // token keeps the family's.
         if let requested, !requested.isEmpty { family.scope = requested }
-        if let renewed {
-            guard renewed.familyID == family.id else { throw OAuthError.invalidGrant("the refresh token is invalid, expired or revoked") }
-            guard try await directory.setUpstreamGrant(familyID: family.id, renewed.grant) else {
-                throw OAuthError.invalidGrant("the refresh token is invalid, expired or revoked")
-            }
-        }
         guard let user = try await directory.user(pool: pool.id, id: family.userID), user.enabled else {
             try await directory.revokeFamily(id: family.id, now: now)
             throw OAuthError.invalidGrant("the user is unavailable")

@@ -103,6 +103,10 @@ public final class TestOpenIDProvider: Sendable {
         public var githubEmails: [JSONValue] = [
             .object(["email": .string("ada@example.com"), "primary": .bool(true), "verified": .bool(true), "visibility": .string("private")]),
         ]
+        /// The token endpoint answers 503 with `temporarily_unavailable`.
+        public var tokenOutage = false
+        /// Refreshes answer no ID token (the claims then come from userinfo).
+        public var refreshWithoutIDToken = false
         /// Cache-Control of discovery and JWKS answers.
         public var cacheControl: String? = nil
         public init() {}
@@ -341,6 +345,7 @@ public final class TestOpenIDProvider: Sendable {
             default: json(["error": .string(code)], status: status)
             }
         }
+        if settings.tokenOutage { return json(["error": .string("temporarily_unavailable")], status: .serviceUnavailable) }
         guard await clientAuthenticated(request, form: form, tokenURL: tokenURL) else {
             return flavor == .github ? json(["error": .string("incorrect_client_credentials")]) : oauthError("invalid_client", .unauthorized)
         }
@@ -370,7 +375,8 @@ public final class TestOpenIDProvider: Sendable {
         switch flavor {
         case .facebook: break
         case .github: answer["scope"] = .string(issued.scope.replacingOccurrences(of: " ", with: ",")); answer["expires_in"] = nil
-        default: answer["id_token"] = .string(try idToken(for: issued))
+        default:
+            if !(form["grant_type"] == "refresh_token" && settings.refreshWithoutIDToken) { answer["id_token"] = .string(try idToken(for: issued)) }
         }
         if settings.issueRefreshTokens || issued.scope.split(separator: " ").contains("offline_access") {
             let refresh = Secrets.randomToken()

@@ -33,6 +33,8 @@ func withProvider(_ body: (TestOpenIDProvider, UpstreamHTTP) async throws -> Voi
         ([("Expires", "Sun, 22 Nov 2026 11:00:00 GMT"), ("Date", "Sun, 22 Nov 2026 10:00:00 GMT")], 3600),
         ([("Cache-Control", "max-age=300"), ("Expires", "Sun, 22 Nov 2026 11:00:00 GMT"), ("Date", "Sun, 22 Nov 2026 10:00:00 GMT")], 300),
         ([("Expires", "0")], 3600),
+        ([("Cache-Control", "max-age=nan")], 3600),
+        ([("Cache-Control", "max-age=-5")], 3600),
         ([], 3600),
     ] as [([(String, String)], TimeInterval)])
     func lifetimesComeFromCacheHeadersWithinBounds(_ headers: [(String, String)], _ expected: TimeInterval) {

@@ -157,6 +157,26 @@ import GatehouseTestSupport
         }
     }
 
+    /// GitHub states no authentication time, so its sign-in (perhaps from an old session) can
+    /// never be the fresh one that changing an account's sign-ins demands.
+    @Test func anOAuthSignInIsNeverFreshEnoughToChangeLinks() async throws {
+        try await withFederation(flavor: .github, provider: { op in
+            (Self.oauthSpec(.github, op), op.clientSecret)
+        }) { (f: Federation, browser: TestBrowser) async throws in
+            var client = try #require(try await f.directory.client(pool: try PoolID(f.pool), clientID: f.clientID))
+            client.allowedScopes.append("gatehouse.links")
+            try await f.directory.updateClient(client)
+            let (back, _) = try await f.login(browser, url: f.authorizeURL(scope: "openid gatehouse.links"))
+            let tokens = try await f.redeem(browser, code: try #require(back.locationQuery["code"])).json
+            let access = try #require(tokens["access_token"]?.stringValue)
+            let intent = try await browser.send(
+                "\(f.issuer)/oauth2/links/intent", method: .POST,
+                headers: [("Content-Type", "application/x-www-form-urlencoded"), ("Authorization", "Bearer \(access)")],
+                body: FormEncoding.encode([("provider", "TestOP"), ("code_challenge", Secrets.pkceChallenge(verifier: Secrets.randomToken()))]), withCookies: false)
+            #expect(intent.status == 401 && intent.json["error"]?.stringValue == "insufficient_user_authentication", "\(intent.body)")
+        }
+    }
+
     @Test func githubAnswersErrorsWithHTTP200AndTheyAreStillErrors() async throws {
         try await withFederation(flavor: .github, provider: { op in
             (Self.oauthSpec(.github, op), "wrong-secret")

@@ -89,6 +89,41 @@ import GatehouseTestSupport
         }
     }
 
+    @Test func anUpstreamOutageIsNotARefusal() async throws {
+        try await withKeptUpstream(.sqlite) { f, browser in
+            let (_, tokens) = try await f.signIn(browser)
+            let refreshToken = try #require(tokens["refresh_token"]?.stringValue)
+            f.upstream.update { $0.tokenOutage = true }
+            let unavailable = try await f.refresh(browser, refreshToken)
+            #expect(unavailable.status == 503 && unavailable.json["error"]?.stringValue == "temporarily_unavailable")
+            // Back up: the same token works, nothing was spent or revoked.
+            f.upstream.update { $0.tokenOutage = false }
+            let refreshed = try await f.refresh(browser, refreshToken)
+            #expect(refreshed.status == 200, "\(refreshed.body)")
+        }
+    }
+
+    @Test func aRefreshWithoutAnIDTokenIsReadFromUserinfoUnlessTenantRulesNeedOne() async throws {
+        try await withKeptUpstream(.sqlite) { f, browser in
+            let (_, tokens) = try await f.signIn(browser)
+            f.upstream.update { $0.refreshWithoutIDToken = true; $0.claims["groups"] = .array([.string("staff")]) }
+            let refreshed = try await f.refresh(browser, try #require(tokens["refresh_token"]?.stringValue))
+            #expect(refreshed.status == 200, "\(refreshed.body)")
+            #expect(try Self.groups(refreshed) == .array([.string("staff")]))
+        }
+        try await withFederation(flavor: .microsoft, provider: { op in
+            var spec = OIDCProviderSpec(preset: .microsoft, clientID: op.clientID)
+            spec.issuer = op.configuredIssuer
+            spec.upstreamRefresh = true
+            return (spec, op.clientSecret)
+        }) { (f: Federation, browser: TestBrowser) async throws in
+            let (_, tokens) = try await f.signIn(browser)
+            f.upstream.update { $0.refreshWithoutIDToken = true }
+            let refused = try await f.refresh(browser, try #require(tokens["refresh_token"]?.stringValue))
+            #expect(refused.json["error"]?.stringValue == "invalid_grant", "the tenant can only be checked on a signed token")
+        }
+    }
+
     @Test func withoutUpstreamRefreshTheUpstreamIsNotAsked() async throws {
         try await withFederation { (f: Federation, browser: TestBrowser) async throws in
             f.upstream.update { $0.issueRefreshTokens = true }
