@@ -103,6 +103,8 @@ public final class TestOpenIDProvider: Sendable {
         public var githubEmails: [JSONValue] = [
             .object(["email": .string("ada@example.com"), "primary": .bool(true), "verified": .bool(true), "visibility": .string("private")]),
         ]
+        /// Userinfo wraps the claims in an object under this member (as many OAuth 2.0 APIs do).
+        public var userinfoEnvelope: String? = nil
         /// The token endpoint answers 503 with `temporarily_unavailable`.
         public var tokenOutage = false
         /// Refreshes answer no ID token (the claims then come from userinfo).
@@ -245,6 +247,7 @@ public final class TestOpenIDProvider: Sendable {
             guard let (sub, _) = self.bearer(request) else { return Response(status: .unauthorized) }
             var claims = self.settings.claims
             claims["sub"] = .string(self.settings.userinfoSubject ?? sub)
+            if let envelope = self.settings.userinfoEnvelope { return self.json([envelope: .object(claims)]) }
             return self.json(claims)
         }
         router.get("/me") { request, _ in

@@ -204,9 +204,12 @@ import GatehouseTestSupport
             spec.authorizationEndpoint = op.endpoints.authorization
             spec.tokenEndpoint = op.endpoints.token
             spec.userinfoEndpoint = op.endpoints.userinfo
-            spec.subjectClaim = "sub"
+            spec.subjectClaim = "data.sub"
+            spec.claimsPath = "data"
             return (spec, op.clientSecret)
         }) { (f: Federation, browser: TestBrowser) async throws in
+            // The user API answers {"data": {"sub": …, "email": …}}.
+            f.upstream.update { $0.userinfoEnvelope = "data" }
             let (claims, _) = try await f.signIn(browser)
             #expect(claims["email"]?.stringValue == "ada@example.com")
             #expect(try await identity(f, claims).upstreamSubject == "upstream-user-1")
