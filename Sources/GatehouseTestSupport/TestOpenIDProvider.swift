@@ -47,6 +47,7 @@ public final class TestOpenIDProvider: Sendable {
         case expired
         /// `iat` an hour ahead.
         case futureIssuedAt
+        case missingIssuedAt
         case missingSubject
         /// Two audiences and no `azp`.
         case extraAudienceNoAzp
@@ -213,25 +214,29 @@ public final class TestOpenIDProvider: Sendable {
 
     public func start() async throws {
         let router = Router()
-        let discoveryPath = flavor == .microsoft ? "/common/v2.0/.well-known/openid-configuration" : "/.well-known/openid-configuration"
+        let discoveryPaths = flavor == .microsoft
+            ? ["/common/v2.0/.well-known/openid-configuration", "/organizations/v2.0/.well-known/openid-configuration"]
+            : ["/.well-known/openid-configuration"]
         if flavor != .facebook && flavor != .github {
-            router.get(RouterPath(discoveryPath)) { _, _ in
-                self.bump("discovery")
-                var doc: [String: JSONValue] = [
-                    "issuer": .string(self.settings.discoveryIssuer ?? (self.flavor == .microsoft ? self.issuerTemplate : self.issuer)),
-                    "authorization_endpoint": .string(self.issuer + "/authorize"),
-                    "token_endpoint": .string(self.issuer + "/token"), "jwks_uri": .string(self.issuer + "/jwks"),
-                    "response_types_supported": .array([.string("code")]), "subject_types_supported": .array([.string("public")]),
-                    "id_token_signing_alg_values_supported": .array([.string(self.algorithm.rawValue)]),
-                    "response_modes_supported": .array([.string("query"), .string("form_post")]),
-                    "token_endpoint_auth_methods_supported": .array(["client_secret_basic", "client_secret_post", "private_key_jwt"].map(JSONValue.string)),
-                ]
-                if self.flavor != .apple { doc["userinfo_endpoint"] = .string(self.issuer + "/userinfo") }
-                if self.flavor == .generic {
-                    doc["code_challenge_methods_supported"] = .array([.string("S256")])
-                    doc["authorization_response_iss_parameter_supported"] = .bool(true)
+            for discoveryPath in discoveryPaths {
+                router.get(RouterPath(discoveryPath)) { _, _ in
+                    self.bump("discovery")
+                    var doc: [String: JSONValue] = [
+                        "issuer": .string(self.settings.discoveryIssuer ?? (self.flavor == .microsoft ? self.issuerTemplate : self.issuer)),
+                        "authorization_endpoint": .string(self.issuer + "/authorize"),
+                        "token_endpoint": .string(self.issuer + "/token"), "jwks_uri": .string(self.issuer + "/jwks"),
+                        "response_types_supported": .array([.string("code")]), "subject_types_supported": .array([.string("public")]),
+                        "id_token_signing_alg_values_supported": .array([.string(self.algorithm.rawValue)]),
+                        "response_modes_supported": .array([.string("query"), .string("form_post")]),
+                        "token_endpoint_auth_methods_supported": .array(["client_secret_basic", "client_secret_post", "private_key_jwt"].map(JSONValue.string)),
+                    ]
+                    if self.flavor != .apple { doc["userinfo_endpoint"] = .string(self.issuer + "/userinfo") }
+                    if self.flavor == .generic {
+                        doc["code_challenge_methods_supported"] = .array([.string("S256")])
+                        doc["authorization_response_iss_parameter_supported"] = .bool(true)
+                    }
+                    return self.json(doc, cache: self.settings.cacheControl)
                 }
-                return self.json(doc, cache: self.settings.cacheControl)
             }
             router.get("/jwks") { _, _ in
                 self.bump("jwks")
@@ -450,6 +455,7 @@ public final class TestOpenIDProvider: Sendable {
         default: claims["aud"] = .string(issued.clientID)
         }
         claims["iat"] = .number(m == .expired ? now - 7200 : m == .futureIssuedAt ? now + 3600 : now)
+        if m == .missingIssuedAt { claims["iat"] = nil }
         claims["exp"] = .number(m == .expired ? now - 3600 : now + 300)
         claims["auth_time"] = .number(m == .staleAuthTime ? now - 3600 : now)
         if let nonce = issued.nonce, m != .missingNonce { claims["nonce"] = .string(m == .wrongNonce ? "not-the-nonce" : nonce) }

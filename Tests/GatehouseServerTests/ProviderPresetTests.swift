@@ -60,6 +60,18 @@ import GatehouseTestSupport
         }
     }
 
+    @Test func microsoftOrganizationsRefusesPersonalAccounts() async throws {
+        try await withFederation(flavor: .microsoft, provider: { op in
+            var spec = OIDCProviderSpec(preset: .microsoft, clientID: op.clientID)
+            spec.issuer = op.issuer + "/organizations/v2.0"
+            return (spec, op.clientSecret)
+        }) { (f: Federation, browser: TestBrowser) async throws in
+            _ = try await f.signIn(browser)
+            f.upstream.update { $0.tenantID = ProviderPreset.microsoftConsumerTenant; $0.subject = "personal-user" }
+            #expect(try await f.refusedSignIn(browser) == "access_denied")
+        }
+    }
+
     @Test func microsoftAllowedTenantsAreEnforced() async throws {
         try await withFederation(flavor: .microsoft, provider: { op in
             var spec = OIDCProviderSpec(preset: .microsoft, clientID: op.clientID)

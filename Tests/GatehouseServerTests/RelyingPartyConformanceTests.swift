@@ -16,6 +16,8 @@ import GatehouseTestSupport
         var upstream: @Sendable (inout TestOpenIDProvider.Settings) -> Void = { _ in }
         /// The provider verifies `private_key_jwt` assertions with the key Gatehouse publishes.
         var clientKey = false
+        /// The provider publishes a second key before the login.
+        var rotateFirst = false
         /// nil: the login succeeds. Otherwise the app's error and the check named in Gatehouse's log.
         var refused: (appError: String, check: String)? = nil
         var testDescription: String { name }
@@ -35,6 +37,8 @@ import GatehouseTestSupport
         Case(name: "nonce missing", misbehaviour: .missingNonce, refused: ("access_denied", "nonce")),
         Case(name: "sub missing", misbehaviour: .missingSubject, refused: ("access_denied", "sub")),
         Case(name: "kid absent and the JWKS holds one key", misbehaviour: .noKid),
+        Case(name: "kid absent and the JWKS holds two keys", misbehaviour: .noKid, rotateFirst: true, refused: ("access_denied", "kid")),
+        Case(name: "iat missing", misbehaviour: .missingIssuedAt, refused: ("access_denied", "iat")),
         Case(name: "alg none", misbehaviour: .algNone, refused: ("access_denied", "alg")),
         Case(name: "HS256 keyed with the client secret", misbehaviour: .hmac, refused: ("access_denied", "alg")),
         Case(name: "jwk header with the signer's own key", misbehaviour: .embeddedKey, refused: ("access_denied", "header parameter jwk")),
@@ -62,6 +66,7 @@ import GatehouseTestSupport
             return (spec, spec.clientAuthentication == .privateKeyJWT ? nil : op.clientSecret)
         }) { (f: Federation, browser: TestBrowser) async throws in
             f.upstream.update { $0.misbehaviour = c.misbehaviour; c.upstream(&$0) }
+            if c.rotateFirst { try f.upstream.rotateKey() }
             if c.clientKey { f.upstream.update { $0.clientAuth = .privateKeyJWT(jwksURL: "\(f.issuer)/providers/TestOP/jwks.json") } }
             let start = try await browser.send(f.authorizeURL())
             let back: TestBrowser.Reply
