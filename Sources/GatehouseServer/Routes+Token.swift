@@ -147,8 +147,9 @@ extension Gatehouse {
         // A family that keeps its upstream login renews it first, before anything is spent: if the
         // upstream cannot be reached the app may retry with the same token; if it refuses, the
         // family is revoked.
-        var renewed: UpstreamRenewal? = nil
-        if let live = try await directory.liveFamily(tokenHash: Secrets.hash(presented), clientID: client.clientID, pool: pool.id, now: now), live.upstream != nil {
+        let presentedHash = Secrets.hash(presented)
+        var renewed: UpstreamGrant? = nil
+        if let live = try await directory.liveFamily(tokenHash: presentedHash, clientID: client.clientID, pool: pool.id, now: now), live.upstream != nil {
             // What rotation would refuse is refused before the upstream spends its token.
             if let requested, !requested.allSatisfy(live.scope.contains) {
                 throw OAuthError(code: "invalid_scope", description: "a refresh cannot widen the scope")
@@ -157,18 +158,13 @@ extension Gatehouse {
         }
         var family: RefreshTokenFamily
         // The renewed upstream grant is stored in the rotation's transaction: both or neither.
-        switch try await directory.rotate(presentedHash: Secrets.hash(presented), clientID: client.clientID, pool: pool.id, requestedScope: requested, newTokenHash: Secrets.hash(next), upstream: renewed?.grant, now: now) {
+        switch try await directory.rotate(presentedHash: presentedHash, clientID: client.clientID, pool: pool.id, requestedScope: requested, newTokenHash: Secrets.hash(next), upstream: renewed, now: now) {
         case .rotated(let f): family = f
         case .reuseDetected:
             countVerificationFailure("refresh_reuse")
             throw OAuthError.invalidGrant("the refresh token was already used; its family is revoked")
         case .invalid: throw OAuthError.invalidGrant("the refresh token is invalid, expired or revoked")
         case .scopeWidened: throw OAuthError(code: "invalid_scope", description: "a refresh cannot widen the scope")
-        }
-        if let renewed, renewed.familyID != family.id {
-            // Another family's grant was written: impossible unless a token hash collided; fail closed.
-            try await directory.revokeFamily(id: family.id, now: now)
-            throw OAuthError.invalidGrant("the refresh token is invalid, expired or revoked")
         }
         // RFC 6749 §6: the new tokens carry the narrower scope if one was asked for; the refresh
         // token keeps the family's.

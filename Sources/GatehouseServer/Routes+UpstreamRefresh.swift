@@ -4,20 +4,15 @@ import HTTPTypes
 import GatehouseCore
 import GatehouseMapping
 
-/// An upstream login renewed for a refresh: the family's next upstream grant.
-struct UpstreamRenewal {
-    let familyID: String
-    let grant: UpstreamGrant
-}
-
 extension Gatehouse {
     /// Renews the upstream login a refresh token family keeps: the upstream's refresh token is
     /// spent at the upstream, its answer verified as at login, mapped, and the user updated (so a
     /// group removed upstream is removed here). When the upstream refuses, or the identity no longer
     /// belongs to the family's user, the family is revoked and the refresh fails with
     /// `invalid_grant`; when it cannot be reached, the refresh fails with nothing spent.
-    /// `nil` when the provider no longer keeps upstream logins.
-    func renewUpstream(family: RefreshTokenFamily, pool: Pool, now: Date) async throws -> UpstreamRenewal? {
+    /// Returns the family's next upstream grant, for the rotation to store; `nil` when the provider
+    /// no longer keeps upstream logins.
+    func renewUpstream(family: RefreshTokenFamily, pool: Pool, now: Date) async throws -> UpstreamGrant? {
         guard let upstream = family.upstream else { return nil }
         func revoke(_ reason: String, outcome: String) async throws -> OAuthError {
             logger.warning("upstream refresh refused; family revoked", metadata: ["provider": "\(family.providerName)", "reason": "\(reason)"])
@@ -33,9 +28,10 @@ extension Gatehouse {
         guard let refreshing = adapter as? any UpstreamRefreshing,
             let opened = try? masterKey.open(upstream.sealedRefreshToken, purpose: UpstreamGrant.purpose(pool: pool.id, familyID: family.id))
         else { throw try await revoke("the kept upstream login cannot be used", outcome: "refresh_unusable") }
+        let kept = RedactedSecret(String(decoding: opened, as: UTF8.self))
         let identity: VerifiedIdentity
         do {
-            identity = try await refreshing.refresh(token: RedactedSecret(String(decoding: opened, as: UTF8.self)), issuer: upstream.issuer, subject: upstream.subject, now: now)
+            identity = try await refreshing.refresh(token: kept, issuer: upstream.issuer, subject: upstream.subject, now: now)
         } catch let e as UpstreamError {
             for f in e.failures { countVerificationFailure(f.check) }
             switch e.kind {
@@ -63,9 +59,9 @@ extension Gatehouse {
         guard identity.upstreamIssuer == upstream.issuer, identity.upstreamSubject == upstream.subject,
             case .user(let user, _) = try await directory.resolveLogin(login, now: now), user.id == family.userID
         else { throw try await revoke("the upstream identity is no longer this user's", outcome: "refresh_identity_moved") }
-        let next = identity.upstreamRefreshToken ?? RedactedSecret(String(decoding: opened, as: UTF8.self))
+        let next = identity.upstreamRefreshToken ?? kept
         let sealed = try masterKey.seal(Data(next.value.utf8), purpose: UpstreamGrant.purpose(pool: pool.id, familyID: family.id))
         countLogin(provider: provider.name, outcome: "refresh_upstream_renewed")
-        return UpstreamRenewal(familyID: family.id, grant: UpstreamGrant(sealedRefreshToken: sealed, issuer: upstream.issuer, subject: upstream.subject))
+        return UpstreamGrant(sealedRefreshToken: sealed, issuer: upstream.issuer, subject: upstream.subject)
     }
 }

@@ -92,7 +92,7 @@ struct Serve: AsyncParsableCommand {
                 No pool yet. Next, in another terminal:
                   swift run gatehouse pool create demo
                   swift run gatehouse client create --pool demo --name my-app --redirect-uri http://localhost:3000/callback
-                  swift run gatehouse provider add-oidc --pool demo --name Google --issuer https://accounts.google.com --client-id ID --client-secret-env GOOGLE_SECRET
+                  swift run gatehouse provider add-oidc --pool demo --name Google --preset google --client-id ID --client-secret-env GOOGLE_SECRET
                 Then send a browser to \(base)/demo/oauth2/authorize?response_type=code&client_id=CLIENT&redirect_uri=...&scope=openid
                 """)
         } else {

@@ -71,6 +71,19 @@ func withProvider(_ body: (TestOpenIDProvider, UpstreamHTTP) async throws -> Voi
         }
     }
 
+    @Test func aHugeKeySetIsCutToItsFirstKeys() async throws {
+        let op = try TestOpenIDProvider(algorithm: .es256)
+        for _ in 0..<40 { try op.rotateKey() }
+        let http = UpstreamHTTP()
+        try await op.start()
+        let cache = JWKSCache(jwksURI: op.issuer + "/jwks", http: http, clock: SystemClock())
+        let keys = try? await cache.keys(refreshingFor: nil)
+        try await http.shutdown()
+        await op.stop()
+        #expect(try op.jwks().keys.count == 41)
+        #expect(keys?.count == JWKSCache.maximumKeys)
+    }
+
     @Test func concurrentLoginsShareOneFetch() async throws {
         try await withProvider { op, http in
             let cache = JWKSCache(jwksURI: op.issuer + "/jwks", http: http, clock: SystemClock())

@@ -251,6 +251,31 @@ import GatehouseTestSupport
         }
     }
 
+    /// A form_post response carried to another browser (a login CSRF or a stolen form) is refused
+    /// even after Gatehouse's re-post, and leaves the rightful browser's login intact.
+    @Test func aFormPostResponseFromAnotherBrowserIsRefused() async throws {
+        try await withFederation(provider: { op in
+            var spec = OIDCProviderSpec(preset: .oidc, clientID: op.clientID)
+            spec.issuer = op.issuer
+            spec.responseMode = .formPost
+            return (spec, op.clientSecret)
+        }) { (f: Federation, browser: TestBrowser) async throws in
+            let start = try await browser.send(f.authorizeURL())
+            let upstreamURL = try #require(start.location)
+            let atUpstream = try await browser.send(upstreamURL, withCookies: false)
+            let form = try #require(HTMLForm.first(in: atUpstream.body, pageURL: upstreamURL))
+            try await withBrowsers(1) { others in
+                let other = others[0]
+                let crossSite = try await other.postForm(form.action, form.fields)
+                let again = try #require(HTMLForm.first(in: crossSite.body, pageURL: form.action))
+                let refused = try await other.send(again.action, method: .POST, headers: [("Content-Type", "application/x-www-form-urlencoded")], body: FormEncoding.encode(again.fields))
+                #expect(refused.status == 400 && refused.location == nil, "\(refused.status)")
+            }
+            let back = try await f.postBack(form, browser)
+            #expect(back.locationQuery["code"] != nil, "the rightful browser still completes its login")
+        }
+    }
+
     static func oauthSpec(_ preset: ProviderPreset, _ op: TestOpenIDProvider) -> OIDCProviderSpec {
         var spec = OIDCProviderSpec(preset: preset, clientID: op.clientID)
         spec.issuer = op.issuer
