@@ -194,7 +194,7 @@ extension Gatehouse {
         }
 
         // Clients.
-        route(.get, "/pools/{pool}/clients") { call in try Self.encoded(try await self.directory.listClients(pool: try PoolID(try call.pool()))) }
+        route(.get, "/pools/{pool}/clients") { call in try Self.encoded(try await self.directory.listClients(pool: try PoolID(try call.pool())).map(\.redactedForDisplay)) }
         route(.post, "/pools/{pool}/clients") { call in
             let b = try await call.body()
             func uris(_ key: String) -> [String] {
@@ -205,7 +205,7 @@ extension Gatehouse {
                 pool: try call.pool(), name: try call.string(b, "name"), redirectURIs: uris("redirect_uris"), logoutURIs: uris("logout_uris"),
                 confidential: b["public"] != .bool(true))
             struct Created: Encodable { let client: AppClient; let clientSecret: String? }
-            return try Self.encoded(Created(client: client, clientSecret: secret), status: .created)
+            return try Self.encoded(Created(client: client.redactedForDisplay, clientSecret: secret), status: .created)
         }
 
         // Providers, mappings, linking.
@@ -374,6 +374,15 @@ extension Gatehouse {
             for e in entries { text += String(decoding: try Self.adminEncoder.encode(e), as: UTF8.self) + "\n" }
             return Response(status: .ok, headers: [.contentType: "application/x-ndjson", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: text)))
         }
+    }
+}
+
+extension AppClient {
+    /// The client as admins may see it: the secret's hash replaced by a marker.
+    public var redactedForDisplay: AppClient {
+        var c = self
+        if c.secretHash != nil { c.secretHash = "(hashed)" }
+        return c
     }
 }
 

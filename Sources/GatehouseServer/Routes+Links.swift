@@ -11,6 +11,12 @@ import HTTPTypes
 extension Gatehouse {
     /// The user behind a Bearer access token of this pool whose refresh family is live.
     func bearerUser(_ request: Request, pool: PoolID) async throws -> (user: User, token: LocalAccessTokenVerifier.Verified) {
+        let (user, token, _) = try await bearerSession(request, pool: pool)
+        return (user, token)
+    }
+
+    /// `bearerUser` with the token's live refresh family, for checks about how the user signed in.
+    func bearerSession(_ request: Request, pool: PoolID) async throws -> (user: User, token: LocalAccessTokenVerifier.Verified, family: RefreshTokenFamily) {
         let invalid = OAuthError(code: "invalid_token", description: "the access token is invalid", status: .unauthorized, wwwAuthenticate: "Bearer error=\"invalid_token\"")
         guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
             throw OAuthError(code: "invalid_request", description: "a Bearer access token is required", status: .unauthorized, wwwAuthenticate: "Bearer")
@@ -20,20 +26,19 @@ extension Gatehouse {
         guard let family = try await directory.family(id: verified.familyID), family.revokedAt == nil,
             let user = try await directory.user(pool: pool, id: verified.subject), user.enabled
         else { throw invalid }
-        return (user, verified)
+        return (user, verified, family)
     }
 
     /// Changing an account's sign-ins is sensitive: the token must carry the `gatehouse.links` scope
     /// and come from a sign-in of the last ten minutes.
     func linkManager(_ request: Request, pool: PoolID) async throws -> (user: User, token: LocalAccessTokenVerifier.Verified) {
-        let (user, token) = try await bearerUser(request, pool: pool)
+        let (user, token, family) = try await bearerSession(request, pool: pool)
         guard token.scope.contains(LinkIntent.scope) else {
             throw OAuthError(code: "insufficient_scope", description: "the access token lacks the \(LinkIntent.scope) scope", status: .forbidden, wwwAuthenticate: "Bearer error=\"insufficient_scope\", scope=\"\(LinkIntent.scope)\"")
         }
         // The sign-in's time must be the upstream's word: a provider that states none (GitHub,
         // Facebook) may have signed the person in from a session of last year.
-        let stated = try await directory.family(id: token.familyID)?.authTimeStated == true
-        guard stated, let authTime = token.authTime, clock.now().timeIntervalSince(authTime) <= LinkIntent.maximumAuthenticationAge else {
+        guard family.authTimeStated == true, let authTime = token.authTime, clock.now().timeIntervalSince(authTime) <= LinkIntent.maximumAuthenticationAge else {
             throw OAuthError(code: "insufficient_user_authentication", description: "sign in again to change this account's sign-ins", status: .unauthorized, wwwAuthenticate: "Bearer error=\"insufficient_user_authentication\", max_age=\"\(Int(LinkIntent.maximumAuthenticationAge))\"")
         }
         return (user, token)

@@ -80,7 +80,7 @@ struct ClientCommand: AsyncParsableCommand {
         @OptionGroup var common: CommonOptions
         @Option var pool: String
         func run() async throws {
-            try await withEnvironment(common) { env in try printJSON(try await env.gatehouse.directory.listClients(pool: try PoolID(pool))) }
+            try await withEnvironment(common) { env in try printJSON(try await env.gatehouse.directory.listClients(pool: try PoolID(pool)).map(\.redactedForDisplay)) }
         }
     }
 }

@@ -68,6 +68,10 @@ import GatehouseTestSupport
             #expect(try await call(f, b, "DELETE", "/pools/acme/providers/Okta", token: token).status == 404)
             let client = try await call(f, b, "POST", "/pools/acme/clients", token: token, body: #"{"name": "api-made", "redirect_uris": ["https://app.example/cb"]}"#)
             #expect(client.status == 201 && client.json["clientSecret"]?.stringValue != nil, "\(client.body)")
+            let listedClients = try await call(f, b, "GET", "/pools/acme/clients", token: token)
+            #expect(listedClients.status == 200 && listedClients.body.contains("(hashed)"))
+            let storedHashes = try await f.directory.listClients(pool: try PoolID("acme")).compactMap(\.secretHash)
+            #expect(!storedHashes.isEmpty && storedHashes.allSatisfy { !listedClients.body.contains($0) && !client.body.contains($0) }, "no secret hash leaves the server")
             let clientID = try #require(client.body.range(of: #""clientID":"[^"]+""#, options: .regularExpression).map { String(client.body[$0].dropFirst(12).dropLast()) })
             #expect(try await call(f, b, "DELETE", "/pools/acme/clients/\(clientID)", token: token).status == 204)
 
