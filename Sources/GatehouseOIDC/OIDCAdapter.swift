@@ -17,6 +17,7 @@ public final class OIDCAdapter: FederationAdapter, UpstreamRefreshing {
     private let http: UpstreamHTTP
     private let clock: any GatehouseClock
     private let cachePolicy: CachePolicy
+    private let basePolicy: IDTokenPolicy
     public let discovery: DiscoveryCache
     private let jwksCaches = Mutex<[(uri: String, cache: JWKSCache)]>([])
     /// A provider's JWKS URI rarely changes; a few are kept, the oldest dropped first.
@@ -29,6 +30,7 @@ public final class OIDCAdapter: FederationAdapter, UpstreamRefreshing {
         self.http = http
         self.clock = clock
         self.cachePolicy = cachePolicy
+        self.basePolicy = Self.basePolicy(settings)
         self.discovery = DiscoveryCache(settings: settings, http: http, clock: clock, policy: cachePolicy)
     }
 
@@ -55,23 +57,30 @@ public final class OIDCAdapter: FederationAdapter, UpstreamRefreshing {
 
     /// The ID token policy of this provider for one login (`nonce`) or one refresh (`subject`).
     public func policy(nonce: String?, subject: String? = nil) -> IDTokenPolicy {
-        var p = IDTokenPolicy(issuer: settings.issuer, clientID: settings.clientID, allowedAlgorithms: Set(settings.allowedAlgorithms), clockSkew: TimeInterval(settings.clockSkewSeconds), nonce: nonce)
+        var p = basePolicy
+        p.nonce = nonce
+        p.expectedSubject = subject
+        return p
+    }
+
+    /// The provider's policy without a login's nonce or a refresh's subject, made once.
+    static func basePolicy(_ settings: OIDCProviderSettings) -> IDTokenPolicy {
+        var p = IDTokenPolicy(issuer: settings.issuer, clientID: settings.clientID, allowedAlgorithms: Set(settings.allowedAlgorithms), clockSkew: TimeInterval(settings.clockSkewSeconds), nonce: nil)
         p.issuerTemplate = settings.microsoftIssuerTemplate
         p.allowedTenants = Set(settings.allowedTenants ?? [])
-        if settings.microsoftTenantSegment == "organizations" { p.excludedTenants = [Self.microsoftConsumerTenant] }
+        if settings.microsoftTenantSegment == "organizations" { p.excludedTenants = [microsoftConsumerTenant] }
         if settings.kind == .google, let host = URL(string: settings.issuer)?.host {
             // Google documents both spellings of its issuer in ID tokens.
             p.issuerAliases = [host]
         }
         if let hd = settings.hostedDomain { p.requiredClaims["hd"] = hd }
-        p.expectedSubject = subject
         return p
     }
 
     static let microsoftConsumerTenant = ProviderPreset.microsoftConsumerTenant
 
     func isIssuer(_ iss: String) -> Bool {
-        if let template = settings.microsoftIssuerTemplate {
+        if let template = basePolicy.issuerTemplate {
             let parts = template.components(separatedBy: "{tenantid}")
             guard parts.count == 2, iss.hasPrefix(parts[0]), iss.hasSuffix(parts[1]), iss.count > parts[0].count + parts[1].count else { return false }
             return OIDCProviderSettings.isTenantID(String(iss.dropFirst(parts[0].count).dropLast(parts[1].count)))
@@ -118,7 +127,7 @@ public final class OIDCAdapter: FederationAdapter, UpstreamRefreshing {
             }
         } else {
             // Tenant and domain rules are checked on a signed token; without one, nothing passes.
-            if isMultiTenant || !(settings.allowedTenants ?? []).isEmpty || settings.hostedDomain != nil {
+            if isMultiTenant || !basePolicy.allowedTenants.isEmpty || !basePolicy.requiredClaims.isEmpty {
                 throw UpstreamError(.verification, "refresh", failures: [.init(check: "id_token", reason: "the refresh answered no ID token to check the tenant or domain rules on")])
             }
             // No new ID token: the claims come from userinfo with the fresh access token.
@@ -130,7 +139,7 @@ public final class OIDCAdapter: FederationAdapter, UpstreamRefreshing {
         return identity(claims: claims, verified: verified, refreshToken: next, now: now)
     }
 
-    var isMultiTenant: Bool { settings.microsoftIssuerTemplate != nil }
+    var isMultiTenant: Bool { basePolicy.issuerTemplate != nil }
 
     private func verify(_ idToken: String, doc: DiscoveryDocument, policy: IDTokenPolicy, now: Date) async throws -> [String: JSONValue] {
         do {

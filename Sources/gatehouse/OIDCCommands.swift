@@ -40,8 +40,7 @@ struct OIDCCommand: AsyncParsableCommand {
                 throw ValidationError("give --pool and --provider, or --issuer, --client-id and a token")
             }
             let text = try readArgumentFile(token)
-            var settings = OIDCProviderSettings(issuer: issuer, clientID: clientID, allowedAlgorithms: algs.isEmpty ? ["RS256"] : algs, clockSkewSeconds: skew)
-            settings.preset = .oidc
+            let settings = OIDCProviderSettings(issuer: issuer, clientID: clientID, allowedAlgorithms: algs.isEmpty ? ["RS256"] : algs, clockSkewSeconds: skew)
             let policy = IDTokenPolicy(issuer: issuer, clientID: clientID, allowedAlgorithms: Set(settings.allowedAlgorithms), clockSkew: TimeInterval(skew), nonce: nonce)
             let http = UpstreamHTTP()
             let keys: any VerificationKeySource
