@@ -138,10 +138,17 @@ public protocol MappingStore: Sendable {
     /// Newest first.
     func mappingVersions(pool: PoolID, provider: String) async throws -> [MappingVersion]
     func mappingVersion(pool: PoolID, provider: String, version: Int) async throws -> MappingVersion?
-    /// Keeps a redacted login, dropping the provider's oldest beyond `keep`.
-    func recordLoginSample(_ sample: LoginSample, keep: Int) async throws
+    /// Keeps redacted logins in one transaction, dropping each provider's oldest beyond `keep`.
+    func recordLoginSamples(_ samples: [LoginSample], keep: Int) async throws
     /// Newest first.
     func loginSamples(pool: PoolID, provider: String, limit: Int) async throws -> [LoginSample]
+}
+
+extension MappingStore {
+    /// Keeps one redacted login, dropping the provider's oldest beyond `keep`.
+    public func recordLoginSample(_ sample: LoginSample, keep: Int) async throws {
+        try await recordLoginSamples([sample], keep: keep)
+    }
 }
 
 public protocol LoginStateStore: Sendable {

@@ -25,12 +25,29 @@ public enum FormEncoding {
     /// Parses a form or query string. Refuses (returns `nil`) a name given twice, as RFC 6749 §3.1
     /// requires of request parameters, and malformed percent-encoding.
     public static func decode(_ text: String) -> [String: String]? {
+        var text = text
+        return text.withUTF8 { decode(bytes: $0) }
+    }
+
+    /// `decode(_:)` over the raw bytes of a body, without making a `String` of it first. Pairs are
+    /// split on the bytes `&` and `=` (never inside a UTF-8 sequence); each piece must decode to
+    /// valid UTF-8.
+    public static func decode(bytes: UnsafeBufferPointer<UInt8>) -> [String: String]? {
         var out: [String: String] = [:]
-        for pair in text.split(separator: "&", omittingEmptySubsequences: true) {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let name = unescape(parts[0]), let value = unescape(parts.count > 1 ? parts[1] : "") else { return nil }
-            if out[name] != nil { return nil }
-            out[name] = value
+        var start = 0
+        let end = bytes.count
+        while start <= end {
+            var stop = start
+            while stop < end && bytes[stop] != UInt8(ascii: "&") { stop += 1 }
+            if stop > start {
+                var equals = start
+                while equals < stop && bytes[equals] != UInt8(ascii: "=") { equals += 1 }
+                guard let name = unescape(UnsafeBufferPointer(rebasing: bytes[start..<equals])),
+                    let value = unescape(UnsafeBufferPointer(rebasing: bytes[min(equals + 1, stop)..<stop]))
+                else { return nil }
+                if out.updateValue(value, forKey: name) != nil { return nil }
+            }
+            start = stop + 1
         }
         return out
     }
@@ -48,15 +65,30 @@ public enum FormEncoding {
     }
 
     static func unescape(_ s: Substring) -> String? {
+        var s = s
+        return s.withUTF8 { unescape($0) }
+    }
+
+    static func unescape(_ s: UnsafeBufferPointer<UInt8>) -> String? {
+        // Most pieces carry no escape: validate them as they are, without a copy.
+        if !s.contains(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "%") }) {
+            return String(validating: s, as: UTF8.self)
+        }
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(s.utf8.count)
-        var it = s.utf8.makeIterator()
-        while let b = it.next() {
-            if b == UInt8(ascii: "+") { bytes.append(0x20) }
-            else if b == UInt8(ascii: "%") {
-                guard let h = it.next().flatMap(hexValue), let l = it.next().flatMap(hexValue) else { return nil }
+        bytes.reserveCapacity(s.count)
+        var i = 0
+        while i < s.count {
+            let b = s[i]
+            if b == UInt8(ascii: "+") {
+                bytes.append(0x20)
+            } else if b == UInt8(ascii: "%") {
+                guard i + 2 < s.count, let h = hexValue(s[i + 1]), let l = hexValue(s[i + 2]) else { return nil }
                 bytes.append(h << 4 | l)
-            } else { bytes.append(b) }
+                i += 2
+            } else {
+                bytes.append(b)
+            }
+            i += 1
         }
         return String(validating: bytes, as: UTF8.self)
     }

@@ -1,4 +1,5 @@
 public import Foundation
+import Synchronization
 
 /// The name of a user pool: the tenant with its own issuer, clients, providers and users.
 ///
@@ -432,11 +433,19 @@ public struct LoginSample: Sendable, Codable, Equatable {
     public var capturedAt: Date
     public var attributes: [String: [String]]
 
-    /// An id that sorts by capture time (milliseconds), then at random.
+    /// An id that sorts by capture time (milliseconds), then by the order this process made ids
+    /// in (so ids of one millisecond keep their order), then at random (across processes).
     public static func newID(at date: Date) -> String {
-        let ms = String(max(0, Int64(date.timeIntervalSince1970 * 1000)))
-        return String(repeating: "0", count: max(0, 14 - ms.count)) + ms + "-" + Secrets.randomToken(bytes: 6)
+        func padded(_ n: Int64, _ width: Int) -> String {
+            let digits = String(n)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        let ms = max(0, Int64(date.timeIntervalSince1970 * 1000))
+        let n = Int64(idSequence.add(1, ordering: .relaxed).newValue % 1_000_000_000_000)
+        return padded(ms, 14) + "-" + padded(n, 12) + "-" + Secrets.randomToken(bytes: 6)
     }
+
+    private static let idSequence = Atomic<Int>(0)
 
     public init(poolID: PoolID, providerName: String, id: String, capturedAt: Date, attributes: [String: [String]]) {
         self.poolID = poolID
@@ -469,6 +478,20 @@ public struct LoginSample: Sendable, Codable, Equatable {
 
     static func mask(_ value: String) -> String {
         if value == "true" || value == "false" { return value }
+        // ASCII (nearly every value): the same rule over bytes, without Unicode property lookups.
+        if value.utf8.allSatisfy({ $0 < 0x80 }) {
+            var bytes = Array(value.utf8)
+            let ats = bytes.indices.filter { bytes[$0] == UInt8(ascii: "@") }
+            let end = ats.count == 1 ? ats[0] : bytes.count
+            for i in 0..<end {
+                switch bytes[i] {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"): bytes[i] = UInt8(ascii: "x")
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): bytes[i] = UInt8(ascii: "9")
+                default: break
+                }
+            }
+            return String(decoding: bytes, as: UTF8.self)
+        }
         var local = Substring(value)
         var domain: Substring = ""
         if let at = value.lastIndex(of: "@"), value.firstIndex(of: "@") == at {

@@ -51,16 +51,24 @@ extension SQLDirectory {
         }
     }
 
-    public func recordLoginSample(_ sample: LoginSample, keep: Int) async throws {
-        let body = try Body.encode(sample)
+    public func recordLoginSamples(_ samples: [LoginSample], keep: Int) async throws {
+        guard !samples.isEmpty else { return }
+        let bodies = try samples.map { try Body.encode($0) }
+        var seen: [(PoolID, String)] = []
+        for s in samples where !seen.contains(where: { $0 == (s.poolID, s.providerName) }) { seen.append((s.poolID, s.providerName)) }
+        let providers = seen
         try await transaction { db in
-            let p = sample.poolID.rawValue
-            try await db.raw("INSERT INTO login_samples (pool_id, provider_name, id, captured_at, body) VALUES (\(bind: p), \(bind: sample.providerName), \(bind: sample.id), \(bind: sample.capturedAt.epochSeconds), \(bind: body))").run()
-            try await db.raw("""
-                DELETE FROM login_samples WHERE pool_id = \(bind: p) AND provider_name = \(bind: sample.providerName) AND id NOT IN (
-                    SELECT id FROM login_samples WHERE pool_id = \(bind: p) AND provider_name = \(bind: sample.providerName)
-                    ORDER BY id DESC LIMIT \(bind: Int64(max(1, keep))))
-                """).run()
+            for (sample, body) in zip(samples, bodies) {
+                try await db.raw("INSERT INTO login_samples (pool_id, provider_name, id, captured_at, body) VALUES (\(bind: sample.poolID.rawValue), \(bind: sample.providerName), \(bind: sample.id), \(bind: sample.capturedAt.epochSeconds), \(bind: body))").run()
+            }
+            for (pool, provider) in providers {
+                let p = pool.rawValue
+                try await db.raw("""
+                    DELETE FROM login_samples WHERE pool_id = \(bind: p) AND provider_name = \(bind: provider) AND id NOT IN (
+                        SELECT id FROM login_samples WHERE pool_id = \(bind: p) AND provider_name = \(bind: provider)
+                        ORDER BY id DESC LIMIT \(bind: Int64(max(1, keep))))
+                    """).run()
+            }
         }
     }
 

@@ -166,7 +166,7 @@ public final class SQLDirectory: Directory {
     public func client(pool: PoolID, clientID: String) async throws -> AppClient? {
         try await session { db in
             try await db.raw("SELECT body FROM app_clients WHERE pool_id = \(bind: pool.rawValue) AND client_id = \(bind: clientID)").first()
-                .map { try Body.decode(AppClient.self, try $0.string("body")) }
+                .map { try Body.clients.decode(try $0.string("body")) }
         }
     }
 
@@ -205,7 +205,7 @@ public final class SQLDirectory: Directory {
     public func provider(pool: PoolID, name: String) async throws -> IdentityProvider? {
         try await session { db in
             try await db.raw("SELECT body FROM identity_providers WHERE pool_id = \(bind: pool.rawValue) AND name = \(bind: name)").first()
-                .map { try Body.decode(IdentityProvider.self, try $0.string("body")) }
+                .map { try Body.providers.decode(try $0.string("body")) }
         }
     }
 

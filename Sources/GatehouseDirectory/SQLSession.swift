@@ -1,5 +1,7 @@
 import Foundation
 internal import SQLKit
+import GatehouseCore
+import Synchronization
 
 /// The two SQL engines the Directory runs on.
 enum SQLBackend: String, Sendable {
@@ -64,5 +66,29 @@ enum Body {
     }
     static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
         try decoder.decode(type, from: Data(text.utf8))
+    }
+
+    /// App clients and providers are read on every login and change rarely.
+    static let clients = DecodedBodies<AppClient>()
+    static let providers = DecodedBodies<IdentityProvider>()
+}
+
+/// Configuration rows decoded before, by their stored text: a row read again unchanged is not
+/// decoded again. Keyed by the whole text, so any change to a row is a miss and a decode; nothing
+/// can be served stale. Bounded: when full it starts over.
+final class DecodedBodies<T: Decodable & Sendable>: Sendable {
+    private let entries = Mutex<[String: T]>([:])
+    private let capacity: Int
+
+    init(capacity: Int = 512) { self.capacity = capacity }
+
+    func decode(_ text: String) throws -> T {
+        if let hit = entries.withLock({ $0[text] }) { return hit }
+        let value = try Body.decode(T.self, text)
+        entries.withLock {
+            if $0.count >= capacity { $0.removeAll(keepingCapacity: true) }
+            $0[text] = value
+        }
+        return value
     }
 }

@@ -97,6 +97,7 @@ extension Admin {
         case .samlResponse(let text): inputs = [("saml_response", nil, try UnverifiedSAMLResponse.attributesForPreview(text))]
         case .idToken(let token): inputs = [("id_token", nil, try UnverifiedIDToken.claimsForPreview(token))]
         case .recentLogins(let n):
+            await gatehouse.loginSamples.flush()
             inputs = try await directory.loginSamples(pool: p.id, provider: provider, limit: n).map { ("login sample \($0.id)", $0.capturedAt, $0.attributes) }
         }
         return inputs.map { source, capturedAt, attributes in

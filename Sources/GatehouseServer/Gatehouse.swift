@@ -24,6 +24,7 @@ public final class Gatehouse: Sendable {
     let accessTokens: LocalAccessTokenVerifier
     let mappings = MappingCache()
     let masterKey: MasterKey
+    let loginSamples: LoginSampleRecorder
     /// How many recent verified logins per provider are kept (redacted) for mapping previews.
     public static let loginSamplesKept = 20
 
@@ -40,6 +41,13 @@ public final class Gatehouse: Sendable {
         self.adapters = AdapterRegistry(http: http, masterKey: masterKey, replayCache: directory, clock: clock)
         self.metrics = PrometheusCollectorRegistry()
         self.metricsFactory = PrometheusMetricsFactory(registry: metrics)
+        self.loginSamples = LoginSampleRecorder(directory: directory, keep: Self.loginSamplesKept, logger: logger)
+    }
+
+    /// Writes what is held in memory for a moment (recent login samples). Call it after the server
+    /// has stopped, before the Directory closes.
+    public func flushPendingWork() async {
+        await loginSamples.flush()
     }
 
     // MARK: Metrics

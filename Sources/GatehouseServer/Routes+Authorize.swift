@@ -301,9 +301,7 @@ extension Gatehouse {
         }
         let mapped = mapping.apply(identity.attributes)
         logMappingFailures(mapped, provider: provider.name)
-        try await directory.recordLoginSample(
-            LoginSample(poolID: pool, providerName: provider.name, id: LoginSample.newID(at: Date()), capturedAt: now, attributes: LoginSample.redact(identity.attributes)),
-            keep: Gatehouse.loginSamplesKept)
+        await loginSamples.record(pool: pool, provider: provider.name, attributes: identity.attributes, capturedAt: now)
         let link = LinkedIdentity(poolID: pool, providerName: provider.name, providerKind: identity.providerKind, upstreamIssuer: identity.upstreamIssuer, upstreamSubject: identity.upstreamSubject, userID: "", createdAt: now)
         let login = FederatedLogin(
             identity: link, username: AttributeMapper.username(for: identity), attributes: mapped.attributes,

@@ -42,7 +42,7 @@ extension Gatehouse {
         do { buffer = try await request.body.collect(upTo: 512 * 1024) } catch {
             throw PageError(status: .contentTooLarge, title: "Sign-in failed", message: "The identity provider's answer is too large.")
         }
-        guard let text = buffer.getString(at: buffer.readerIndex, length: buffer.readableBytes), let form = FormEncoding.decode(text) else {
+        guard let form = buffer.withUnsafeReadableBytes({ FormEncoding.decode(bytes: $0.bindMemory(to: UInt8.self)) }) else {
             throw PageError(status: .badRequest, title: "Sign-in failed", message: "The identity provider's answer is malformed.")
         }
         return form

@@ -21,7 +21,7 @@ extension Gatehouse {
         do { buffer = try await request.body.collect(upTo: 64 * 1024) } catch {
             throw OAuthError(code: "invalid_request", description: "the body is too large", status: .contentTooLarge)
         }
-        guard let text = buffer.getString(at: buffer.readerIndex, length: buffer.readableBytes), let form = FormEncoding.decode(text) else {
+        guard let form = buffer.withUnsafeReadableBytes({ FormEncoding.decode(bytes: $0.bindMemory(to: UInt8.self)) }) else {
             throw OAuthError.invalidRequest("a parameter is repeated or malformed")
         }
         return form

@@ -53,6 +53,7 @@ public final class RunningGatehouse: Sendable {
     public func stop() async {
         task.cancel()
         _ = await task.result
+        await gatehouse.flushPendingWork()
         try? await http.shutdown()
     }
 }

@@ -100,9 +100,11 @@ struct Serve: AsyncParsableCommand {
         }
         fflush(nil)  // flush stdout even when it is a pipe or a file
         do { try await group.run() } catch {
+            await gatehouse.flushPendingWork()
             await env.close()
             throw error
         }
+        await gatehouse.flushPendingWork()
         await env.close()
     }
 }

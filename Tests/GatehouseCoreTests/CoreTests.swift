@@ -44,6 +44,19 @@ import Testing
         #expect(FormEncoding.decode("x=" + FormEncoding.escape(text)) == ["x": text])
         #expect(FormEncoding.decode("x=1&x=2") == nil, "a repeated name is refused")
         #expect(FormEncoding.decode("x=%G1") == nil)
+        #expect(FormEncoding.decode("x=%4") == nil, "a cut escape at the end is refused")
+        #expect(FormEncoding.decode("x=%") == nil)
+        #expect(FormEncoding.decode("x=%C3") == nil, "an escape that decodes to broken UTF-8 is refused")
+        #expect(FormEncoding.decode("a=1&&b=&c&=v&d=x=y") == ["a": "1", "b": "", "c": "", "": "v", "d": "x=y"])
+        #expect(FormEncoding.decode("") == [:])
+        #expect(FormEncoding.decode("&") == [:])
+        // A body is read as bytes: a raw byte that is not UTF-8 is refused, a raw é is kept.
+        let raw: [UInt8] = Array("x=".utf8) + [0xFF]
+        #expect(raw.withUnsafeBufferPointer { FormEncoding.decode(bytes: $0) } == nil)
+        let accented = Array("x=é&y=%C3%A9".utf8)
+        #expect(accented.withUnsafeBufferPointer { FormEncoding.decode(bytes: $0) } == ["x": "é", "y": "é"])
+        // `&` followed by a combining mark is still a separator: the split is on bytes, not characters.
+        #expect(FormEncoding.decode("a=1&\u{301}b=2") == ["a": "1", "\u{301}b": "2"])
     }
 
     @Test func masterKeySealsBoundToPurpose() throws {

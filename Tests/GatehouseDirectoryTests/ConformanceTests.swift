@@ -375,6 +375,12 @@ import GatehouseTestSupport
             #expect(try await d.loginSamples(pool: p, provider: "Okta", limit: 10).map(\.id) == ["s4", "s3", "s2"])
             #expect(try await d.loginSamples(pool: p, provider: "Okta", limit: 1).first?.attributes == ["n": ["4"]])
             #expect(try await d.loginSamples(pool: p, provider: "Other", limit: 10).count == 1)
+            // A batch over two providers keeps each one's newest, in one transaction.
+            let batch = (5..<9).map { LoginSample(poolID: p, providerName: "Okta", id: "s\($0)", capturedAt: t0, attributes: [:]) }
+                + [LoginSample(poolID: p, providerName: "Other", id: "p", capturedAt: t0, attributes: [:])]
+            try await d.recordLoginSamples(batch, keep: 3)
+            #expect(try await d.loginSamples(pool: p, provider: "Okta", limit: 10).map(\.id) == ["s8", "s7", "s6"])
+            #expect(try await d.loginSamples(pool: p, provider: "Other", limit: 10).map(\.id) == ["p", "o"])
         }
     }
 
