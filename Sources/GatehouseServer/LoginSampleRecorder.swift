@@ -34,7 +34,7 @@ actor LoginSampleRecorder {
     /// batch is stored.
     private var writing: Task<Void, Never>?
 
-    init(directory: any Directory, keep: Int, delay: Duration = .milliseconds(100), logger: Logger) {
+    init(directory: any Directory, keep: Int, delay: Duration = .seconds(1), logger: Logger) {
         self.directory = directory
         self.keep = max(1, keep)
         self.delay = delay
