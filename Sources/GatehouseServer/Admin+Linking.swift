@@ -96,7 +96,25 @@ extension Admin {
         if let poolID { guard try await directory.pool(poolID) != nil else { throw DirectoryError(.notFound, "no pool \(poolID)") } }
         let secret = "gha_" + Secrets.randomToken()
         try await directory.createAdminCredential(AdminCredential(name: name, secretHash: Secrets.hash(secret), poolID: poolID, createdAt: now))
+        try await auditCredential(name: name, pool: poolID, action: "admin_credential.created", after: .object(["pool": .string(poolID?.rawValue ?? "*")]))
         return secret
+    }
+
+    /// Revokes an admin API credential; it stops working at once.
+    public func revokeCredential(name: String) async throws {
+        guard let credential = try await directory.listAdminCredentials().first(where: { $0.name == name && $0.revokedAt == nil }) else {
+            throw DirectoryError(.notFound, "no live credential \(name)")
+        }
+        try await directory.revokeAdminCredential(name: name, now: now)
+        try await auditCredential(name: name, pool: credential.poolID, action: "admin_credential.revoked", before: .object(["pool": .string(credential.poolID?.rawValue ?? "*")]))
+    }
+
+    /// A credential change goes into the log of every pool it can act on: its own pool, or all of
+    /// them for a credential that is not limited to one.
+    private func auditCredential(name: String, pool: PoolID?, action: String, before: JSONValue? = nil, after: JSONValue? = nil) async throws {
+        var pools = [PoolID]()
+        if let pool { pools = [pool] } else { pools = try await directory.listPools().map(\.id) }
+        for p in pools { try await audit(p, action: action, target: "credential:\(name)", before: before, after: after) }
     }
 
     public func deleteClient(pool: String, clientID: String) async throws {

@@ -203,7 +203,7 @@ struct AdminCredentialCommand: AsyncParsableCommand {
         @Option var name: String
         func run() async throws {
             try await withEnvironment(common) { env in
-                try await env.gatehouse.directory.revokeAdminCredential(name: name, now: Date())
+                try await env.admin.revokeCredential(name: name)
                 print("Revoked \(name).")
             }
         }

@@ -159,6 +159,9 @@ import Glibc
         let credentials = try Self.run(["admin-credential", "list"], environment: env)
         #expect(credentials.output.contains(#""name" : "ops""#) && !credentials.output.contains(secret))
         #expect(try Self.run(["admin-credential", "revoke", "--name", "ops"], environment: env).status == 0)
+        let credentialActions = try Self.run(["audit", "export", "--pool", "demo"], environment: env).output.split(separator: "\n").dropFirst(lines.count)
+        #expect(credentialActions.count == 2 && credentialActions.allSatisfy { $0.contains(#""target":"credential:ops""#) && !$0.contains(secret) }, "\(credentialActions)")
+        #expect(credentialActions.first?.contains(#""action":"admin_credential.created""#) == true && credentialActions.last?.contains(#""action":"admin_credential.revoked""#) == true)
         let onlyRemovals = try Self.run(["audit", "export", "--pool", "demo", "--action", "link.removed"], environment: env)
         #expect(onlyRemovals.output.split(separator: "\n").count == 1)
     }

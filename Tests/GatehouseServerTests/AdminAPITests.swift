@@ -108,8 +108,19 @@ import GatehouseTestSupport
             #expect(try await call(f, b, "GET", "/pools/acme/users", token: limited).status == 403)
             #expect(try await call(f, b, "GET", "/pools/other/users", token: limited).status == 200)
             #expect(try await call(f, b, "GET", "/pools", token: limited).body.contains("acme") == false)
-            try await f.directory.revokeAdminCredential(name: "ops", now: Date())
+            try await f.gatehouse.admin.revokeCredential(name: "ops")
             #expect(try await call(f, b, "GET", "/pools", token: token).status == 401)
+            await #expect(throws: DirectoryError.self) { try await f.gatehouse.admin.revokeCredential(name: "ops") }
+
+            // Credential changes are admin changes too: a pool's log shows every credential that
+            // can act on it (its own and the global ones), never their secrets.
+            let otherLog = try await f.directory.auditEntries(pool: try PoolID("other"), after: nil, action: nil, limit: 1000)
+            #expect(otherLog.contains { $0.action == "admin_credential.created" && $0.target == "credential:other-ops" && $0.after == .object(["pool": .string("other")]) })
+            #expect(otherLog.contains { $0.action == "admin_credential.revoked" && $0.target == "credential:ops" && $0.actor == "cli" })
+            let acmeLog = try await f.directory.auditEntries(pool: try PoolID("acme"), after: nil, action: nil, limit: 1000)
+            #expect(acmeLog.contains { $0.action == "admin_credential.revoked" && $0.target == "credential:ops" })
+            #expect(!acmeLog.contains { $0.target == "credential:other-ops" }, "a credential of another pool is not in this pool's log")
+            #expect(!(acmeLog + otherLog).contains { entry in [token, limited].contains { "\(entry)".contains($0) } })
         }
         await f.stop()
     }
