@@ -39,27 +39,33 @@ public struct DirectoryDatabaseURLError: Error, CustomStringConvertible {
     public var description: String { "the database URL must look like postgres://user:password@host:port/database" }
 }
 
-/// One SQLite connection, serialised by an async lock.
+/// One SQLite connection, serialised by an async lock; statements run on the session's task (see
+/// `SQLiteHandle`).
 final class SQLiteSessions: SQLSessionProvider {
     let backend = SQLBackend.sqlite
-    private let connection: SQLiteConnection
+    private let handle: SQLiteHandle
+    private let logger: Logger
     private let gate = AsyncLock()
 
-    private init(connection: SQLiteConnection) { self.connection = connection }
+    private init(handle: SQLiteHandle, logger: Logger) {
+        self.handle = handle
+        self.logger = logger
+    }
 
     static func open(path: String, logger: Logger) async throws -> SQLiteSessions {
-        let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger).get()
-        let db = connection.sql(queryLogLevel: nil)
-        for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA busy_timeout = 5000", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON"] {
-            try await db.raw("\(unsafeRaw: pragma)").run()
+        let sessions = SQLiteSessions(handle: try SQLiteHandle(path: path), logger: logger)
+        try await sessions.withSession { db in
+            for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA busy_timeout = 5000", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON"] {
+                try await db.raw("\(unsafeRaw: pragma)").run()
+            }
         }
-        return SQLiteSessions(connection: connection)
+        return sessions
     }
 
     func withSession<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         await gate.lock()
         do {
-            let result = try await body(connection.sql(queryLogLevel: nil))
+            let result = try await body(SQLiteDirectDatabase(handle: handle, logger: logger, eventLoop: MultiThreadedEventLoopGroup.singleton.any()))
             await gate.unlock()
             return result
         } catch {
@@ -68,7 +74,11 @@ final class SQLiteSessions: SQLSessionProvider {
         }
     }
 
-    func shutdown() async throws { try await connection.close().get() }
+    func shutdown() async throws {
+        await gate.lock()
+        handle.close()
+        await gate.unlock()
+    }
 }
 
 /// A PostgresNIO client pool; its `run()` loop lives in a task owned by this object until `shutdown`.

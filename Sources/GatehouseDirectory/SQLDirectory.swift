@@ -50,7 +50,7 @@ public final class SQLDirectory: Directory {
     /// Maps driver errors to `DirectoryError` without echoing bound values.
     static func translate(_ error: any Error) -> DirectoryError {
         let conflict = DirectoryError(.conflict, "a record with the same key already exists")
-        if let e = error as? SQLiteError, [.constraintUniqueFailed, .constraintPrimaryKeyFailed].contains(e.reason) {
+        if let e = error as? SQLiteStatementError, e.isUniqueViolation {
             return conflict
         }
         if let e = error as? PSQLError, e.serverInfo?[.sqlState] == "23505" {

@@ -11,7 +11,7 @@ public final class RunningGatehouse: Sendable {
     public let gatehouse: Gatehouse
     public let admin: Admin
     public let baseURL: String
-    private let task: Task<Void, any Error>
+    private let server: GracefulServer
     private let http: UpstreamHTTP
 
     /// Starts on a free port; with `tls` (certificate and key PEM files) it serves https.
@@ -25,34 +25,31 @@ public final class RunningGatehouse: Sendable {
         let masterKey = try MasterKey(base64: MasterKey.generateBase64())
         let http = UpstreamHTTP()
         let gatehouse = Gatehouse(configuration: config, directory: directory, masterKey: masterKey, clock: clock, http: http, logger: logger)
-        let task: Task<Void, any Error>
+        let server: GracefulServer
         do {
-            let app = try gatehouse.makeApplication()
-            task = Task { try await app.run() }
+            server = GracefulServer(try gatehouse.makeApplication(), logger: logger)
         } catch {
             try? await http.shutdown()
             throw error
         }
         do { try await LoopbackPort.waitUntilListening(port) } catch {
-            task.cancel()
-            _ = await task.result
+            await server.stop()
             try? await http.shutdown()
             throw error
         }
-        return RunningGatehouse(gatehouse: gatehouse, admin: Admin(gatehouse: gatehouse, masterKey: masterKey), baseURL: config.publicBaseURL, task: task, http: http)
+        return RunningGatehouse(gatehouse: gatehouse, admin: Admin(gatehouse: gatehouse, masterKey: masterKey), baseURL: config.publicBaseURL, server: server, http: http)
     }
 
-    private init(gatehouse: Gatehouse, admin: Admin, baseURL: String, task: Task<Void, any Error>, http: UpstreamHTTP) {
+    private init(gatehouse: Gatehouse, admin: Admin, baseURL: String, server: GracefulServer, http: UpstreamHTTP) {
         self.gatehouse = gatehouse
         self.admin = admin
         self.baseURL = baseURL
-        self.task = task
+        self.server = server
         self.http = http
     }
 
     public func stop() async {
-        task.cancel()
-        _ = await task.result
+        await server.stop()
         await gatehouse.flushPendingWork()
         try? await http.shutdown()
     }

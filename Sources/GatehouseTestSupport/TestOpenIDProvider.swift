@@ -147,7 +147,7 @@ public final class TestOpenIDProvider: Sendable {
     private let refreshTokens = Mutex<[String: IssuedCode]>([:])
     private let seenAssertions = Mutex<Set<String>>([])
     private let appleAuthorized = Mutex<Set<String>>([])
-    private let runner = Mutex<Task<Void, any Error>?>(nil)
+    private let runner = Mutex<GracefulServer?>(nil)
     private let counters = Mutex<[String: Int]>([:])
     private let http = UpstreamHTTP()
 
@@ -283,15 +283,14 @@ public final class TestOpenIDProvider: Sendable {
         var logger = Logger(label: "test-op")
         logger.logLevel = .critical
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)), logger: logger)
-        let task = Task { try await app.run() }
-        runner.withLock { $0 = task }
+        let server = GracefulServer(app, logger: logger)
+        runner.withLock { $0 = server }
         try await LoopbackPort.waitUntilListening(port)
     }
 
     public func stop() async {
-        let task = runner.withLock { $0 }
-        task?.cancel()
-        _ = await task?.result
+        let server = runner.withLock { $0 }
+        await server?.stop()
         try? await http.shutdown()
     }
 

@@ -1,0 +1,74 @@
+import Foundation
+import Testing
+@testable import GatehouseDirectory
+
+/// The embedded SQLite driver below the conformance suite: what it refuses rather than guesses.
+@Suite struct SQLiteHandleTests {
+    func withHandle(_ body: (SQLiteHandle) throws -> Void) throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gh-sqlite-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let handle = try SQLiteHandle(path: folder.appendingPathComponent("t.sqlite").path)
+        defer {
+            handle.close()
+            try? FileManager.default.removeItem(at: folder)
+        }
+        try body(handle)
+    }
+
+    func rows(_ handle: SQLiteHandle, _ sql: String, _ binds: [any Encodable & Sendable] = []) throws -> [SQLiteDirectRow] {
+        var out: [SQLiteDirectRow] = []
+        try handle.execute(sql, binds) { out.append($0) }
+        return out
+    }
+
+    @Test func valuesRoundTripAndNullsReadAsNil() throws {
+        try withHandle { h in
+            _ = try rows(h, "CREATE TABLE t (s TEXT, n BIGINT, o TEXT)")
+            _ = try rows(h, "INSERT INTO t (s, n, o) VALUES (?1, ?2, ?3)", ["é\u{0}x", Int64(-7), String?.none])
+            let row = try #require(try rows(h, "SELECT s, n, o FROM t").first)
+            #expect(try row.decode(column: "s", as: String.self) == "é\u{0}x", "text is read by length, so an embedded NUL stays")
+            #expect(try row.decode(column: "n", as: Int64.self) == -7)
+            #expect(try row.decode(column: "o", as: String?.self) == nil)
+            #expect(try row.decodeNil(column: "o"))
+            #expect(throws: SQLiteStatementError.self) { try row.decode(column: "o", as: String.self) }
+            #expect(throws: SQLiteStatementError.self) { try row.decode(column: "n", as: String.self) }
+            #expect(throws: SQLiteStatementError.self) { try row.decode(column: "missing", as: String.self) }
+            #expect(throws: SQLiteStatementError.self) { try row.decode(column: "s", as: Date.self) }
+            // An empty text is a value, not NULL.
+            _ = try rows(h, "INSERT INTO t (s, n, o) VALUES (?1, ?2, ?3)", ["", Int64(0), ""])
+            let empty = try #require(try rows(h, "SELECT o FROM t WHERE n = 0").first)
+            #expect(try empty.decode(column: "o", as: String?.self) == "")
+        }
+    }
+
+    @Test func whatItCannotDoExactlyIsRefused() throws {
+        try withHandle { h in
+            _ = try rows(h, "CREATE TABLE t (k TEXT PRIMARY KEY)")
+            #expect(throws: SQLiteStatementError.self, "a second statement would be skipped") { try rows(h, "INSERT INTO t VALUES ('a'); DROP TABLE t") }
+            #expect(try rows(h, "SELECT k FROM t").isEmpty)
+            #expect(throws: SQLiteStatementError.self, "no type is bound by guesswork") { try rows(h, "INSERT INTO t VALUES (?1)", [Date()]) }
+            #expect(throws: SQLiteStatementError.self, "every placeholder needs its value") { try rows(h, "INSERT INTO t VALUES (?1)", []) }
+            _ = try rows(h, "INSERT INTO t VALUES (?1)", ["a"])
+            #expect { try rows(h, "INSERT INTO t VALUES (?1)", ["a"]) } throws: { ($0 as? SQLiteStatementError)?.isUniqueViolation == true }
+            // The failed statement was reset: the same text runs again at once.
+            _ = try rows(h, "INSERT INTO t VALUES (?1)", ["b"])
+            #expect(try rows(h, "SELECT k FROM t ORDER BY k").map { try $0.decode(column: "k", as: String.self) } == ["a", "b"])
+        }
+    }
+
+    @Test func moreStatementsThanTheCacheHoldsStillRun() throws {
+        try withHandle { h in
+            for i in 0..<(SQLiteHandle.maximumCachedStatements + 10) {
+                let row = try #require(try rows(h, "SELECT \(i) AS v").first)
+                #expect(try row.decode(column: "v", as: Int64.self) == Int64(i))
+            }
+        }
+    }
+
+    @Test func aClosedHandleRefusesStatements() throws {
+        try withHandle { h in
+            h.close()
+            #expect(throws: SQLiteStatementError.self) { try rows(h, "SELECT 1") }
+        }
+    }
+}
