@@ -137,6 +137,8 @@ import Testing
         let object: [String: JSONValue] = ["s": .string("q\"\\\n\u{1}é"), "n": .number(1.5), "i": .number(3), "b": .bool(false), "a": .array([.null]), "o": .object(["k": .string("v")])]
         let text = JSONValue.serialize(object: object)
         #expect(try JSONDecoder().decode([String: JSONValue].self, from: Data(text.utf8)) == object)
+        #expect(JSONValue.serialize(.string("plain é/")) == "\"plain é/\"", "a string without escapes is copied whole")
+        #expect(JSONValue.serialize(.string("a\"b\\c\u{1f}d")) == #""a\"b\\c\u001fd""#)
     }
 
     @Test func pkceHelpers() {
