@@ -128,7 +128,7 @@ struct Evaluator {
             var all: [String] = []
             for item in items { all += try evaluate(item).strings }
             return try checked(all)
-        case .table, .regex:
+        case .table, .regex, .replacement:
             // Only ever an argument of map(), extract() or replace(), which read them directly.
             return .none
         case .not(let a): return .boolean(!(try condition(a)))
@@ -195,9 +195,9 @@ struct Evaluator {
         case .head:
             return try evaluate(args[0]).first.map(Value.one) ?? .none
         case .lower:
-            return try evaluate(args[0]).mapEach { $0.lowercased() }
+            return try evaluate(args[0]).mapEach { $0.asciiFastLowercased() }
         case .upper:
-            return try evaluate(args[0]).mapEach { $0.uppercased() }
+            return try evaluate(args[0]).mapEach { $0.asciiFastUppercased() }
         case .trim:
             return try evaluate(args[0]).mapEach { $0.trimmingWhitespace() }
         case .split:
@@ -224,7 +224,7 @@ struct Evaluator {
             }
             return try checked(out)
         case .replace:
-            guard case .regex(let regex) = args[1].kind, case .text(let t) = args[2].kind, let template = t.first else { return .none }
+            guard case .regex(let regex) = args[1].kind, case .replacement(let template) = args[2].kind else { return .none }
             var out: [String] = []
             for v in try evaluate(args[0]).strings {
                 // A value too long for the regular expression is kept as it is.
@@ -242,6 +242,33 @@ struct Evaluator {
             var fallback: String? = nil
             if args.count == 3, case .text(let d) = args[2].kind { fallback = d.first }
             return try evaluate(args[0]).mapEach { table[$0] ?? fallback }
+        }
+    }
+}
+
+extension String {
+    /// `lowercased()`, with ASCII text (nearly every value) mapped byte by byte: the same result
+    /// without Unicode case tables.
+    func asciiFastLowercased() -> String { asciiCaseMapped(from: 0x41...0x5A) ?? lowercased() }
+
+    /// `uppercased()`, likewise.
+    func asciiFastUppercased() -> String { asciiCaseMapped(from: 0x61...0x7A) ?? uppercased() }
+
+    /// Flips the case of bytes in `range` (A-Z or a-z); `nil` when the text is not all ASCII.
+    private func asciiCaseMapped(from range: ClosedRange<UInt8>) -> String? {
+        var needed = false
+        for b in utf8 {
+            if b >= 0x80 { return nil }
+            if range.contains(b) { needed = true }
+        }
+        guard needed else { return self }
+        return String(unsafeUninitializedCapacity: utf8.count) { buffer in
+            var i = 0
+            for b in utf8 {
+                buffer[i] = range.contains(b) ? b ^ 0x20 : b
+                i += 1
+            }
+            return i
         }
     }
 }

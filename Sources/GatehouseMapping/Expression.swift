@@ -119,6 +119,8 @@ final class Node: Sendable {
         case call(Function, [Node])
         /// A regular-expression argument, compiled when the expression was parsed.
         case regex(SafeRegex)
+        /// replace()'s replacement, split into literals and `$n` groups when the expression was parsed.
+        case replacement(SafeRegex.Replacement)
         case not(Node)
         case and(Node, Node)
         case or(Node, Node)
@@ -150,7 +152,7 @@ final class Node: Sendable {
             c.collectInputs(into: &names, seen: &seen)
             a.collectInputs(into: &names, seen: &seen)
             b.collectInputs(into: &names, seen: &seen)
-        case .text, .boolean, .table, .regex: break
+        case .text, .boolean, .table, .regex, .replacement: break
         }
     }
 }
@@ -551,8 +553,8 @@ struct ExpressionParser {
             try arity(3...3)
             try requireText(args[0], name)
             let r = try regex(try literalString(args[1], "the regular expression"), at: args[1].position)
-            _ = try literalString(args[2], "the replacement")
-            return try node(.call(f, [args[0], try node(.regex(r), .text, args[1].position), args[2]]), .text, at)
+            let replacement = SafeRegex.Replacement(try literalString(args[2], "the replacement"))
+            return try node(.call(f, [args[0], try node(.regex(r), .text, args[1].position), try node(.replacement(replacement), .text, args[2].position)]), .text, at)
         case .map:
             try arity(2...3)
             try requireText(args[0], name)

@@ -398,12 +398,18 @@ public final class SafeRegex: Sendable {
     /// Every non-overlapping match replaced by `template`, where `$0`…`$9` insert groups and `$$` a dollar.
     public func replaceAll(in value: String, with template: String) -> String {
         var unlimited = Int.max
-        return replaceAll(value.unicodeScalars.map(\.value), with: template, budget: &unlimited) ?? value
+        return replaceAll(value.unicodeScalars.map(\.value), with: Replacement(template), budget: &unlimited) ?? value
+    }
+
+    /// A replacement template split once into literals and `$n` groups.
+    struct Replacement: Sendable {
+        let parts: [TemplatePart]
+        init(_ template: String) { parts = SafeRegex.parseTemplate(template) }
     }
 
     /// `nil` when the budget ran out.
-    func replaceAll(_ input: [UInt32], with template: String, budget: inout Int) -> String? {
-        let parts = Self.parseTemplate(template)
+    func replaceAll(_ input: [UInt32], with replacement: Replacement, budget: inout Int) -> String? {
+        let parts = replacement.parts
         var out: [UInt32] = []
         out.reserveCapacity(input.count + 16)
         var position = 0
@@ -431,7 +437,7 @@ public final class SafeRegex: Sendable {
         }
     }
 
-    enum TemplatePart {
+    enum TemplatePart: Sendable {
         case literal([UInt32])
         case group(Int)
     }

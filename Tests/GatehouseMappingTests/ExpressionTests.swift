@@ -36,6 +36,10 @@ import Testing
         ("email | trim | lower", ["ada@example.com"]),
         ("upper(given_name)", ["ADA"]),
         ("lower(groups)", ["okta-admins", "okta-eng", "everyone"]),
+        ("lower(\"ÀDA Éclair\")", ["àda éclair"]),
+        ("upper(\"straße ada\")", ["STRASSE ADA"]),
+        ("upper(\"ada-42_x\")", ["ADA-42_X"]),
+        ("lower(\"already-lower\")", ["already-lower"]),
         ("head(groups)", ["okta-admins"]),
         // Split and join.
         ("split(tags, ',') | trim", ["a", "b", "c"]),
