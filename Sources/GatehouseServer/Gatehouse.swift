@@ -109,7 +109,13 @@ public final class Gatehouse: Sendable {
                 return Responses.json(["status": .string("unavailable")], status: .serviceUnavailable)
             }
         }
-        router.get("/metrics") { _, _ in
+        router.get("/metrics") { request, _ in
+            if let token = self.configuration.metricsToken {
+                let presented = request.headers[.authorization].flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil } ?? ""
+                guard Secrets.constantTimeEquals(Secrets.hash(presented), Secrets.hash(token)) else {
+                    return Response(status: .unauthorized, headers: [.wwwAuthenticate: "Bearer realm=\"metrics\""])
+                }
+            }
             var buffer: [UInt8] = []
             self.metrics.emit(into: &buffer)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: buffer)))

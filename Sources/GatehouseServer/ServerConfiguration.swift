@@ -21,11 +21,15 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
     /// Peers whose `X-Forwarded-For` is believed (exact IP addresses of reverse proxies).
     public var trustedProxies: [String]
     public var logLevel: String
+    /// When set, `/metrics` answers only requests bearing `Authorization: Bearer {token}`. A secret:
+    /// only from `GATEHOUSE_METRICS_TOKEN`, never from the configuration file.
+    public var metricsToken: String?
 
     public init(
         publicBaseURL: String = "http://127.0.0.1:8080", host: String = "127.0.0.1", port: Int = 8080,
         sqlitePath: String = "data/gatehouse.sqlite", databaseURL: String? = nil, masterKeyFile: String? = nil,
-        tlsCertificateFile: String? = nil, tlsPrivateKeyFile: String? = nil, trustedProxies: [String] = [], logLevel: String = "info"
+        tlsCertificateFile: String? = nil, tlsPrivateKeyFile: String? = nil, trustedProxies: [String] = [], logLevel: String = "info",
+        metricsToken: String? = nil
     ) {
         self.publicBaseURL = publicBaseURL
         self.host = host
@@ -37,6 +41,7 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         self.tlsPrivateKeyFile = tlsPrivateKeyFile
         self.trustedProxies = trustedProxies
         self.logLevel = logLevel
+        self.metricsToken = metricsToken
     }
 
     enum CodingKeys: String, CodingKey {
@@ -81,6 +86,10 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         if let v = env["GATEHOUSE_TLS_KEY"] { config.tlsPrivateKeyFile = v }
         if let v = env["GATEHOUSE_TRUSTED_PROXIES"] { config.trustedProxies = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
         if let v = env["GATEHOUSE_LOG_LEVEL"] { config.logLevel = v }
+        if let v = env["GATEHOUSE_METRICS_TOKEN"], !v.isEmpty {
+            guard v.utf8.count >= 16 else { throw ConfigurationError("GATEHOUSE_METRICS_TOKEN must be at least 16 characters") }
+            config.metricsToken = v
+        }
         try config.validate()
         return config
     }

@@ -15,11 +15,11 @@ public final class RunningGatehouse: Sendable {
     private let http: UpstreamHTTP
 
     /// Starts on a free port; with `tls` (certificate and key PEM files) it serves https.
-    public static func start(directory: any Directory, clock: any GatehouseClock = SystemClock(), logLevel: Logger.Level = .critical, tls: (certificate: String, key: String)? = nil, logHandler: (any LogHandler)? = nil) async throws -> RunningGatehouse {
+    public static func start(directory: any Directory, clock: any GatehouseClock = SystemClock(), logLevel: Logger.Level = .critical, tls: (certificate: String, key: String)? = nil, logHandler: (any LogHandler)? = nil, metricsToken: String? = nil) async throws -> RunningGatehouse {
         let port = try LoopbackPort.pick()
         let config = ServerConfiguration(
             publicBaseURL: "\(tls == nil ? "http" : "https")://127.0.0.1:\(port)", host: "127.0.0.1", port: port,
-            tlsCertificateFile: tls?.certificate, tlsPrivateKeyFile: tls?.key)
+            tlsCertificateFile: tls?.certificate, tlsPrivateKeyFile: tls?.key, metricsToken: metricsToken)
         var logger = logHandler.map { handler in Logger(label: "gatehouse.test") { _ in handler } } ?? Logger(label: "gatehouse.test")
         logger.logLevel = logLevel
         let masterKey = try MasterKey(base64: MasterKey.generateBase64())

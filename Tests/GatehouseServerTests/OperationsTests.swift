@@ -92,6 +92,40 @@ import GatehouseTestSupport
         #expect(throws: ConfigurationError.self) { try ServerConfiguration.load(file: nil, environment: ["GATEHOUSE_PORT": "http"]) }
     }
 
+    @Test func metricsCanRequireABearerToken() async throws {
+        let directory = try await TestDatabases.make(.sqlite)
+        let token = "metrics-" + Secrets.randomToken()
+        let gatehouse = try await RunningGatehouse.start(directory: directory, metricsToken: token)
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        func status(_ path: String, _ authorization: String?) async throws -> (UInt, String) {
+            var request = HTTPClientRequest(url: gatehouse.baseURL + path)
+            if let authorization { request.headers.add(name: "Authorization", value: authorization) }
+            let response = try await http.execute(request, timeout: .seconds(10))
+            return (response.status.code, String(buffer: try await response.body.collect(upTo: 1 << 20)))
+        }
+        gatehouse.gatehouse.countLogin(provider: "Corp", outcome: "success")
+        do {
+            let refused = try await status("/metrics", nil)
+            #expect(refused.0 == 401 && !refused.1.contains("gatehouse_"))
+            #expect(try await status("/metrics", "Bearer wrong").0 == 401)
+            #expect(try await status("/metrics", "Basic " + token).0 == 401)
+            let allowed = try await status("/metrics", "Bearer " + token)
+            #expect(allowed.0 == 200 && allowed.1.contains(#"gatehouse_logins_total{provider="Corp",outcome="success"} 1"#))
+            #expect(try await status("/healthz", nil).0 == 200, "health checks stay open")
+        } catch {
+            Issue.record(error)
+        }
+        try? await http.shutdown()
+        await gatehouse.stop()
+        try await directory.shutdown()
+        // From the environment only: a configuration file's value is not read, a short one refused.
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("gh-config-\(UUID().uuidString).json")
+        try Data(#"{"metricsToken": "from-the-file-0123456789"}"#.utf8).write(to: file)
+        #expect(try ServerConfiguration.load(file: file.path, environment: [:]).metricsToken == nil)
+        #expect(try ServerConfiguration.load(file: nil, environment: ["GATEHOUSE_METRICS_TOKEN": token]).metricsToken == token)
+        #expect(throws: ConfigurationError.self) { try ServerConfiguration.load(file: nil, environment: ["GATEHOUSE_METRICS_TOKEN": "short"]) }
+    }
+
     @Test func theMasterKeyComesFromTheEnvironmentOrAFileNeverTheDatabase() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gh-mk-\(UUID().uuidString)")
         let config = ServerConfiguration(sqlitePath: folder.appendingPathComponent("g.sqlite").path)
