@@ -117,11 +117,23 @@ extension UserStore {
 
 /// Credentials of the admin HTTP API.
 public protocol AdminCredentialStore: Sendable {
-    func createAdminCredential(_ credential: AdminCredential) async throws
+    /// Creates the credential and writes `audit` in the same transaction: both or neither.
+    func createAdminCredential(_ credential: AdminCredential, audit: [AuditEntry]) async throws
     /// The live (not revoked) credential with this secret hash.
     func adminCredential(secretHash: String) async throws -> AdminCredential?
     func listAdminCredentials() async throws -> [AdminCredential]
-    func revokeAdminCredential(name: String, now: Date) async throws
+    /// Revokes the live credential and writes `audit` in the same transaction: both or neither.
+    func revokeAdminCredential(name: String, now: Date, audit: [AuditEntry]) async throws
+}
+
+extension AdminCredentialStore {
+    public func createAdminCredential(_ credential: AdminCredential) async throws {
+        try await createAdminCredential(credential, audit: [])
+    }
+
+    public func revokeAdminCredential(name: String, now: Date) async throws {
+        try await revokeAdminCredential(name: name, now: now, audit: [])
+    }
 }
 
 /// The audit log: admin changes and link decisions.

@@ -55,7 +55,7 @@ final class SQLiteSessions: SQLSessionProvider {
     static func open(path: String, logger: Logger) async throws -> SQLiteSessions {
         let sessions = SQLiteSessions(handle: try SQLiteHandle(path: path), logger: logger)
         try await sessions.withSession { db in
-            for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA busy_timeout = 5000", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON"] {
+            for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON"] {
                 try await db.raw("\(unsafeRaw: pragma)").run()
             }
         }

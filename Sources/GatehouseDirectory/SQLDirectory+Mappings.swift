@@ -56,7 +56,8 @@ extension SQLDirectory {
         let bodies = try samples.map { try Body.encode($0) }
         var seen: [(PoolID, String)] = []
         for s in samples where !seen.contains(where: { $0 == (s.poolID, s.providerName) }) { seen.append((s.poolID, s.providerName)) }
-        let providers = seen
+        // In one order everywhere, so two processes flushing the same providers cannot deadlock.
+        let providers = seen.sorted { ($0.0.rawValue, $0.1) < ($1.0.rawValue, $1.1) }
         try await transaction { db in
             for (sample, body) in zip(samples, bodies) {
                 try await db.raw("INSERT INTO login_samples (pool_id, provider_name, id, captured_at, body) VALUES (\(bind: sample.poolID.rawValue), \(bind: sample.providerName), \(bind: sample.id), \(bind: sample.capturedAt.epochSeconds), \(bind: body))").run()
@@ -81,11 +82,12 @@ extension SQLDirectory {
 }
 
 extension SQLDirectory {
-    public func createAdminCredential(_ credential: AdminCredential) async throws {
+    public func createAdminCredential(_ credential: AdminCredential, audit: [AuditEntry]) async throws {
         guard AdminCredential.isValidName(credential.name) else { throw DirectoryError(.invalid, "a credential name is 1-64 of A-Z a-z 0-9 . _ -") }
         let body = try Body.encode(credential)
-        try await session { db in
+        try await transaction { db in
             try await db.raw("INSERT INTO admin_credentials (name, secret_hash, body, revoked_at) VALUES (\(bind: credential.name), \(bind: credential.secretHash), \(bind: body), NULL)").run()
+            for entry in audit { try await Self.audit(db, entry) }
         }
     }
 
@@ -106,10 +108,12 @@ extension SQLDirectory {
         }
     }
 
-    public func revokeAdminCredential(name: String, now: Date) async throws {
-        let found = try await session { db in
-            try await db.raw("UPDATE admin_credentials SET revoked_at = \(bind: now.epochSeconds) WHERE name = \(bind: name) AND revoked_at IS NULL RETURNING name").first() != nil
+    public func revokeAdminCredential(name: String, now: Date, audit: [AuditEntry]) async throws {
+        try await transaction { db in
+            guard try await db.raw("UPDATE admin_credentials SET revoked_at = \(bind: now.epochSeconds) WHERE name = \(bind: name) AND revoked_at IS NULL RETURNING name").first() != nil else {
+                throw DirectoryError(.notFound, "no live credential \(name)")
+            }
+            for entry in audit { try await Self.audit(db, entry) }
         }
-        guard found else { throw DirectoryError(.notFound, "no live credential \(name)") }
     }
 }

@@ -75,19 +75,30 @@ enum Body {
 
 /// Configuration rows decoded before, by their stored text: a row read again unchanged is not
 /// decoded again. Keyed by the whole text, so any change to a row is a miss and a decode; nothing
-/// can be served stale. Bounded: when full it starts over.
+/// can be served stale. Bounded in entries and in the bytes of text it holds (SAML providers carry
+/// metadata and certificates): when either is full it starts over.
 final class DecodedBodies<T: Decodable & Sendable>: Sendable {
-    private let entries = Mutex<[String: T]>([:])
+    private struct Entries {
+        var values: [String: T] = [:]
+        var bytes = 0
+    }
+    private let entries = Mutex(Entries())
     private let capacity: Int
+    private let maximumBytes: Int
 
-    init(capacity: Int = 512) { self.capacity = capacity }
+    init(capacity: Int = 512, maximumBytes: Int = 4 << 20) {
+        self.capacity = capacity
+        self.maximumBytes = maximumBytes
+    }
 
     func decode(_ text: String) throws -> T {
-        if let hit = entries.withLock({ $0[text] }) { return hit }
+        if let hit = entries.withLock({ $0.values[text] }) { return hit }
         let value = try Body.decode(T.self, text)
+        let size = text.utf8.count
+        guard size <= maximumBytes / 4 else { return value }  // a huge row is decoded each time, never kept
         entries.withLock {
-            if $0.count >= capacity { $0.removeAll(keepingCapacity: true) }
-            $0[text] = value
+            if $0.values.count >= capacity || $0.bytes + size > maximumBytes { $0 = Entries() }
+            if $0.values.updateValue(value, forKey: text) == nil { $0.bytes += size }
         }
         return value
     }

@@ -36,7 +36,13 @@ final class SQLiteHandle: @unchecked Sendable {
         }
         db = handle
         sqlite_nio_sqlite3_extended_result_codes(db, 1)
+        // Before the first statement: switching a fresh file to WAL, or opening one another process
+        // is recovering, needs a lock that another process may hold for a moment.
+        sqlite_nio_sqlite3_busy_timeout(db, SQLiteHandle.busyTimeoutMilliseconds)
     }
+
+    /// How long a statement waits for another process's lock before failing with SQLITE_BUSY.
+    static let busyTimeoutMilliseconds: Int32 = 5000
 
     deinit { close() }
 
@@ -87,7 +93,8 @@ final class SQLiteHandle: @unchecked Sendable {
         var statement: OpaquePointer?
         var tail: UnsafePointer<CChar>?
         let status = sql.withCString { sqlite_nio_sqlite3_prepare_v3(db, $0, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, &tail) }
-        guard status == SQLITE_OK, let statement else { throw error(status) }
+        guard status == SQLITE_OK else { throw error(status) }
+        guard let statement else { throw SQLiteStatementError(code: SQLITE_MISUSE, message: "the SQL text holds no statement") }
         // One statement per call: a second one in the text would be silently skipped.
         if let tail, tail.pointee != 0, !String(cString: tail).allSatisfy(\.isWhitespace) {
             sqlite_nio_sqlite3_finalize(statement)
@@ -107,7 +114,7 @@ final class SQLiteHandle: @unchecked Sendable {
             status = sqlite_nio_sqlite3_bind_null(statement, index)
         } else if let text = value as? String {
             // By length, never up to a NUL: a value with an embedded NUL is stored whole.
-            let length = Int32(text.utf8.count)
+            guard let length = Int32(exactly: text.utf8.count) else { throw SQLiteStatementError(code: SQLITE_TOOBIG, message: "a text value is too large") }
             status = text.withCString { sqlite_nio_sqlite3_bind_text(statement, index, $0, length, Self.transient) }
         } else if let n = value as? Int64 {
             status = sqlite_nio_sqlite3_bind_int64(statement, index, n)
@@ -120,7 +127,8 @@ final class SQLiteHandle: @unchecked Sendable {
         } else if let d = value as? Double {
             status = sqlite_nio_sqlite3_bind_double(statement, index, d)
         } else if let bytes = value as? [UInt8] {
-            status = bytes.withUnsafeBytes { sqlite_nio_sqlite3_bind_blob(statement, index, $0.baseAddress, Int32($0.count), Self.transient) }
+            guard let length = Int32(exactly: bytes.count) else { throw SQLiteStatementError(code: SQLITE_TOOBIG, message: "a blob value is too large") }
+            status = bytes.withUnsafeBytes { sqlite_nio_sqlite3_bind_blob(statement, index, $0.baseAddress, length, Self.transient) }
         } else {
             throw SQLiteStatementError(code: SQLITE_MISMATCH, message: "cannot bind a value of type \(type(of: value))")
         }

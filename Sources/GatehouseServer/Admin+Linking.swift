@@ -90,31 +90,33 @@ extension Admin {
         try await audit(poolID, action: "group.member_added", target: "user:\(userID)", after: .object(["group": .string(group)]))
     }
 
-    /// Makes an admin API credential and returns its secret, which is shown only now.
+    /// Makes an admin API credential and returns its secret, which is shown only now. The
+    /// credential and its audit entries are written together.
     public func createCredential(name: String, pool: String?) async throws -> String {
         let poolID = try pool.map(PoolID.init)
         if let poolID { guard try await directory.pool(poolID) != nil else { throw DirectoryError(.notFound, "no pool \(poolID)") } }
         let secret = "gha_" + Secrets.randomToken()
-        try await directory.createAdminCredential(AdminCredential(name: name, secretHash: Secrets.hash(secret), poolID: poolID, createdAt: now))
-        try await auditCredential(name: name, pool: poolID, action: "admin_credential.created", after: .object(["pool": .string(poolID?.rawValue ?? "*")]))
+        let entries = try await credentialAudit(name: name, pool: poolID, action: "admin_credential.created", after: .object(["pool": .string(poolID?.rawValue ?? "*")]))
+        try await directory.createAdminCredential(AdminCredential(name: name, secretHash: Secrets.hash(secret), poolID: poolID, createdAt: now), audit: entries)
         return secret
     }
 
-    /// Revokes an admin API credential; it stops working at once.
+    /// Revokes an admin API credential; it stops working at once. Audited in the same transaction.
     public func revokeCredential(name: String) async throws {
         guard let credential = try await directory.listAdminCredentials().first(where: { $0.name == name && $0.revokedAt == nil }) else {
             throw DirectoryError(.notFound, "no live credential \(name)")
         }
-        try await directory.revokeAdminCredential(name: name, now: now)
-        try await auditCredential(name: name, pool: credential.poolID, action: "admin_credential.revoked", before: .object(["pool": .string(credential.poolID?.rawValue ?? "*")]))
+        let entries = try await credentialAudit(name: name, pool: credential.poolID, action: "admin_credential.revoked", before: .object(["pool": .string(credential.poolID?.rawValue ?? "*")]))
+        try await directory.revokeAdminCredential(name: name, now: now, audit: entries)
     }
 
     /// A credential change goes into the log of every pool it can act on: its own pool, or all of
-    /// them for a credential that is not limited to one.
-    private func auditCredential(name: String, pool: PoolID?, action: String, before: JSONValue? = nil, after: JSONValue? = nil) async throws {
+    /// them for a credential that is not limited to one. (A pool created later records, in its
+    /// `pool.created` entry, the global credentials that can act on it from the start.)
+    private func credentialAudit(name: String, pool: PoolID?, action: String, before: JSONValue? = nil, after: JSONValue? = nil) async throws -> [AuditEntry] {
         var pools = [PoolID]()
         if let pool { pools = [pool] } else { pools = try await directory.listPools().map(\.id) }
-        for p in pools { try await audit(p, action: action, target: "credential:\(name)", before: before, after: after) }
+        return pools.map { AuditEntry(id: LoginSample.newID(at: Date()), poolID: $0, at: now, actor: actor, action: action, target: "credential:\(name)", before: before, after: after) }
     }
 
     public func deleteClient(pool: String, clientID: String) async throws {

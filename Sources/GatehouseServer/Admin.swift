@@ -26,7 +26,11 @@ public struct Admin: Sendable {
         let pool = Pool(id: try PoolID(name), displayName: displayName ?? name, signingAlgorithm: algorithm, createdAt: now)
         try await directory.createPool(pool)
         try await gatehouse.keyRing.ensureKey(pool: pool.id, algorithm: algorithm)
-        try await audit(pool.id, action: "pool.created", target: "pool:\(pool.id)", after: .object(["display_name": .string(pool.displayName), "algorithm": .string(algorithm.rawValue)]))
+        // The credentials that reach every pool can act on this one from now on: its log says which.
+        let global = try await directory.listAdminCredentials().filter { $0.poolID == nil && $0.revokedAt == nil }.map { JSONValue.string($0.name) }
+        try await audit(pool.id, action: "pool.created", target: "pool:\(pool.id)", after: .object([
+            "display_name": .string(pool.displayName), "algorithm": .string(algorithm.rawValue), "admin_credentials": .array(global),
+        ]))
         return pool
     }
 

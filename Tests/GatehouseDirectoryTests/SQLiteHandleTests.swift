@@ -65,6 +65,31 @@ import Testing
         }
     }
 
+    @Test func aSecondConnectionWaitsForTheWriteLockInsteadOfFailing() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("gh-sqlite-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let path = folder.appendingPathComponent("t.sqlite").path
+        let first = try SQLiteHandle(path: path)
+        _ = try rows(first, "PRAGMA journal_mode = WAL")
+        _ = try rows(first, "CREATE TABLE t (k TEXT)")
+        _ = try rows(first, "BEGIN IMMEDIATE")
+        // Another process's connection (the CLI beside the server): it must wait for the lock.
+        let second = try SQLiteHandle(path: path)
+        Thread.detachNewThread {
+            usleep(300_000)
+            try? first.execute("COMMIT", []) { _ in }
+        }
+        let started = Date()
+        _ = try rows(second, "BEGIN IMMEDIATE")
+        _ = try rows(second, "INSERT INTO t VALUES ('b')")
+        _ = try rows(second, "COMMIT")
+        #expect(Date().timeIntervalSince(started) >= 0.2, "it waited for the first connection's commit")
+        #expect(try rows(second, "SELECT k FROM t").count == 1)
+        first.close()
+        second.close()
+        try? FileManager.default.removeItem(at: folder)
+    }
+
     @Test func aClosedHandleRefusesStatements() throws {
         try withHandle { h in
             h.close()

@@ -120,6 +120,11 @@ import GatehouseTestSupport
             let acmeLog = try await f.directory.auditEntries(pool: try PoolID("acme"), after: nil, action: nil, limit: 1000)
             #expect(acmeLog.contains { $0.action == "admin_credential.revoked" && $0.target == "credential:ops" })
             #expect(!acmeLog.contains { $0.target == "credential:other-ops" }, "a credential of another pool is not in this pool's log")
+            // A pool made while a global credential exists names it in its creation entry.
+            #expect(otherLog.contains { entry in
+                guard entry.action == "pool.created", case .object(let after)? = entry.after else { return false }
+                return after["admin_credentials"] == .array([.string("ops")])
+            })
             #expect(!(acmeLog + otherLog).contains { entry in [token, limited].contains { "\(entry)".contains($0) } })
         }
         await f.stop()
