@@ -70,7 +70,7 @@ extension SQLDirectory {
     public func authorizationCode(hash: String) async throws -> AuthorizationCode? {
         try await session { db in
             try await db.raw("SELECT body FROM authorization_codes WHERE code_hash = \(bind: hash)").first()
-                .map { try Body.decode(AuthorizationCode.self, try $0.string("body")) }
+                .map { try Body.codes.decode(try $0.string("body")) }
         }
     }
 
@@ -81,7 +81,7 @@ extension SQLDirectory {
         // original produced.
         let redeemed = try await session { db in
             try await db.raw("UPDATE authorization_codes SET consumed_at = \(bind: t) WHERE code_hash = \(bind: hash) AND consumed_at IS NULL AND expires_at > \(bind: t) RETURNING body").first()
-                .map { try Body.decode(AuthorizationCode.self, try $0.string("body")) }
+                .map { try Body.codes.decode(try $0.string("body")) }
         }
         if let redeemed { return .redeemed(redeemed) }
         return try await transaction { db in

@@ -71,6 +71,9 @@ enum Body {
     /// App clients and providers are read on every login and change rarely.
     static let clients = DecodedBodies<AppClient>()
     static let providers = DecodedBodies<IdentityProvider>()
+    /// A code is read to check its binding, then redeemed with `RETURNING body`: the same text, so
+    /// the redemption does not decode it again. Small: codes live for minutes and are used once.
+    static let codes = DecodedBodies<AuthorizationCode>(capacity: 256, maximumBytes: 1 << 20)
 }
 
 /// Configuration rows decoded before, by their stored text: a row read again unchanged is not
