@@ -126,16 +126,6 @@ public protocol AdminCredentialStore: Sendable {
     func revokeAdminCredential(name: String, now: Date, audit: [AuditEntry]) async throws
 }
 
-extension AdminCredentialStore {
-    public func createAdminCredential(_ credential: AdminCredential) async throws {
-        try await createAdminCredential(credential, audit: [])
-    }
-
-    public func revokeAdminCredential(name: String, now: Date) async throws {
-        try await revokeAdminCredential(name: name, now: now, audit: [])
-    }
-}
-
 /// The audit log: admin changes and link decisions.
 public protocol AuditStore: Sendable {
     func recordAudit(_ entry: AuditEntry) async throws
@@ -154,13 +144,6 @@ public protocol MappingStore: Sendable {
     func recordLoginSamples(_ samples: [LoginSample], keep: Int) async throws
     /// Newest first.
     func loginSamples(pool: PoolID, provider: String, limit: Int) async throws -> [LoginSample]
-}
-
-extension MappingStore {
-    /// Keeps one redacted login, dropping the provider's oldest beyond `keep`.
-    public func recordLoginSample(_ sample: LoginSample, keep: Int) async throws {
-        try await recordLoginSamples([sample], keep: keep)
-    }
 }
 
 public protocol LoginStateStore: Sendable {

@@ -1,7 +1,6 @@
 public import Foundation
 public import Logging
 internal import SQLKit
-internal import SQLiteKit
 internal import PostgresKit
 import NIOPosix
 import NIOCore

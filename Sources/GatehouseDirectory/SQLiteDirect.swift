@@ -13,9 +13,9 @@ internal import VaporCSQLite
 /// session (which holds `SQLiteSessions`' lock, so one task at a time uses the handle) runs each
 /// statement synchronously, from a cache of prepared statements keyed by their SQL text. The handle
 /// is opened in SQLite's multi-thread mode and used under a lock of its own as well, so even a
-/// misuse (two statements of one session at once) cannot touch it from two threads. Statements are short: the file is in WAL mode with `synchronous = NORMAL` (no fsync per
-/// commit), and one process holds the write lock at a time (`busy_timeout` covers a second process
-/// such as the CLI).
+/// misuse (two statements of one session at once) cannot touch it from two threads. Statements are
+/// short: the file is in WAL mode with `synchronous = NORMAL` (no fsync per commit), and the busy
+/// timeout covers a second process (the CLI) holding the write lock for a moment.
 final class SQLiteHandle: @unchecked Sendable {
     private let db: OpaquePointer
     /// Held for every use of the handle and of the fields below.
@@ -78,7 +78,7 @@ final class SQLiteHandle: @unchecked Sendable {
         while true {
             let status = sqlite_nio_sqlite3_step(statement)
             if status == SQLITE_DONE { return }
-            guard status == SQLITE_ROW else { throw error(status) }
+            guard status == SQLITE_ROW else { throw lastError() }
             let count = sqlite_nio_sqlite3_column_count(statement)
             if columns == nil { columns = (0..<count).map { String(cString: sqlite_nio_sqlite3_column_name(statement, $0)) } }
             var values: [SQLiteDirectRow.Value] = []
@@ -93,7 +93,7 @@ final class SQLiteHandle: @unchecked Sendable {
         var statement: OpaquePointer?
         var tail: UnsafePointer<CChar>?
         let status = sql.withCString { sqlite_nio_sqlite3_prepare_v3(db, $0, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, &tail) }
-        guard status == SQLITE_OK else { throw error(status) }
+        guard status == SQLITE_OK else { throw lastError() }
         guard let statement else { throw SQLiteStatementError(code: SQLITE_MISUSE, message: "the SQL text holds no statement") }
         // One statement per call: a second one in the text would be silently skipped.
         if let tail, tail.pointee != 0, !String(cString: tail).allSatisfy(\.isWhitespace) {
@@ -132,7 +132,7 @@ final class SQLiteHandle: @unchecked Sendable {
         } else {
             throw SQLiteStatementError(code: SQLITE_MISMATCH, message: "cannot bind a value of type \(type(of: value))")
         }
-        guard status == SQLITE_OK else { throw error(status) }
+        guard status == SQLITE_OK else { throw lastError() }
     }
 
     private func value(_ statement: OpaquePointer, _ column: Int32) -> SQLiteDirectRow.Value {
@@ -151,7 +151,8 @@ final class SQLiteHandle: @unchecked Sendable {
         }
     }
 
-    private func error(_ status: Int32) -> SQLiteStatementError {
+    /// The connection's last failure, with its extended result code.
+    private func lastError() -> SQLiteStatementError {
         SQLiteStatementError(code: sqlite_nio_sqlite3_extended_errcode(db), message: String(cString: sqlite_nio_sqlite3_errmsg(db)))
     }
 

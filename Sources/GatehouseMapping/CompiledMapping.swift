@@ -107,41 +107,26 @@ public struct CompiledMapping: Sendable {
     }
 
     public func apply(_ attributes: [String: [String]]) -> Result {
-        var builder = ResultBuilder(capacity: rules.count)
-        for rule in rules { builder.record(rule, Self.run(rule, attributes)) }
+        var builder = ResultBuilder()
+        for rule in rules {
+            let (values, failure) = Self.run(rule, attributes)
+            builder.record(rule, values, failure)
+        }
         return builder.result
     }
 
     /// `apply`, with every rule's inputs and output, for an admin's preview.
     public func explain(_ attributes: [String: [String]]) -> (result: Result, outcomes: [RuleOutcome]) {
-        var builder = ResultBuilder(capacity: rules.count)
+        var builder = ResultBuilder()
         var outcomes: [RuleOutcome] = []
         for rule in rules {
-            let outcome = Self.run(rule, attributes)
-            builder.record(rule, outcome)
-            let (values, failure) = outcome.parts
+            let (values, failure) = Self.run(rule, attributes)
+            builder.record(rule, values, failure)
             var inputs: [String: [String]] = [:]
             for name in rule.expression.inputs { inputs[name] = attributes[name] ?? [] }
             outcomes.append(RuleOutcome(target: rule.target, update: rule.update, inputs: inputs, output: values, failure: failure))
         }
         return (builder.result, outcomes)
-    }
-
-    /// What one rule yields: nothing, one value, several (groups), or the reason it set nothing.
-    enum Outcome {
-        case none
-        case one(String)
-        case many([String])
-        case failed(String)
-
-        var parts: ([String], String?) {
-            switch self {
-            case .none: return ([], nil)
-            case .one(let v): return ([v], nil)
-            case .many(let v): return (v, nil)
-            case .failed(let reason): return ([], reason)
-            }
-        }
     }
 
     /// Collects rule outcomes as pairs and builds each dictionary once, at its final size.
@@ -152,36 +137,17 @@ public struct CompiledMapping: Sendable {
         var groups: [String]? = nil
         var groupsUpdate = AttributeMapping.Update.everyLogin
 
-        init(capacity: Int) { everyLogin.reserveCapacity(capacity) }
-
-        mutating func record(_ rule: Rule, _ outcome: Outcome) {
-            let value: String
-            switch outcome {
-            case .failed(let reason):
-                failures.append((rule.target, reason))
+        mutating func record(_ rule: Rule, _ values: [String], _ failure: String?) {
+            if let failure {
+                failures.append((rule.target, failure))
                 return
-            case .none:
-                if case .groups = rule.kind {
-                    groups = []
-                    groupsUpdate = rule.update
-                }
-                return
-            case .many(let values):
-                if case .groups = rule.kind {
-                    groups = values
-                    groupsUpdate = rule.update
-                    return
-                }
-                guard let first = values.first else { return }
-                value = first
-            case .one(let v):
-                if case .groups = rule.kind {
-                    groups = [v]
-                    groupsUpdate = rule.update
-                    return
-                }
-                value = v
             }
+            if case .groups = rule.kind {
+                groups = values
+                groupsUpdate = rule.update
+                return
+            }
+            guard let value = values.first else { return }
             switch rule.update {
             case .everyLogin: everyLogin.append((rule.target, value))
             case .firstLogin: firstLogin.append((rule.target, value))
@@ -190,31 +156,27 @@ public struct CompiledMapping: Sendable {
 
         /// Targets are unique in a mapping, so the pairs make dictionaries without collisions.
         var result: Result {
-            func dictionary(_ pairs: [(String, String)]) -> [String: String] {
-                var d = [String: String](minimumCapacity: pairs.count)
-                for (k, v) in pairs { d[k] = v }
-                return d
-            }
-            return Result(
-                attributes: dictionary(everyLogin), initialAttributes: dictionary(firstLogin),
-                groups: groups, groupsUpdate: groupsUpdate, failures: dictionary(failures))
+            Result(
+                attributes: Dictionary(everyLogin, uniquingKeysWith: { a, _ in a }),
+                initialAttributes: Dictionary(firstLogin, uniquingKeysWith: { a, _ in a }),
+                groups: groups, groupsUpdate: groupsUpdate, failures: Dictionary(failures, uniquingKeysWith: { a, _ in a }))
         }
     }
 
     /// The rule's value(s) after its target's typing, or the reason it has none.
-    static func run(_ rule: Rule, _ attributes: [String: [String]]) -> Outcome {
+    static func run(_ rule: Rule, _ attributes: [String: [String]]) -> ([String], String?) {
         var evaluator = Evaluator(attributes: attributes, budget: ruleBudget)
         let value: Value
         do {
             value = try evaluator.evaluate(rule.expression.root)
         } catch {
-            return .failed(error.reason)
+            return ([], error.reason)
         }
         // The common case, one value for a plain text attribute, without building lists.
         if case .one(let single) = value, case .text = rule.kind {
-            guard !single.isEmpty else { return .none }
-            guard single.utf8.count <= maximumValueLength else { return .failed("longer than \(maximumValueLength) bytes") }
-            return .one(single)
+            guard !single.isEmpty else { return ([], nil) }
+            guard single.utf8.count <= maximumValueLength else { return ([], "longer than \(maximumValueLength) bytes") }
+            return ([single], nil)
         }
         var values = value.strings
         switch rule.kind {
@@ -223,39 +185,39 @@ public struct CompiledMapping: Sendable {
             kept.reserveCapacity(values.count)
             for v in values where !v.isEmpty && v.utf8.count <= 128 && !kept.contains(v) { kept.append(v) }
             values = kept
-            guard values.count <= maximumGroups else { return .failed("more than \(maximumGroups) groups") }
-            return .many(values)
+            guard values.count <= maximumGroups else { return ([], "more than \(maximumGroups) groups") }
+            return (values, nil)
         case .boolean:
-            guard let v = values.first else { return .none }
-            return .one(Self.isTrue(v) ? "true" : "false")
+            guard let v = values.first else { return ([], nil) }
+            return ([Self.isTrue(v) ? "true" : "false"], nil)
         case .email:
             values = values.map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
         case .custom(let declared):
             values = values.filter { !$0.isEmpty }
-            guard let v = values.first else { return .none }
+            guard let v = values.first else { return ([], nil) }
             switch declared.type {
             case .string:
                 let text = values.count == 1 ? v : JSONValue.serialize(.array(values.map(JSONValue.string)))
-                guard text.utf8.count <= declared.maximumLength else { return .failed("longer than \(declared.maximumLength) bytes") }
-                return .one(text)
+                guard text.utf8.count <= declared.maximumLength else { return ([], "longer than \(declared.maximumLength) bytes") }
+                return ([text], nil)
             case .number:
-                guard values.count == 1 else { return .failed("a number takes one value, not \(values.count)") }
-                guard let n = Double(v.trimmingWhitespace()), n.isFinite else { return .failed("not a number") }
-                return .one(n == n.rounded() && abs(n) < 1e15 ? String(Int64(n)) : String(n))
+                guard values.count == 1 else { return ([], "a number takes one value, not \(values.count)") }
+                guard let n = Double(v.trimmingWhitespace()), n.isFinite else { return ([], "not a number") }
+                return ([n == n.rounded() && abs(n) < 1e15 ? String(Int64(n)) : String(n)], nil)
             case .boolean:
-                guard values.count == 1 else { return .failed("a boolean takes one value, not \(values.count)") }
+                guard values.count == 1 else { return ([], "a boolean takes one value, not \(values.count)") }
                 let l = v.trimmingWhitespace().lowercased()
-                guard ["true", "false", "1", "0"].contains(l) else { return .failed("not a boolean") }
-                return .one(Self.isTrue(l) ? "true" : "false")
+                guard ["true", "false", "1", "0"].contains(l) else { return ([], "not a boolean") }
+                return ([Self.isTrue(l) ? "true" : "false"], nil)
             }
         case .text:
             values = values.filter { !$0.isEmpty }
         }
-        guard !values.isEmpty else { return .none }
+        guard !values.isEmpty else { return ([], nil) }
         // Several values are kept as a JSON array text, as Cognito stores multi-valued SAML attributes.
         let text = values.count == 1 ? values[0] : JSONValue.serialize(.array(values.map(JSONValue.string)))
-        guard text.utf8.count <= maximumValueLength else { return .failed("longer than \(maximumValueLength) bytes") }
-        return .one(text)
+        guard text.utf8.count <= maximumValueLength else { return ([], "longer than \(maximumValueLength) bytes") }
+        return ([text], nil)
     }
 
     static func isTrue(_ v: String) -> Bool {

@@ -111,7 +111,7 @@ public final class Gatehouse: Sendable {
         }
         router.get("/metrics") { request, _ in
             if let token = self.configuration.metricsToken {
-                let presented = request.headers[.authorization].flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil } ?? ""
+                let presented = request.bearerCredential(maximumLength: 256) ?? ""
                 guard Secrets.constantTimeEquals(Secrets.hash(presented), Secrets.hash(token)) else {
                     return Response(status: .unauthorized, headers: [.wwwAuthenticate: "Bearer realm=\"metrics\""])
                 }

@@ -12,8 +12,6 @@ import Logging
 /// never fails a login.
 actor LoginSampleRecorder {
     private struct Pending {
-        let pool: PoolID
-        let provider: String
         let seenAt: Date
         let capturedAt: Date
         let attributes: [String: [String]]
@@ -44,7 +42,7 @@ actor LoginSampleRecorder {
     /// Takes one verified login's attributes (unredacted; they are redacted before they are stored).
     func record(pool: PoolID, provider: String, attributes: [String: [String]], capturedAt: Date) {
         let key = Key(pool: pool, provider: provider)
-        pending[key, default: []].append(Pending(pool: pool, provider: provider, seenAt: Date(), capturedAt: capturedAt, attributes: attributes))
+        pending[key, default: []].append(Pending(seenAt: Date(), capturedAt: capturedAt, attributes: attributes))
         if let count = pending[key]?.count, count > keep { pending[key]?.removeFirst(count - keep) }
         if timer == nil {
             let delay = self.delay
@@ -58,15 +56,15 @@ actor LoginSampleRecorder {
     /// Stores everything recorded so far; returns when it is stored (or its write failed).
     func flush() async {
         timer = nil
-        let batch = pending.values.flatMap { $0 }
+        let batch = pending
         pending = [:]
         let previous = writing
         let directory = self.directory, keep = self.keep, logger = self.logger
         let write = Task {
             await previous?.value
             guard !batch.isEmpty else { return }
-            let samples = batch.map {
-                LoginSample(poolID: $0.pool, providerName: $0.provider, id: LoginSample.newID(at: $0.seenAt), capturedAt: $0.capturedAt, attributes: LoginSample.redact($0.attributes))
+            let samples = batch.flatMap { key, logins in
+                logins.map { LoginSample(poolID: key.pool, providerName: key.provider, id: LoginSample.newID(at: $0.seenAt), capturedAt: $0.capturedAt, attributes: LoginSample.redact($0.attributes)) }
             }
             do {
                 try await directory.recordLoginSamples(samples, keep: keep)

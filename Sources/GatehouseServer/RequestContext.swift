@@ -1,4 +1,5 @@
 public import Hummingbird
+import Foundation
 import HTTPTypes
 public import NIOCore
 import Logging
@@ -16,4 +17,18 @@ public struct GatehouseRequestContext: RequestContext {
 
     /// Request bodies larger than this are refused (413) before any parsing.
     public var maxUploadSize: Int { 64 * 1024 }
+}
+
+extension Request {
+    /// The credential of an `Authorization: Bearer …` header (the scheme is case-insensitive, RFC
+    /// 7235 §2.1), or `nil` when there is none, it is empty, or the header is longer than
+    /// `maximumLength` bytes. The one reading of bearer credentials: admin API, `/metrics` and
+    /// the user's own link endpoints.
+    func bearerCredential(maximumLength: Int) -> String? {
+        guard let header = headers[.authorization], header.utf8.count <= maximumLength + 7,
+            header.utf8.count > 7, header.prefix(7).lowercased() == "bearer "
+        else { return nil }
+        let credential = header.dropFirst(7).trimmingCharacters(in: .whitespaces)
+        return credential.isEmpty ? nil : credential
+    }
 }

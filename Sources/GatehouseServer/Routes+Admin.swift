@@ -150,10 +150,9 @@ extension Gatehouse {
     /// Authenticates, runs, and renders errors as JSON; nothing unexpected leaks detail.
     func adminHandle(_ request: Request, _ context: GatehouseRequestContext, _ body: (AdminCall) async throws -> Response) async -> Response {
         do {
-            guard let header = request.headers[.authorization], header.utf8.count <= 256, header.hasPrefix("Bearer ") else {
+            guard let secret = request.bearerCredential(maximumLength: 256) else {
                 throw AdminAPIError(status: .unauthorized, code: "unauthorized", description: "an admin credential is required (Authorization: Bearer …)")
             }
-            let secret = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
             guard let credential = try await directory.adminCredential(secretHash: Secrets.hash(secret)) else {
                 throw AdminAPIError(status: .unauthorized, code: "unauthorized", description: "the admin credential is unknown or revoked")
             }

@@ -18,10 +18,9 @@ extension Gatehouse {
     /// `bearerUser` with the token's live refresh family, for checks about how the user signed in.
     func bearerSession(_ request: Request, pool: PoolID) async throws -> (user: User, token: LocalAccessTokenVerifier.Verified, family: RefreshTokenFamily) {
         let invalid = OAuthError(code: "invalid_token", description: "the access token is invalid", status: .unauthorized, wwwAuthenticate: "Bearer error=\"invalid_token\"")
-        guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
+        guard let token = request.bearerCredential(maximumLength: UnverifiedJWS.maximumSize) else {
             throw OAuthError(code: "invalid_request", description: "a Bearer access token is required", status: .unauthorized, wwwAuthenticate: "Bearer")
         }
-        let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
         guard let verified = try? await accessTokens.verify(token, pool: pool, issuer: configuration.issuer(for: pool), now: clock.now()) else { throw invalid }
         guard let family = try await directory.family(id: verified.familyID), family.revokedAt == nil,
             let user = try await directory.user(pool: pool, id: verified.subject), user.enabled

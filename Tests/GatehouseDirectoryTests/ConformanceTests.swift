@@ -369,9 +369,9 @@ import GatehouseTestSupport
         try await withDirectory(backend) { d in
             let p = try await pool(d)
             for i in 0..<5 {
-                try await d.recordLoginSample(LoginSample(poolID: p, providerName: "Okta", id: "s\(i)", capturedAt: t0.addingTimeInterval(Double(i)), attributes: ["n": ["\(i)"]]), keep: 3)
+                try await d.recordLoginSamples([LoginSample(poolID: p, providerName: "Okta", id: "s\(i)", capturedAt: t0.addingTimeInterval(Double(i)), attributes: ["n": ["\(i)"]])], keep: 3)
             }
-            try await d.recordLoginSample(LoginSample(poolID: p, providerName: "Other", id: "o", capturedAt: t0, attributes: [:]), keep: 3)
+            try await d.recordLoginSamples([LoginSample(poolID: p, providerName: "Other", id: "o", capturedAt: t0, attributes: [:])], keep: 3)
             #expect(try await d.loginSamples(pool: p, provider: "Okta", limit: 10).map(\.id) == ["s4", "s3", "s2"])
             #expect(try await d.loginSamples(pool: p, provider: "Okta", limit: 1).first?.attributes == ["n": ["4"]])
             #expect(try await d.loginSamples(pool: p, provider: "Other", limit: 10).count == 1)
