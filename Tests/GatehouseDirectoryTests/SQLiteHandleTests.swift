@@ -41,6 +41,22 @@ import Testing
         }
     }
 
+    @Test func everyBoundTypeReadsBackAsItself() throws {
+        try withHandle { h in
+            _ = try rows(h, "CREATE TABLE v (i INTEGER, b INTEGER, d REAL, x BLOB, n INTEGER)")
+            _ = try rows(h, "INSERT INTO v VALUES (?1, ?2, ?3, ?4, ?5)", [42, true, 2.5, [UInt8]([0, 1, 255]), Int?.none])
+            let row = try #require(try rows(h, "SELECT i, b, d, x, n FROM v").first)
+            #expect(try row.decode(column: "i", as: Int.self) == 42)
+            #expect(try row.decode(column: "b", as: Bool.self) == true)
+            #expect(try row.decode(column: "d", as: Double.self) == 2.5)
+            #expect(try row.decode(column: "x", as: [UInt8].self) == [0, 1, 255])
+            #expect(try row.decode(column: "n", as: Int?.self) == nil)
+            #expect(try row.decode(column: "i", as: Int?.self) == 42)
+            #expect(throws: SQLiteStatementError.self, "a real is not read as an integer") { try row.decode(column: "d", as: Int.self) }
+            #expect(throws: SQLiteStatementError.self, "a blob is not read as text") { try row.decode(column: "x", as: String.self) }
+        }
+    }
+
     @Test func whatItCannotDoExactlyIsRefused() throws {
         try withHandle { h in
             _ = try rows(h, "CREATE TABLE t (k TEXT PRIMARY KEY)")
