@@ -16,12 +16,15 @@ public struct CompiledMapping: Sendable {
         public let expression: MappingExpression
         public let update: AttributeMapping.Update
         let kind: TargetKind
+        /// For each of the expression's inputs, its slot among the mapping's `names`.
+        let slotOfInput: [Int32]
 
-        init(target: String, expression: MappingExpression, update: AttributeMapping.Update, kind: TargetKind) {
+        init(target: String, expression: MappingExpression, update: AttributeMapping.Update, kind: TargetKind, slotOfInput: [Int32]) {
             self.target = target
             self.expression = expression
             self.update = update
             self.kind = kind
+            self.slotOfInput = slotOfInput
         }
     }
 
@@ -32,6 +35,9 @@ public struct CompiledMapping: Sendable {
 
     public let rules: [Rule]
     public let mapping: AttributeMapping
+    /// Every upstream attribute name the rules read, each once: a login looks each up once.
+    let names: [String]
+    let layout: ResultLayout
 
     /// Longest value a pool attribute may take, in bytes; a longer one is not set (never cut: a cut
     /// email address is somebody else's).
@@ -44,6 +50,8 @@ public struct CompiledMapping: Sendable {
     public init(_ mapping: AttributeMapping, customAttributes: [CustomAttribute] = []) throws(MappingError) {
         let declared = Dictionary(customAttributes.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         var rules: [Rule] = []
+        var names: [String] = []
+        var slots: [String: Int32] = [:]
         for rule in mapping.rules {
             let t = rule.target
             let kind: TargetKind
@@ -76,10 +84,18 @@ public struct CompiledMapping: Sendable {
                     throw e
                 }
             }
-            rules.append(Rule(target: t, expression: expression, update: rule.update, kind: kind))
+            let slotOfInput = expression.inputs.map { name -> Int32 in
+                if let slot = slots[name] { return slot }
+                names.append(name)
+                slots[name] = Int32(names.count - 1)
+                return Int32(names.count - 1)
+            }
+            rules.append(Rule(target: t, expression: expression, update: rule.update, kind: kind, slotOfInput: slotOfInput))
         }
         self.rules = rules
         self.mapping = mapping
+        self.names = names
+        self.layout = ResultLayout(rules)
     }
 
     /// What one rule made of one login: the attributes it read, and its value or why it has none.
@@ -107,76 +123,151 @@ public struct CompiledMapping: Sendable {
     }
 
     public func apply(_ attributes: [String: [String]]) -> Result {
-        var builder = ResultBuilder()
-        for rule in rules {
-            let (values, failure) = Self.run(rule, attributes)
-            builder.record(rule, values, failure)
+        let rules = self.rules, layout = self.layout
+        return withSlots(attributes) { slots in
+            var builder = ResultBuilder(layout)
+            for (k, rule) in rules.enumerated() { builder.record(rule, at: layout.positions[k], Self.run(rule, slots)) }
+            return builder.finish()
         }
-        return builder.result
     }
 
     /// `apply`, with every rule's inputs and output, for an admin's preview.
     public func explain(_ attributes: [String: [String]]) -> (result: Result, outcomes: [RuleOutcome]) {
-        var builder = ResultBuilder()
-        var outcomes: [RuleOutcome] = []
-        for rule in rules {
-            let (values, failure) = Self.run(rule, attributes)
-            builder.record(rule, values, failure)
-            var inputs: [String: [String]] = [:]
-            for name in rule.expression.inputs { inputs[name] = attributes[name] ?? [] }
-            outcomes.append(RuleOutcome(target: rule.target, update: rule.update, inputs: inputs, output: values, failure: failure))
+        let rules = self.rules, layout = self.layout
+        return withSlots(attributes) { slots in
+            var builder = ResultBuilder(layout)
+            var outcomes: [RuleOutcome] = []
+            for (k, rule) in rules.enumerated() {
+                let outcome = Self.run(rule, slots)
+                builder.record(rule, at: layout.positions[k], outcome)
+                var inputs: [String: [String]] = [:]
+                for name in rule.expression.inputs { inputs[name] = attributes[name] ?? [] }
+                outcomes.append(RuleOutcome(target: rule.target, update: rule.update, inputs: inputs, output: outcome.values, failure: outcome.failure))
+            }
+            return (builder.finish(), outcomes)
         }
-        return (builder.result, outcomes)
     }
 
-    /// Collects rule outcomes as pairs and builds each dictionary once, at its final size.
+    /// Runs `body` with the login's values of every name in `names`, looked up once, in order.
+    private func withSlots<R>(_ attributes: [String: [String]], _ body: (UnsafeBufferPointer<[String]?>) -> R) -> R {
+        withUnsafeTemporaryAllocation(of: [String]?.self, capacity: max(names.count, 1)) { buffer in
+            let base = buffer.baseAddress!
+            for (i, name) in names.enumerated() { (base + i).initialize(to: attributes[name]) }
+            defer { base.deinitialize(count: names.count) }
+            return body(UnsafeBufferPointer(start: base, count: names.count))
+        }
+    }
+
+    /// What one rule made of one login.
+    enum Outcome {
+        /// The sources were empty: the rule sets nothing, and that is no fault.
+        case unset
+        case value(String)
+        /// A `groups` rule's pool groups.
+        case groups([String])
+        /// The rule ran but sets nothing, for this reason.
+        case failure(String)
+
+        var values: [String] {
+            switch self {
+            case .unset, .failure: []
+            case .value(let v): [v]
+            case .groups(let g): g
+            }
+        }
+
+        var failure: String? {
+            if case .failure(let reason) = self { reason } else { nil }
+        }
+    }
+
+    /// Where each rule's value goes in a result: the result's two attribute dictionaries start as
+    /// copies of dictionaries that already hold every target (with empty values), so a login's
+    /// values are stored by position, without hashing the targets again; the targets a login
+    /// leaves unset are removed at the end.
+    final class ResultLayout: @unchecked Sendable {  // immutable after init
+        let everyLogin: [String: String]
+        let firstLogin: [String: String]
+        /// Per rule, its position in the dictionary its update policy selects (`nil` for groups).
+        let positions: [Dictionary<String, String>.Index?]
+
+        init(_ rules: [Rule]) {
+            var every: [String: String] = [:], first: [String: String] = [:]
+            for rule in rules {
+                if case .groups = rule.kind { continue }
+                switch rule.update {
+                case .everyLogin: every[rule.target] = ""
+                case .firstLogin: first[rule.target] = ""
+                }
+            }
+            everyLogin = every
+            firstLogin = first
+            positions = rules.map { rule in
+                if case .groups = rule.kind { return nil }
+                return rule.update == .everyLogin ? every.index(forKey: rule.target) : first.index(forKey: rule.target)
+            }
+        }
+    }
+
+    /// Collects rule outcomes into the result.
     private struct ResultBuilder {
-        var everyLogin: [(String, String)] = []
-        var firstLogin: [(String, String)] = []
-        var failures: [(String, String)] = []
-        var groups: [String]? = nil
-        var groupsUpdate = AttributeMapping.Update.everyLogin
+        var result = Result()
+        var unset: [(AttributeMapping.Update, String)] = []
 
-        mutating func record(_ rule: Rule, _ values: [String], _ failure: String?) {
-            if let failure {
-                failures.append((rule.target, failure))
-                return
-            }
-            if case .groups = rule.kind {
-                groups = values
-                groupsUpdate = rule.update
-                return
-            }
-            guard let value = values.first else { return }
-            switch rule.update {
-            case .everyLogin: everyLogin.append((rule.target, value))
-            case .firstLogin: firstLogin.append((rule.target, value))
-            }
+        init(_ layout: ResultLayout) {
+            result.attributes = layout.everyLogin
+            result.initialAttributes = layout.firstLogin
         }
 
-        /// Targets are unique in a mapping, so the pairs make dictionaries without collisions.
-        var result: Result {
-            Result(
-                attributes: Dictionary(everyLogin, uniquingKeysWith: { a, _ in a }),
-                initialAttributes: Dictionary(firstLogin, uniquingKeysWith: { a, _ in a }),
-                groups: groups, groupsUpdate: groupsUpdate, failures: Dictionary(failures, uniquingKeysWith: { a, _ in a }))
+        mutating func record(_ rule: Rule, at position: Dictionary<String, String>.Index?, _ outcome: Outcome) {
+            switch outcome {
+            case .groups(let g):
+                result.groups = g
+                result.groupsUpdate = rule.update
+                return
+            case .value(let value):
+                guard let position else { return }  // only groups rules have no position
+                switch rule.update {
+                case .everyLogin: result.attributes.values[position] = value
+                case .firstLogin: result.initialAttributes.values[position] = value
+                }
+                return
+            case .failure(let reason): result.failures[rule.target] = reason
+            case .unset: break
+            }
+            if position != nil { unset.append((rule.update, rule.target)) }
+        }
+
+        /// The result, without the targets no rule set. Removing changes positions, so it comes last.
+        mutating func finish() -> Result {
+            for (update, target) in unset {
+                switch update {
+                case .everyLogin: result.attributes.removeValue(forKey: target)
+                case .firstLogin: result.initialAttributes.removeValue(forKey: target)
+                }
+            }
+            return result
         }
     }
 
-    /// The rule's value(s) after its target's typing, or the reason it has none.
-    static func run(_ rule: Rule, _ attributes: [String: [String]]) -> ([String], String?) {
-        var evaluator = Evaluator(attributes: attributes, budget: ruleBudget)
+    /// The rule's value after its target's typing, or why it has none.
+    static func run(_ rule: Rule, _ slots: UnsafeBufferPointer<[String]?>) -> Outcome {
+        var evaluator = Evaluator(program: rule.expression.program, slots: slots, slotOfInput: rule.slotOfInput, budget: ruleBudget)
         let value: Value
         do {
-            value = try evaluator.evaluate(rule.expression.root)
+            value = try evaluator.run()
         } catch {
-            return ([], error.reason)
+            return .failure(error.reason)
         }
-        // The common case, one value for a plain text attribute, without building lists.
-        if case .one(let single) = value, case .text = rule.kind {
-            guard !single.isEmpty else { return ([], nil) }
-            guard single.utf8.count <= maximumValueLength else { return ([], "longer than \(maximumValueLength) bytes") }
-            return ([single], nil)
+        // The common cases, one value for a text or email attribute, without building lists.
+        if case .one(let single) = value {
+            switch rule.kind {
+            case .text: return single.isEmpty ? .unset : checkedLength(single)
+            case .email:
+                let trimmed = single.trimmingWhitespace()
+                return trimmed.isEmpty ? .unset : checkedLength(trimmed)
+            default: break
+            }
         }
         var values = value.strings
         switch rule.kind {
@@ -184,45 +275,59 @@ public struct CompiledMapping: Sendable {
             var kept: [String] = []
             kept.reserveCapacity(values.count)
             for v in values where !v.isEmpty && v.utf8.count <= 128 && !kept.contains(v) { kept.append(v) }
-            values = kept
-            guard values.count <= maximumGroups else { return ([], "more than \(maximumGroups) groups") }
-            return (values, nil)
+            guard kept.count <= maximumGroups else { return .failure("more than \(maximumGroups) groups") }
+            return .groups(kept)
         case .boolean:
-            guard let v = values.first else { return ([], nil) }
-            return ([Self.isTrue(v) ? "true" : "false"], nil)
+            guard let v = values.first else { return .unset }
+            return .value(Self.boolean(v) == true ? "true" : "false")
         case .email:
             values = values.map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
         case .custom(let declared):
             values = values.filter { !$0.isEmpty }
-            guard let v = values.first else { return ([], nil) }
+            guard let v = values.first else { return .unset }
             switch declared.type {
             case .string:
                 let text = values.count == 1 ? v : JSONValue.serialize(.array(values.map(JSONValue.string)))
-                guard text.utf8.count <= declared.maximumLength else { return ([], "longer than \(declared.maximumLength) bytes") }
-                return ([text], nil)
+                guard text.utf8.count <= declared.maximumLength else { return .failure("longer than \(declared.maximumLength) bytes") }
+                return .value(text)
             case .number:
-                guard values.count == 1 else { return ([], "a number takes one value, not \(values.count)") }
-                guard let n = Double(v.trimmingWhitespace()), n.isFinite else { return ([], "not a number") }
-                return ([n == n.rounded() && abs(n) < 1e15 ? String(Int64(n)) : String(n)], nil)
+                guard values.count == 1 else { return .failure("a number takes one value, not \(values.count)") }
+                guard let n = Double(v.trimmingWhitespace()), n.isFinite else { return .failure("not a number") }
+                return .value(n == n.rounded() && abs(n) < 1e15 ? String(Int64(n)) : String(n))
             case .boolean:
-                guard values.count == 1 else { return ([], "a boolean takes one value, not \(values.count)") }
-                let l = v.trimmingWhitespace().lowercased()
-                guard ["true", "false", "1", "0"].contains(l) else { return ([], "not a boolean") }
-                return ([Self.isTrue(l) ? "true" : "false"], nil)
+                guard values.count == 1 else { return .failure("a boolean takes one value, not \(values.count)") }
+                guard let b = Self.boolean(v) else { return .failure("not a boolean") }
+                return .value(b ? "true" : "false")
             }
         case .text:
             values = values.filter { !$0.isEmpty }
         }
-        guard !values.isEmpty else { return ([], nil) }
+        guard !values.isEmpty else { return .unset }
         // Several values are kept as a JSON array text, as Cognito stores multi-valued SAML attributes.
-        let text = values.count == 1 ? values[0] : JSONValue.serialize(.array(values.map(JSONValue.string)))
-        guard text.utf8.count <= maximumValueLength else { return ([], "longer than \(maximumValueLength) bytes") }
-        return ([text], nil)
+        return checkedLength(values.count == 1 ? values[0] : JSONValue.serialize(.array(values.map(JSONValue.string))))
     }
 
-    static func isTrue(_ v: String) -> Bool {
-        let l = v.trimmingWhitespace().lowercased()
-        return l == "true" || l == "1"
+    static func checkedLength(_ text: String) -> Outcome {
+        text.utf8.count <= maximumValueLength ? .value(text) : .failure("longer than \(maximumValueLength) bytes")
+    }
+
+    /// `true` for "true" or "1", `false` for "false" or "0" (any case, surrounding whitespace
+    /// ignored), `nil` for anything else.
+    static func boolean(_ v: String) -> Bool? {
+        let t = v.trimmingWhitespace().utf8
+        func isWord(_ word: StaticString) -> Bool {
+            guard t.count == word.utf8CodeUnitCount else { return false }
+            var k = 0
+            for a in t {
+                let b: UInt8 = word.utf8Start[k]
+                guard a == b || (a >= 0x41 && a <= 0x5A && a | 0x20 == b) else { return false }
+                k += 1
+            }
+            return true
+        }
+        if isWord("true") || isWord("1") { return true }
+        if isWord("false") || isWord("0") { return false }
+        return nil
     }
 
 }
@@ -239,9 +344,19 @@ public enum AttributeMapper {
 
 extension String {
     func trimmingWhitespace() -> String {
-        // Most values have nothing to trim: check the ends' bytes before any Unicode work.
-        let utf8 = self.utf8
-        if let f = utf8.first, let l = utf8.last, f > 0x20, f < 0x80, l > 0x20, l < 0x80 { return self }
+        // Most values have nothing to trim, and most that do have ASCII spaces: look at the bytes
+        // of the ends before any Unicode work.
+        func isASCIISpace(_ b: UInt8) -> Bool { b == 0x20 || (b >= 0x09 && b <= 0x0D) }
+        var copy = self
+        let trimmed = copy.withUTF8 { bytes -> String?? in
+            var start = 0, end = bytes.count
+            while start < end, isASCIISpace(bytes[start]) { start += 1 }
+            while start < end, isASCIISpace(bytes[end - 1]) { end -= 1 }
+            guard start == end || (bytes[start] < 0x80 && bytes[end - 1] < 0x80) else { return nil }  // Unicode work needed
+            if start == 0 && end == bytes.count { return .some(nil) }  // nothing to trim
+            return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
+        }
+        if let trimmed { return trimmed ?? self }
         func isSpace(_ c: Unicode.Scalar) -> Bool {
             c.isASCII ? (c == " " || (c.value >= 0x09 && c.value <= 0x0D)) : c.properties.isWhitespace
         }

@@ -36,6 +36,8 @@ public struct MappingExpression: Sendable {
 
     public let source: String
     let root: Node
+    /// `root` lowered for evaluation.
+    let program: Program
     /// Every attribute name the expression reads, in order of first use (for previews).
     public let inputs: [String]
     public let isBoolean: Bool
@@ -55,6 +57,7 @@ public struct MappingExpression: Sendable {
         root.collectInputs(into: &inputs, seen: &seen)
         self.inputs = inputs
         self.isBoolean = root.type == .boolean
+        self.program = Program(root, inputs: inputs)
     }
 
     /// An expression that reads one attribute: Cognito's flat form.
@@ -63,6 +66,7 @@ public struct MappingExpression: Sendable {
         root = Node(.attribute(name), type: .text, position: 1)
         inputs = [name]
         isBoolean = false
+        program = Program(root, inputs: inputs)
     }
 }
 

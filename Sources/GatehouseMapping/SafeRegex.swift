@@ -19,8 +19,8 @@ public final class SafeRegex: Sendable {
     enum Instruction: Sendable {
         case scalar(UInt32)
         case any
-        /// Ranges `ranges[start..<start+count]` of the regex's range table.
-        case set(start: Int, count: Int, negated: Bool)
+        /// Class `classes[k]`.
+        case set(Int)
         case split(Int, Int)  // prefer the first
         case jump(Int)
         case save(Int)
@@ -45,6 +45,7 @@ public final class SafeRegex: Sendable {
     let program: [Instruction]
     /// The ranges of every class, flattened so instructions stay plain values.
     let ranges: [ClosedRange<UInt32>]
+    let classes: [Class]
     /// Whether every match must start at the beginning of the input (the pattern begins with `^`).
     let anchoredAtStart: Bool
     /// What a match must begin with (scalars and sets), or `nil` when that is not so simple.
@@ -84,6 +85,7 @@ public final class SafeRegex: Sendable {
         }
         self.program = compiler.program
         self.ranges = compiler.ranges
+        self.classes = compiler.classes
         self.starters = Self.starters(of: compiler.program)
         self.anchoredAtStart = Self.isAnchoredAtStart(compiler.program)
         self.groupCount = parser.groupCount
@@ -94,54 +96,136 @@ public final class SafeRegex: Sendable {
     typealias Program = UnsafeBufferPointer<Instruction>
     typealias Ranges = UnsafeBufferPointer<ClosedRange<UInt32>>
 
-    static func inSet(_ c: UInt32, _ ranges: Ranges, start: Int, count: Int, negated: Bool) -> Bool {
+    /// A class: its ranges in the range table, and its members below 128 as a bitmap (so ASCII
+    /// input, nearly all of it, is tested with one shift).
+    struct Class: Sendable {
+        let start: Int
+        let count: Int
+        let negated: Bool
+        let low: UInt64
+        let high: UInt64
+
+        init(start: Int, count: Int, negated: Bool, ranges: [ClosedRange<UInt32>]) {
+            self.start = start
+            self.count = count
+            self.negated = negated
+            var low: UInt64 = 0, high: UInt64 = 0
+            for c in UInt32(0)..<128 where ranges[start..<(start + count)].contains(where: { $0.contains(c) }) != negated {
+                if c < 64 { low |= 1 << c } else { high |= 1 << (c - 64) }
+            }
+            self.low = low
+            self.high = high
+        }
+    }
+
+    @inline(__always) static func inSet(_ c: UInt32, _ set: Class, _ ranges: Ranges) -> Bool {
+        if c < 64 { return (set.low >> c) & 1 != 0 }
+        if c < 128 { return (set.high >> (c - 64)) & 1 != 0 }
         var inside = false
-        for k in start..<(start + count) where ranges[k].contains(c) {
+        for k in set.start..<(set.start + set.count) where ranges[k].contains(c) {
             inside = true
             break
         }
-        return inside != negated
+        return inside != set.negated
     }
 
     /// Whether a match could begin with `c`: what the program can consume first, when that is
     /// known (no anchor, `.` or empty match first), lets the search skip hopeless positions.
-    private static func couldStart(_ c: UInt32, _ starters: [Instruction], _ ranges: Ranges) -> Bool {
+    private func couldStart(_ c: UInt32, _ starters: [Instruction], _ ranges: Ranges) -> Bool {
         for s in starters {
             switch s {
             case .scalar(let x): if x == c { return true }
-            case .set(let start, let count, let negated): if inSet(c, ranges, start: start, count: count, negated: negated) { return true }
+            case .set(let k): if Self.inSet(c, classes[k], ranges) { return true }
             default: return true
             }
         }
         return false
     }
 
-    /// The first (leftmost, then by the pattern's preferences) match at or after `start`: the scalar
-    /// offsets of the whole match and of each group (`nil` when a group took no part).
-    ///
-    /// Each thread stepped costs one unit of `budget`; when it runs out the search stops and
-    /// returns `nil` with `budget` negative.
-    func firstMatch(in input: [UInt32], from start: Int, budget: inout Int) -> [Range<Int>?]? {
-        withMachine { machine in firstMatch(in: input, from: start, budget: &budget, machine: &machine) }
+    // MARK: Searching
+
+    /// The two engines, which find the same matches with the same groups.
+    enum Engine {
+        /// A bounded backtracker (RE2's "BitState"): a depth-first search in the pattern's order of
+        /// preference that marks each (instruction, position) it visits and never visits one twice,
+        /// so it also costs at most program × input steps. It needs one bit per pair, so it serves
+        /// short inputs, where it is several times faster than the Pike VM.
+        case backtrack
+        /// A Pike virtual machine: every thread advanced in step over the input.
+        case pike
     }
 
-    /// Runs `body` with the memory one search needs (thread lists, captures, the closure stack),
-    /// on the stack when it is small; a replace-all reuses it for every match.
-    func withMachine<R>(_ body: (inout Machine) -> R) -> R {
+    /// Largest program × (input + 1) searched by the backtracker; its marks take this many bits
+    /// and its stack at most this many words.
+    static let maximumBacktrackCells = 4096
+
+    /// Runs `body` with a searcher over `input` and the memory its engine needs, on the stack when
+    /// small; a replace-all reuses it for every match. `engine` is for tests; by default the
+    /// backtracker takes inputs it can mark and the Pike VM the rest.
+    func withSearcher<R>(_ input: UnsafeBufferPointer<UInt32>, engine: Engine? = nil, _ body: (inout Searcher) -> R) -> R {
         let n = program.count, slots = 2 * (groupCount + 1)
-        let listSize = n + n * slots + n
-        let stackSize = 3 * (2 * n + 2)
-        let total = 2 * listSize + slots + slots + stackSize
-        return withUnsafeTemporaryAllocation(of: Int.self, capacity: total) { buffer in
-            buffer.initialize(repeating: 0)
-            var machine = Machine(base: buffer.baseAddress!, programLength: n, slots: slots)
-            return body(&machine)
+        let cells = n * (input.count + 1)
+        let engine = engine ?? (cells <= Self.maximumBacktrackCells ? .backtrack : .pike)
+        let scratch: Int
+        switch engine {
+        case .backtrack: scratch = (cells + 63) / 64 + cells + 1  // marks, then the job stack
+        case .pike: scratch = 2 * (n + n * slots + n) + 3 * (2 * n + 2)
+        }
+        return program.withUnsafeBufferPointer { program in
+            ranges.withUnsafeBufferPointer { ranges in
+                withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * slots + scratch) { buffer in
+                    let base = buffer.baseAddress!
+                    var searcher = Searcher(
+                        program: program, ranges: ranges, input: input, slots: slots, engine: engine,
+                        captures: base, matched: base + slots, scratch: base + 2 * slots, programLength: n)
+                    return body(&searcher)
+                }
+            }
         }
     }
 
-    /// The search's working memory, carved out of one buffer: two thread lists (program counters,
-    /// their captures, and generation marks so each counter is added once per step), a capture
-    /// scratch, the match's captures, and a stack for following jumps and splits.
+    /// One search's view of the pattern, the input and its working memory.
+    struct Searcher {
+        let program: Program
+        let ranges: Ranges
+        let input: UnsafeBufferPointer<UInt32>
+        let slots: Int
+        let engine: Engine
+        /// The groups of the path being followed.
+        let captures: UnsafeMutablePointer<Int>
+        /// The groups of the last match: start and end offsets per group, -1 when it took no part.
+        let matched: UnsafeMutablePointer<Int>
+        let scratch: UnsafeMutablePointer<Int>
+        var machine: Machine?
+
+        init(
+            program: Program, ranges: Ranges, input: UnsafeBufferPointer<UInt32>, slots: Int, engine: Engine,
+            captures: UnsafeMutablePointer<Int>, matched: UnsafeMutablePointer<Int>, scratch: UnsafeMutablePointer<Int>, programLength n: Int
+        ) {
+            self.program = program
+            self.ranges = ranges
+            self.input = input
+            self.slots = slots
+            self.engine = engine
+            self.captures = captures
+            self.matched = matched
+            self.scratch = scratch
+            if engine == .pike {
+                scratch.initialize(repeating: 0, count: 2 * (n + n * slots + n))
+                machine = Machine(base: scratch, programLength: n, slots: slots)
+            }
+        }
+
+        /// Group `g` of the last match, if it took part.
+        func group(_ g: Int) -> Range<Int>? {
+            let a = matched[2 * g], b = matched[2 * g + 1]
+            return a >= 0 && b >= a ? a..<b : nil
+        }
+    }
+
+    /// The search's working memory for the Pike VM, carved out of one buffer: two thread lists
+    /// (program counters, their captures, and generation marks so each counter is added once per
+    /// step), and a stack for following jumps and splits.
     struct Machine {
         let slots: Int
         var currentPCs: UnsafeMutablePointer<Int>
@@ -154,8 +238,6 @@ public final class SafeRegex: Sendable {
         var nextCount = 0
         var currentStamp = 1
         var nextStamp = 2
-        let captures: UnsafeMutablePointer<Int>
-        let matched: UnsafeMutablePointer<Int>
         let stack: UnsafeMutablePointer<Int>
 
         init(base: UnsafeMutablePointer<Int>, programLength n: Int, slots: Int) {
@@ -167,7 +249,7 @@ public final class SafeRegex: Sendable {
             }
             currentPCs = take(n); currentCaptures = take(n * slots); currentMarks = take(n)
             nextPCs = take(n); nextCaptures = take(n * slots); nextMarks = take(n)
-            captures = take(slots); matched = take(slots); stack = take(3 * (2 * n + 2))
+            stack = take(3 * (2 * n + 2))
         }
 
         mutating func reset() {
@@ -189,17 +271,13 @@ public final class SafeRegex: Sendable {
         }
     }
 
-    func firstMatch(in input: [UInt32], from start: Int, budget: inout Int, machine m: inout Machine) -> [Range<Int>?]? {
-        program.withUnsafeBufferPointer { program in
-            ranges.withUnsafeBufferPointer { ranges in
-                input.withUnsafeBufferPointer { input in
-                    firstMatch(program, ranges, input, from: start, budget: &budget, machine: &m)
-                }
-            }
-        }
-    }
-
-    private func firstMatch(_ program: Program, _ ranges: Ranges, _ input: UnsafeBufferPointer<UInt32>, from start: Int, budget: inout Int, machine m: inout Machine) -> [Range<Int>?]? {
+    /// Finds the first (leftmost, then by the pattern's preferences) match at or after `start` and
+    /// leaves its groups in `searcher.matched`.
+    ///
+    /// Each step costs one unit of `budget`; when it runs out the search stops, returning `false`
+    /// with `budget` negative.
+    func find(_ s: inout Searcher, from start: Int, budget: inout Int) -> Bool {
+        let program = s.program, input = s.input
         if program.count == 4, groupCount == 0, case .save(0) = program[0], case .save(1) = program[2] {
             // One scalar or class (`[^0-9]`, `-`): a scan finds the same leftmost match.
             var position = start
@@ -208,17 +286,109 @@ public final class SafeRegex: Sendable {
                 let hit: Bool
                 switch program[1] {
                 case .scalar(let x): hit = c == x
-                case .set(let a, let n, let negated): hit = Self.inSet(c, ranges, start: a, count: n, negated: negated)
+                case .set(let k): hit = Self.inSet(c, classes[k], s.ranges)
                 case .any: hit = c != 0x0A
                 default: hit = false
                 }
                 budget -= 1
-                if hit { return [position..<(position + 1)] }
+                if hit {
+                    s.matched[0] = position
+                    s.matched[1] = position + 1
+                    return true
+                }
                 position += 1
             }
-            return nil
+            return false
         }
-        let slots = m.slots
+        switch s.engine {
+        case .backtrack: return backtrack(&s, from: start, budget: &budget)
+        case .pike: return pike(&s, from: start, budget: &budget)
+        }
+    }
+
+    /// The backtracker. A job on its stack is either a place to resume (instruction and position)
+    /// or, negated, a group to restore (slot and old value) when the search backs out of a save.
+    private func backtrack(_ s: inout Searcher, from start: Int, budget: inout Int) -> Bool {
+        let program = s.program, ranges = s.ranges, input = s.input, captures = s.captures
+        let count = input.count, width = count + 1
+        let words = (program.count * width + 63) / 64
+        // A pair that failed once fails again from any start (captures do not change whether the
+        // rest matches), so the marks are kept across start positions.
+        let marks = s.scratch
+        marks.update(repeating: 0, count: words)
+        let jobs = s.scratch + words
+        var position = start
+        while position <= count {
+            if anchoredAtStart && position > 0 { return false }
+            if let starters {
+                while position < count && !couldStart(fold(input[position]), starters, ranges) { position += 1 }
+                budget -= 1
+                if position >= count { return false }
+            }
+            for k in 0..<s.slots { captures[k] = -1 }
+            jobs[0] = position
+            var top = 1
+            while top > 0 {
+                top -= 1
+                let job = jobs[top]
+                if job < 0 {
+                    let restore = ~job
+                    captures[restore >> 32] = (restore & 0xFFFF_FFFF) - 1
+                    continue
+                }
+                var pc = job >> 32, at = job & 0xFFFF_FFFF
+                path: while true {
+                    let cell = pc * width + at
+                    let bit = 1 &<< (cell & 63)
+                    if marks[cell >> 6] & bit != 0 { break path }
+                    marks[cell >> 6] |= bit
+                    budget -= 1
+                    if budget < 0 { return false }
+                    switch program[pc] {
+                    case .match:
+                        for k in 0..<s.slots { s.matched[k] = captures[k] }
+                        return true
+                    case .scalar(let x):
+                        guard at < count, fold(input[at]) == x else { break path }
+                        pc += 1
+                        at += 1
+                    case .any:
+                        guard at < count, input[at] != 0x0A else { break path }
+                        pc += 1
+                        at += 1
+                    case .set(let k):
+                        guard at < count, Self.inSet(fold(input[at]), classes[k], ranges) else { break path }
+                        pc += 1
+                        at += 1
+                    case .split(let preferred, let other):
+                        jobs[top] = other << 32 | at
+                        top += 1
+                        pc = preferred
+                    case .jump(let target):
+                        pc = target
+                    case .save(let slot):
+                        jobs[top] = ~(slot << 32 | (captures[slot] + 1))
+                        top += 1
+                        captures[slot] = at
+                        pc += 1
+                    case .assertStart:
+                        guard at == 0 else { break path }
+                        pc += 1
+                    case .assertEnd:
+                        guard at == count else { break path }
+                        pc += 1
+                    }
+                }
+            }
+            position += 1
+        }
+        return false
+    }
+
+    private func pike(_ s: inout Searcher, from start: Int, budget: inout Int) -> Bool {
+        let program = s.program, ranges = s.ranges, input = s.input, slots = s.slots
+        var m = s.machine!
+        defer { s.machine = m }
         m.reset()
         var found = false
         var position = start
@@ -227,16 +397,16 @@ public final class SafeRegex: Sendable {
             if !found && (!anchoredAtStart || position == 0) {
                 if m.currentCount == 0, let starters {
                     // Nothing under way: jump to where a match could begin.
-                    while position < count && !Self.couldStart(fold(input[position]), starters, ranges) { position += 1 }
+                    while position < count && !couldStart(fold(input[position]), starters, ranges) { position += 1 }
                     budget -= 1
                     if position >= count { break }
                 }
-                for k in 0..<slots { m.captures[k] = -1 }
-                addThread(program, &m, toNext: false, pc: 0, position: position, count: count)
+                for k in 0..<slots { s.captures[k] = -1 }
+                addThread(program, &m, s.captures, toNext: false, pc: 0, position: position, count: count)
             }
             if m.currentCount == 0 { break }
             budget -= m.currentCount
-            if budget < 0 { return nil }
+            if budget < 0 { return false }
             let c: UInt32 = position < count ? fold(input[position]) : UInt32.max
             var i = 0
             while i < m.currentCount {
@@ -244,18 +414,18 @@ public final class SafeRegex: Sendable {
                 var step = false
                 switch program[pc] {
                 case .match:
-                    for k in 0..<slots { m.matched[k] = m.currentCaptures[i * slots + k] }
+                    for k in 0..<slots { s.matched[k] = m.currentCaptures[i * slots + k] }
                     found = true
                     // Lower-priority threads are cut off: the leftmost-first match is this one.
                     m.currentCount = i + 1
-                case .scalar(let s): step = c == s
+                case .scalar(let x): step = c == x
                 case .any: step = c != UInt32.max && c != 0x0A
-                case .set(let start, let n, let negated): step = c != UInt32.max && Self.inSet(c, ranges, start: start, count: n, negated: negated)
+                case .set(let k): step = c != UInt32.max && Self.inSet(c, classes[k], ranges)
                 default: break
                 }
                 if step {
-                    for k in 0..<slots { m.captures[k] = m.currentCaptures[i * slots + k] }
-                    addThread(program, &m, toNext: true, pc: pc + 1, position: position + 1, count: count)
+                    for k in 0..<slots { s.captures[k] = m.currentCaptures[i * slots + k] }
+                    addThread(program, &m, s.captures, toNext: true, pc: pc + 1, position: position + 1, count: count)
                 }
                 i += 1
             }
@@ -263,17 +433,13 @@ public final class SafeRegex: Sendable {
             position += 1
             m.advance()
         }
-        guard found else { return nil }
-        return (0...groupCount).map { g in
-            let a = m.matched[2 * g], b = m.matched[2 * g + 1]
-            return a >= 0 && b >= a ? a..<b : nil
-        }
+        return found
     }
 
     /// Follows jumps, splits, saves and assertions from `pc`, adding every thread that waits on an
     /// input scalar (or matches) to the current or next list, in priority order, each program
     /// counter at most once per list and step.
-    private func addThread(_ program: Program, _ m: inout Machine, toNext: Bool, pc start: Int, position: Int, count: Int) {
+    private func addThread(_ program: Program, _ m: inout Machine, _ captures: UnsafeMutablePointer<Int>, toNext: Bool, pc start: Int, position: Int, count: Int) {
         // A stack of (pc, slot to restore, old value) triples: recursion depth would follow the
         // pattern. Each program counter is pushed at most twice (split and jump) before it is
         // marked, and each save pushes one restore, so 3 × (2n + 2) Ints suffice.
@@ -296,7 +462,7 @@ public final class SafeRegex: Sendable {
             top -= 3
             let pc = stack[top], slot = stack[top + 1]
             if slot >= 0 {
-                m.captures[slot] = stack[top + 2]
+                captures[slot] = stack[top + 2]
                 if pc < 0 { continue }
             }
             if marks[pc] == stamp { continue }
@@ -308,8 +474,8 @@ public final class SafeRegex: Sendable {
                 push(second, -1, 0)
                 push(first, -1, 0)
             case .save(let s):
-                push(-1, s, m.captures[s])
-                m.captures[s] = position
+                push(-1, s, captures[s])
+                captures[s] = position
                 push(pc + 1, -1, 0)
             case .assertStart:
                 if position == 0 { push(pc + 1, -1, 0) }
@@ -317,7 +483,7 @@ public final class SafeRegex: Sendable {
                 if position == count { push(pc + 1, -1, 0) }
             default:
                 pcs[listCount] = pc
-                for k in 0..<slots { caps[listCount * slots + k] = m.captures[k] }
+                for k in 0..<slots { caps[listCount * slots + k] = captures[k] }
                 listCount += 1
             }
         }
@@ -360,7 +526,7 @@ public final class SafeRegex: Sendable {
         return simple ? first : nil
     }
 
-    private func fold(_ c: UInt32) -> UInt32 {
+    @inline(__always) private func fold(_ c: UInt32) -> UInt32 {
         guard caseInsensitive else { return c }
         return Self.lowercase(c)
     }
@@ -374,31 +540,82 @@ public final class SafeRegex: Sendable {
         return l.value
     }
 
-    // MARK: Matching API on strings
+    // MARK: Matching strings
+
+    /// Longest input a search reads, in Unicode scalars; a longer value does not match.
+    public static let maximumInput = 4096
+
+    /// Runs `body` over the Unicode scalars of `value`, decoded into memory on the stack when short;
+    /// `nil` without calling it when `value` is longer than `maximumInput`.
+    static func withScalars<R>(of value: String, _ body: (UnsafeBufferPointer<UInt32>) -> R) -> R? {
+        let bytes = value.utf8.count
+        guard bytes <= 4 * maximumInput else { return nil }
+        return withUnsafeTemporaryAllocation(of: UInt32.self, capacity: max(bytes, 1)) { buffer -> R? in
+            var n = 0
+            var copy = value
+            copy.withUTF8 { utf8 in
+                // Swift strings hold valid UTF-8, so each lead byte says how many follow.
+                var i = 0
+                while i < utf8.count {
+                    let b = UInt32(utf8[i])
+                    if b < 0x80 {
+                        buffer[n] = b
+                        i += 1
+                    } else if b < 0xE0 {
+                        buffer[n] = (b & 0x1F) << 6 | UInt32(utf8[i + 1] & 0x3F)
+                        i += 2
+                    } else if b < 0xF0 {
+                        buffer[n] = (b & 0x0F) << 12 | UInt32(utf8[i + 1] & 0x3F) << 6 | UInt32(utf8[i + 2] & 0x3F)
+                        i += 3
+                    } else {
+                        buffer[n] = (b & 0x07) << 18 | UInt32(utf8[i + 1] & 0x3F) << 12 | UInt32(utf8[i + 2] & 0x3F) << 6 | UInt32(utf8[i + 3] & 0x3F)
+                        i += 4
+                    }
+                    n += 1
+                }
+            }
+            guard n <= maximumInput else { return nil }
+            return body(UnsafeBufferPointer(rebasing: buffer[0..<n]))
+        }
+    }
 
     /// Whether the pattern matches anywhere in `value`.
     public func matches(_ value: String) -> Bool {
         var unlimited = Int.max
-        return firstMatch(in: value.unicodeScalars.map(\.value), from: 0, budget: &unlimited) != nil
+        return matches(value, budget: &unlimited)
+    }
+
+    /// `matches`, spending `budget`; a value longer than `maximumInput` does not match.
+    func matches(_ value: String, budget: inout Int) -> Bool {
+        Self.withScalars(of: value) { input in
+            withSearcher(input) { find(&$0, from: 0, budget: &budget) }
+        } ?? false
     }
 
     /// The first capture group of the first match (the whole match if the pattern has no group), or
     /// `nil` when nothing matches.
     public func extract(_ value: String) -> String? {
         var unlimited = Int.max
-        return extract(value.unicodeScalars.map(\.value), budget: &unlimited)
+        return extract(value, budget: &unlimited)
     }
 
-    func extract(_ input: [UInt32], budget: inout Int) -> String? {
-        guard let m = firstMatch(in: input, from: 0, budget: &budget) else { return nil }
-        guard let range = groupCount >= 1 ? m[1] : m[0] else { return "" }
-        return Self.string(input[range])
+    /// `extract`, spending `budget`; a value longer than `maximumInput` does not match.
+    func extract(_ value: String, budget: inout Int) -> String? {
+        Self.withScalars(of: value) { input -> String? in
+            withSearcher(input) { s -> String? in
+                guard find(&s, from: 0, budget: &budget) else { return nil }
+                guard let range = s.group(groupCount >= 1 ? 1 : 0) else { return "" }
+                var out = UTF8Output(capacity: range.count)
+                out.append(input, range)
+                return out.string
+            }
+        } ?? nil
     }
 
     /// Every non-overlapping match replaced by `template`, where `$0`…`$9` insert groups and `$$` a dollar.
     public func replaceAll(in value: String, with template: String) -> String {
         var unlimited = Int.max
-        return replaceAll(value.unicodeScalars.map(\.value), with: Replacement(template), budget: &unlimited) ?? value
+        return replaceAll(value, with: Replacement(template), budget: &unlimited) ?? value
     }
 
     /// A replacement template split once into literals and `$n` groups.
@@ -407,38 +624,40 @@ public final class SafeRegex: Sendable {
         init(_ template: String) { parts = SafeRegex.parseTemplate(template) }
     }
 
-    /// `nil` when the budget ran out.
-    func replaceAll(_ input: [UInt32], with replacement: Replacement, budget: inout Int) -> String? {
+    /// `replaceAll`, spending `budget`: `nil` when the budget ran out; a value longer than
+    /// `maximumInput` is returned as it is.
+    func replaceAll(_ value: String, with replacement: Replacement, budget: inout Int) -> String? {
         let parts = replacement.parts
-        var out: [UInt32] = []
-        out.reserveCapacity(input.count + 16)
-        var position = 0
-        var copied = 0
-        return withMachine { machine -> String? in
-        while position <= input.count, let m = firstMatch(in: input, from: position, budget: &budget, machine: &machine), let whole = m[0] {
-            out += input[copied..<whole.lowerBound]
-            for part in parts {
-                switch part {
-                case .literal(let text): out += text
-                case .group(let g):
-                    if g < m.count, let r = m[g] { out += input[r] }
+        return Self.withScalars(of: value) { input -> String? in
+            withSearcher(input) { s -> String? in
+                var out = UTF8Output(capacity: input.count + 16)
+                var position = 0
+                var copied = 0
+                while position <= input.count, find(&s, from: position, budget: &budget), let whole = s.group(0) {
+                    out.append(input, copied..<whole.lowerBound)
+                    for part in parts {
+                        switch part {
+                        case .literal(let text): out.append(text)
+                        case .group(let g):
+                            if g <= groupCount, let r = s.group(g) { out.append(input, r) }
+                        }
+                    }
+                    copied = whole.upperBound
+                    position = whole.isEmpty ? whole.upperBound + 1 : whole.upperBound
+                    if whole.isEmpty && whole.upperBound < input.count {
+                        out.append(input, whole.upperBound..<(whole.upperBound + 1))
+                        copied = whole.upperBound + 1
+                    }
                 }
+                if budget < 0 { return nil }
+                out.append(input, copied..<input.count)
+                return out.string
             }
-            copied = whole.upperBound
-            position = whole.isEmpty ? whole.upperBound + 1 : whole.upperBound
-            if whole.isEmpty && whole.upperBound < input.count {
-                out.append(input[whole.upperBound])
-                copied = whole.upperBound + 1
-            }
-        }
-        if budget < 0 { return nil }
-        if copied < input.count { out += input[copied...] }
-        return Self.string(out[...])
-        }
+        } ?? value
     }
 
     enum TemplatePart: Sendable {
-        case literal([UInt32])
+        case literal(String)
         case group(Int)
     }
 
@@ -458,7 +677,7 @@ public final class SafeRegex: Sendable {
             if d == "$" {
                 literal.append("$")
             } else if let v = Int(String(d)), d.isASCII {
-                if !literal.isEmpty { parts.append(.literal(literal.unicodeScalars.map(\.value))) }
+                if !literal.isEmpty { parts.append(.literal(literal)) }
                 literal = ""
                 parts.append(.group(v))
             } else {
@@ -466,23 +685,31 @@ public final class SafeRegex: Sendable {
                 literal.unicodeScalars.append(d)
             }
         }
-        if !literal.isEmpty { parts.append(.literal(literal.unicodeScalars.map(\.value))) }
+        if !literal.isEmpty { parts.append(.literal(literal)) }
         return parts
     }
 
-    /// The text of scalars that came from a Swift string (so each is a valid scalar), as UTF-8.
-    static func string(_ scalars: ArraySlice<UInt32>) -> String {
+    /// UTF-8 text built from scalars that came from a Swift string (so each is a valid scalar).
+    struct UTF8Output {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(scalars.count)
-        for c in scalars {
-            switch c {
-            case 0..<0x80: bytes.append(UInt8(c))
-            case 0x80..<0x800: bytes += [UInt8(0xC0 | (c >> 6)), UInt8(0x80 | (c & 0x3F))]
-            case 0x800..<0x10000: bytes += [UInt8(0xE0 | (c >> 12)), UInt8(0x80 | ((c >> 6) & 0x3F)), UInt8(0x80 | (c & 0x3F))]
-            default: bytes += [UInt8(0xF0 | (c >> 18)), UInt8(0x80 | ((c >> 12) & 0x3F)), UInt8(0x80 | ((c >> 6) & 0x3F)), UInt8(0x80 | (c & 0x3F))]
+
+        init(capacity: Int) { bytes.reserveCapacity(capacity) }
+
+        mutating func append(_ scalars: UnsafeBufferPointer<UInt32>, _ range: Range<Int>) {
+            for k in range {
+                let c = scalars[k]
+                switch c {
+                case 0..<0x80: bytes.append(UInt8(c))
+                case 0x80..<0x800: bytes += [UInt8(0xC0 | (c >> 6)), UInt8(0x80 | (c & 0x3F))]
+                case 0x800..<0x10000: bytes += [UInt8(0xE0 | (c >> 12)), UInt8(0x80 | ((c >> 6) & 0x3F)), UInt8(0x80 | (c & 0x3F))]
+                default: bytes += [UInt8(0xF0 | (c >> 18)), UInt8(0x80 | ((c >> 12) & 0x3F)), UInt8(0x80 | ((c >> 6) & 0x3F)), UInt8(0x80 | (c & 0x3F))]
+                }
             }
         }
-        return String(decoding: bytes, as: UTF8.self)
+
+        mutating func append(_ text: String) { bytes += text.utf8 }
+
+        var string: String { String(decoding: bytes, as: UTF8.self) }
     }
 }
 
@@ -711,10 +938,13 @@ struct RegexParser {
 struct RegexCompiler {
     var program: [SafeRegex.Instruction] = []
     var ranges: [ClosedRange<UInt32>] = []
+    var classes: [SafeRegex.Class] = []
 
     mutating func emitSet(_ set: SafeRegex.ScalarSet) {
-        emit(.set(start: ranges.count, count: set.ranges.count, negated: set.negated))
+        emit(.set(classes.count))
+        let start = ranges.count
         ranges += set.ranges
+        classes.append(SafeRegex.Class(start: start, count: set.ranges.count, negated: set.negated, ranges: ranges))
     }
     let caseInsensitive: Bool
 

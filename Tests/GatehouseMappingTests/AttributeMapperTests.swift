@@ -89,6 +89,51 @@ import Testing
         #expect(outcomes[1].output == [] && outcomes[1].failure == nil)
     }
 
+    /// Results start from dictionaries holding every target; what a login leaves unset or a rule
+    /// fails to set must not remain, in either policy, whichever rules run before or after it.
+    @Test func resultsHoldExactlyTheTargetsThisLoginSet() throws {
+        let custom = [CustomAttribute(name: "custom:flag", type: .boolean)]
+        let mapping = AttributeMapping(rules: [
+            .init(target: "email", source: .attribute("mail")),
+            .init(target: "name", source: .attribute("display"), update: .firstLogin),
+            .init(target: "locale", source: .attribute("locale")),
+            .init(target: "nickname", source: .attribute("nick"), update: .firstLogin),
+            .init(target: "custom:flag", source: .attribute("flag")),
+            .init(target: "groups", source: .expression("split(g, ',')")),
+            .init(target: "given_name", source: .attribute("given")),
+        ])
+        let compiled = try CompiledMapping(mapping, customAttributes: custom)
+        let all = compiled.apply(["mail": ["a@b.c"], "display": ["Ada"], "locale": ["en"], "nick": ["ada"], "flag": [" TRUE "], "g": ["x,y"], "given": ["A"]])
+        #expect(all.attributes == ["email": "a@b.c", "locale": "en", "custom:flag": "true", "given_name": "A"])
+        #expect(all.initialAttributes == ["name": "Ada", "nickname": "ada"])
+        #expect(all.groups == ["x", "y"] && all.failures.isEmpty)
+        let some = compiled.apply(["display": ["Ada"], "locale": [""], "flag": ["maybe"], "given": ["A"]])
+        #expect(some.attributes == ["given_name": "A"])
+        #expect(some.initialAttributes == ["name": "Ada"])
+        #expect(some.groups == [])
+        #expect(some.failures.keys.sorted() == ["custom:flag"])
+        let none = compiled.apply([:])
+        #expect(none.attributes.isEmpty && none.initialAttributes.isEmpty && none.failures.isEmpty)
+        // A groups rule that fails is reported like any other.
+        let many = Array(repeating: "g", count: 300).enumerated().map { "g\($0.offset)" }.joined(separator: ",")
+        #expect(compiled.apply(["g": [many]]).failures["groups"] != nil)
+        // And the values themselves, one login after another, never leak between results.
+        #expect(compiled.apply(["mail": ["c@d.e"]]).attributes == ["email": "c@d.e"])
+        #expect(all.attributes["email"] == "a@b.c")
+    }
+
+    @Test func booleansReadOnlyTheirFourWords() throws {
+        for (text, expected) in [("true", true), (" True\t", true), ("1", true), ("FALSE", false), (" 0 ", false), ("yes", nil), ("truex", nil), ("", nil), ("tru", nil), ("\u{00A0}true\u{00A0}", true)] as [(String, Bool?)] {
+            #expect(CompiledMapping.boolean(text) == expected, "\(text)")
+        }
+    }
+
+    @Test func trimmingRemovesASCIIAndUnicodeSpaceOnly() {
+        for (text, expected) in [("  a b  ", "a b"), ("\t\nx\r", "x"), ("x", "x"), ("   ", ""), ("", ""), ("\u{00A0}é\u{2003}", "é"), (" é ", "é"), ("\u{00A0} x", "x"), ("é", "é")] {
+            #expect(text.trimmingWhitespace() == expected, "\(text.debugDescription)")
+        }
+    }
+
     @Test func usernamesAreDeterministic() {
         #expect(AttributeMapper.username(for: identity([:])) == "Okta_00u1")
     }

@@ -75,8 +75,7 @@ import Testing
 
     @Test(arguments: yields) func yieldsValues(_ source: String, _ expected: [String]) throws {
         let expression = try MappingExpression(source)
-        var evaluator = Evaluator(attributes: Self.login, budget: CompiledMapping.ruleBudget)
-        #expect(try evaluator.evaluate(expression.root).strings == expected, "\(source)")
+        #expect(try Evaluator.evaluate(expression, over: Self.login).strings == expected, "\(source)")
     }
 
     /// Refused when saved: the position (1-based character) and a phrase of the reason.
@@ -163,13 +162,17 @@ import Testing
 
     @Test func catastrophicPatternsRunInLinearTime() throws {
         // On a backtracking engine each of these takes exponential time on this input.
-        let input = String(repeating: "a", count: 4000) + "!"
-        for pattern in ["(a+)+$", "(a|aa)+$", "(a*)*b", "^(a|a?)+$", "(.*a){20}$", "(?:a+){10}b"] {
-            let r = try SafeRegex(pattern)
-            #expect(!r.matches(input), "\(pattern)")
-            var budget = 2000 * 4002
-            _ = r.firstMatch(in: Array(input.unicodeScalars).map(\.value), from: 0, budget: &budget)
-            #expect(budget >= 0, "\(pattern) spent more than program × input")
+        // Long inputs run on the Pike VM, short ones on the backtracker; each costs at most
+        // (program length × input length) steps.
+        for count in [4000, 30] {
+            let input = String(repeating: "a", count: count) + "!"
+            for pattern in ["(a+)+$", "(a|aa)+$", "(a*)*b", "^(a|a?)+$", "(.*a){20}$", "(?:a+){10}b"] {
+                let r = try SafeRegex(pattern)
+                let limit = r.program.count * (count + 2) + count + 2
+                var budget = limit
+                #expect(!r.matches(input, budget: &budget), "\(pattern)")
+                #expect(budget >= 0, "\(pattern) on \(count + 1) characters spent more than program × input: \(limit - budget) steps")
+            }
         }
     }
 
@@ -206,8 +209,10 @@ import Testing
 
     @Test func oversizedRegexInputDoesNotMatch() throws {
         let r = try MappingExpression("extract(v, 'a')")
-        var evaluator = Evaluator(attributes: ["v": [String(repeating: "a", count: 5000)]], budget: CompiledMapping.ruleBudget)
-        #expect(try evaluator.evaluate(r.root).strings == [])
+        #expect(try Evaluator.evaluate(r, over: ["v": [String(repeating: "a", count: 5000)]]).strings == [])
+        #expect(try Evaluator.evaluate(r, over: ["v": [String(repeating: "a", count: 4000)]]).strings == ["a"])
+        let replace = try MappingExpression("replace(v, 'a', 'b')")
+        #expect(try Evaluator.evaluate(replace, over: ["v": [String(repeating: "a", count: 5000)]]).strings == [String(repeating: "a", count: 5000)])
     }
 
     @Test func regexSemantics() throws {
@@ -217,9 +222,49 @@ import Testing
             ("[a-c]+", "xxbcay", "bca"), ("[\\d.]+", "v1.20x", "1.20"), ("(?i)[A-Z]+", "abC", "abC"),
             ("colou?r", "color", "color"), ("\\.", "a.b", "."), ("x$", "xx", "x"), ("^$", "", ""), ("é+", "café", "é"),
             ("a", "bbb", nil), ("^b", "ab", nil),
+            // Classes above ASCII, plain and negated (ASCII members are looked up in a bitmap, the rest in ranges).
+            ("[^a]+", "aébc", "ébc"), ("[à-ÿ]+", "caféx", "é"), ("\\W+", "a é!", " é!"), ("[^à-ÿ]+", "éab", "ab"),
         ]
         for (pattern, input, expected) in cases {
             #expect(try SafeRegex(pattern).extract(input) == expected, "\(pattern) on \(input)")
         }
+    }
+
+    /// Every match and group the backtracker finds, from every start, is the Pike VM's, over
+    /// patterns with alternation, lazy and greedy loops, empty loops, anchors and classes, and
+    /// every input of up to six characters from a small alphabet (plus some longer ones).
+    @Test func bothEnginesFindTheSameMatchesAndGroups() throws {
+        let patterns = [
+            "a|ab", "(a|ab)(c|bcd)(d*)", "(a*)*b", "(a*)+$", "(a|b)*?b", "(a+?)(b*)", "^(ab|a)(b?)$", "(?:(a)|b)+",
+            "((a)|(b))*c", "x*", "(a?){3}", "a{2,3}?", "[^b]+(b)", "(?i)(A+)B", "^$", "(a|)+b", ".*(a)", "(a*?)$",
+        ]
+        var inputs: [String] = [""]
+        var frontier: [String] = [""]
+        for _ in 0..<6 {
+            frontier = frontier.flatMap { s in ["a", "b", "c", "B"].map { s + $0 } }
+            inputs += frontier
+        }
+        inputs += ["aaaaaaaaaaaaaaaaaaaab", "abababababcbcd", String(repeating: "ab", count: 30) + "c"]
+        var compared = 0
+        for pattern in patterns {
+            let r = try SafeRegex(pattern)
+            for input in inputs {
+                let scalars = input.unicodeScalars.map(\.value)
+                let runs = scalars.withUnsafeBufferPointer { buffer in
+                    [SafeRegex.Engine.backtrack, .pike].map { engine in
+                        r.withSearcher(buffer, engine: engine) { s -> [[Range<Int>?]] in
+                            (0...buffer.count).map { start in
+                                var budget = Int.max
+                                guard r.find(&s, from: start, budget: &budget) else { return [] }
+                                return (0...r.groupCount).map { s.group($0) }
+                            }
+                        }
+                    }
+                }
+                #expect(runs[0] == runs[1], "\(pattern) on \(input)")
+                compared += 1
+            }
+        }
+        #expect(compared == patterns.count * inputs.count)
     }
 }
