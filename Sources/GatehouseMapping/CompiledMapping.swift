@@ -219,8 +219,8 @@ public struct CompiledMapping: Sendable {
             result.initialAttributes = layout.firstLogin
         }
 
-        mutating func record(_ rule: Rule, at position: Dictionary<String, String>.Index?, _ outcome: Outcome) {
-            switch outcome {
+        mutating func record(_ rule: Rule, at position: Dictionary<String, String>.Index?, _ outcome: consuming Outcome) {
+            switch consume outcome {
             case .groups(let g):
                 result.groups = g
                 result.groupsUpdate = rule.update
