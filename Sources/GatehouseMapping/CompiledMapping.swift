@@ -11,21 +11,25 @@ public import GatehouseCore
 /// Immutable and `Sendable`; apply it from any number of threads.
 public struct CompiledMapping: Sendable {
     /// One compiled rule; a class so applying a mapping passes rules without copying them.
-    public final class Rule: Sendable {
+    public final class Rule: @unchecked Sendable {  // immutable after init
         public let target: String
         public let expression: MappingExpression
         public let update: AttributeMapping.Update
         let kind: TargetKind
-        /// For each of the expression's inputs, its slot among the mapping's `names`.
-        let slotOfInput: [Int32]
+        /// For each of the expression's inputs, its slot among the mapping's `names` (owned here, so
+        /// evaluation reads it without counting references).
+        let slotOfInput: UnsafeMutableBufferPointer<Int32>
 
         init(target: String, expression: MappingExpression, update: AttributeMapping.Update, kind: TargetKind, slotOfInput: [Int32]) {
             self.target = target
             self.expression = expression
             self.update = update
             self.kind = kind
-            self.slotOfInput = slotOfInput
+            self.slotOfInput = .allocate(capacity: max(slotOfInput.count, 1))
+            _ = self.slotOfInput.initialize(from: slotOfInput)
         }
+
+        deinit { slotOfInput.deallocate() }
     }
 
     enum TargetKind: Sendable {
@@ -124,9 +128,12 @@ public struct CompiledMapping: Sendable {
 
     public func apply(_ attributes: [String: [String]]) -> Result {
         let rules = self.rules, layout = self.layout
-        return withSlots(attributes) { slots in
+        return withScratch(attributes) { slots, scratch in
             var builder = ResultBuilder(layout)
-            for (k, rule) in rules.enumerated() { builder.record(rule, at: layout.positions[k], Self.run(rule, slots)) }
+            for k in rules.indices {
+                unowned(unsafe) let rule = rules[k]  // the mapping holds every rule for the whole call
+                builder.record(rule, at: layout.positions[k], Self.run(rule, slots, &scratch))
+            }
             return builder.finish()
         }
     }
@@ -134,11 +141,11 @@ public struct CompiledMapping: Sendable {
     /// `apply`, with every rule's inputs and output, for an admin's preview.
     public func explain(_ attributes: [String: [String]]) -> (result: Result, outcomes: [RuleOutcome]) {
         let rules = self.rules, layout = self.layout
-        return withSlots(attributes) { slots in
+        return withScratch(attributes) { slots, scratch in
             var builder = ResultBuilder(layout)
             var outcomes: [RuleOutcome] = []
             for (k, rule) in rules.enumerated() {
-                let outcome = Self.run(rule, slots)
+                let outcome = Self.run(rule, slots, &scratch)
                 builder.record(rule, at: layout.positions[k], outcome)
                 var inputs: [String: [String]] = [:]
                 for name in rule.expression.inputs { inputs[name] = attributes[name] ?? [] }
@@ -148,13 +155,18 @@ public struct CompiledMapping: Sendable {
         }
     }
 
-    /// Runs `body` with the login's values of every name in `names`, looked up once, in order.
-    private func withSlots<R>(_ attributes: [String: [String]], _ body: (UnsafeBufferPointer<[String]?>) -> R) -> R {
-        withUnsafeTemporaryAllocation(of: [String]?.self, capacity: max(names.count, 1)) { buffer in
-            let base = buffer.baseAddress!
-            for (i, name) in names.enumerated() { (base + i).initialize(to: attributes[name]) }
-            defer { base.deinitialize(count: names.count) }
-            return body(UnsafeBufferPointer(start: base, count: names.count))
+    /// Runs `body` with the login's values of every name in `names` (read once, in order, and
+    /// copied into the scratch the rules work in), and the scratch, freed afterwards.
+    private func withScratch<R>(_ attributes: [String: [String]], _ body: (UnsafePointer<Value>, inout Scratch) -> R) -> R {
+        var scratch = Scratch()
+        defer { scratch.deallocate() }
+        let names = self.names
+        return withUnsafeTemporaryAllocation(of: Value.self, capacity: max(names.count, 1)) { buffer in
+            let slots = buffer.baseAddress!
+            for (i, name) in names.enumerated() {
+                (slots + i).initialize(to: attributes[name].map { scratch.value(of: $0) } ?? .none)
+            }
+            return body(slots, &scratch)
         }
     }
 
@@ -251,25 +263,31 @@ public struct CompiledMapping: Sendable {
     }
 
     /// The rule's value after its target's typing, or why it has none.
-    static func run(_ rule: Rule, _ slots: UnsafeBufferPointer<[String]?>) -> Outcome {
-        var evaluator = Evaluator(program: rule.expression.program, slots: slots, slotOfInput: rule.slotOfInput, budget: ruleBudget)
+    static func run(_ rule: Rule, _ slots: UnsafePointer<Value>, _ scratch: inout Scratch) -> Outcome {
+        var evaluator = Evaluator(
+            program: rule.expression.program, slots: slots, slotOfInput: UnsafePointer(rule.slotOfInput.baseAddress!), scratch: scratch, budget: ruleBudget)
+        defer { scratch = evaluator.scratch }
         let value: Value
         do {
             value = try evaluator.run()
         } catch {
             return .failure(error.reason)
         }
-        // The common cases, one value for a text or email attribute, without building lists.
-        if case .one(let single) = value {
+        let s = evaluator.scratch
+        // The common cases, one value for a text, email or boolean attribute, read in place.
+        if case .one(var single) = value {
             switch rule.kind {
-            case .text: return single.isEmpty ? .unset : checkedLength(single)
-            case .email:
-                let trimmed = single.trimmingWhitespace()
-                return trimmed.isEmpty ? .unset : checkedLength(trimmed)
+            case .text, .email:
+                if case .email = rule.kind { single = evaluator.trimmed(single) }
+                guard single.count > 0 else { return .unset }
+                guard single.count <= maximumValueLength else { return .failure("longer than \(maximumValueLength) bytes") }
+                return .value(evaluator.scratch.string(single))
+            case .boolean:
+                return .value(boolean(utf8: s.view(single)) == true ? "true" : "false")
             default: break
             }
         }
-        var values = value.strings
+        var values = s.strings(value)
         switch rule.kind {
         case .groups:
             var kept: [String] = []
@@ -314,14 +332,26 @@ public struct CompiledMapping: Sendable {
     /// `true` for "true" or "1", `false` for "false" or "0" (any case, surrounding whitespace
     /// ignored), `nil` for anything else.
     static func boolean(_ v: String) -> Bool? {
-        let t = v.trimmingWhitespace().utf8
+        var copy = v
+        return copy.withUTF8 { boolean(utf8: $0) }
+    }
+
+    static func boolean(utf8 v: UnsafeBufferPointer<UInt8>) -> Bool? {
+        func isSpace(_ b: UInt8) -> Bool { b == 0x20 || (b >= 0x09 && b <= 0x0D) }
+        var start = 0, end = v.count
+        while start < end, isSpace(v[start]) { start += 1 }
+        while start < end, isSpace(v[end - 1]) { end -= 1 }
+        if (start < end && v[start] >= 0x80) || (start < end && v[end - 1] >= 0x80) {
+            // Unicode space around the word, or not a word at all.
+            let trimmed = String(decoding: v, as: UTF8.self).trimmingWhitespace()
+            guard trimmed.utf8.allSatisfy({ $0 < 0x80 }) else { return nil }
+            return boolean(trimmed)
+        }
         func isWord(_ word: StaticString) -> Bool {
-            guard t.count == word.utf8CodeUnitCount else { return false }
-            var k = 0
-            for a in t {
-                let b: UInt8 = word.utf8Start[k]
+            guard end - start == word.utf8CodeUnitCount else { return false }
+            for k in 0..<(end - start) {
+                let a = v[start + k], b: UInt8 = word.utf8Start[k]
                 guard a == b || (a >= 0x41 && a <= 0x5A && a | 0x20 == b) else { return false }
-                k += 1
             }
             return true
         }

@@ -1,93 +1,14 @@
 import Foundation
 
 /// A value of the mapping language: text (no value, one, or several) or a condition's outcome.
+/// Text is referred to by position (`Text`), and several texts by their run in the scratch's list,
+/// so values are plain data: evaluating counts no references and allocates nothing per step.
 enum Value: Sendable {
     case none
-    case one(String)
-    case many([String])
+    case one(Text)
+    /// `count` texts from `start` in the scratch's text list.
+    case many(start: Int32, count: Int32)
     case boolean(Bool)
-
-    init(_ strings: [String]) {
-        switch strings.count {
-        case 0: self = .none
-        case 1: self = .one(strings[0])
-        default: self = .many(strings)
-        }
-    }
-
-    /// As text; a condition's outcome reads as `true` or `false`.
-    var strings: [String] {
-        switch self {
-        case .none: return []
-        case .one(let s): return [s]
-        case .many(let a): return a
-        case .boolean(let b): return [b ? "true" : "false"]
-        }
-    }
-
-    var first: String? {
-        switch self {
-        case .none: return nil
-        case .one(let s): return s
-        case .many(let a): return a.first
-        case .boolean(let b): return b ? "true" : "false"
-        }
-    }
-
-    /// Has at least one non-empty string.
-    var isPresent: Bool {
-        switch self {
-        case .none: return false
-        case .one(let s): return !s.isEmpty
-        case .many(let a): return a.contains { !$0.isEmpty }
-        case .boolean: return true
-        }
-    }
-
-    /// Calls `body` with each string, as `strings` lists them, without building the list.
-    func forEachString<E: Error>(_ body: (String) throws(E) -> Void) throws(E) {
-        switch self {
-        case .none: return
-        case .one(let s): try body(s)
-        case .many(let a): for s in a { try body(s) }
-        case .boolean(let b): try body(b ? "true" : "false")
-        }
-    }
-
-    func appendStrings(to list: inout [String]) {
-        switch self {
-        case .none: return
-        case .one(let s): list.append(s)
-        case .many(let a): list += a
-        case .boolean(let b): list.append(b ? "true" : "false")
-        }
-    }
-
-    /// Whether any of these strings is one of `other`'s.
-    func containsAny(of other: Value) -> Bool {
-        switch other {
-        case .none: return false
-        case .one(let wanted): return contains(wanted)
-        default: return other.strings.contains { contains($0) }
-        }
-    }
-
-    func contains(_ wanted: String) -> Bool {
-        switch self {
-        case .none: return false
-        case .one(let s): return s == wanted
-        case .many(let a): return a.contains(wanted)
-        case .boolean(let b): return (b ? "true" : "false") == wanted
-        }
-    }
-
-    func mapEach(_ f: (String) -> String?) -> Value {
-        switch self {
-        case .none, .boolean: return self
-        case .one(let s): return f(s).map(Value.one) ?? .none
-        case .many(let a): return Value(a.compactMap(f))
-        }
-    }
 }
 
 /// Why an evaluation stopped: the rule sets nothing and the reason is reported.
@@ -95,15 +16,180 @@ struct EvaluationLimit: Error {
     let reason: String
 }
 
+/// One login's working memory for applying a mapping: the UTF-8 of the values the rules read and
+/// of every text they build, and the lists of texts. Owned by one `apply`, freed at its end;
+/// positions (not pointers) refer into it, so it may grow.
+struct Scratch: ScalarSink {
+    private(set) var bytes: UnsafeMutablePointer<UInt8>
+    private(set) var byteCount = 0
+    private var byteCapacity: Int
+    private(set) var texts: UnsafeMutablePointer<Text>
+    private(set) var textCount = 0
+    private var textCapacity: Int
+    /// The pool of the program being run.
+    var pool: UnsafeMutableBufferPointer<UInt8>
+
+    init(bytes: Int = 1024, texts: Int = 64) {
+        byteCapacity = bytes
+        textCapacity = texts
+        self.bytes = .allocate(capacity: bytes)
+        self.texts = .allocate(capacity: texts)
+        pool = UnsafeMutableBufferPointer(start: nil, count: 0)
+    }
+
+    func deallocate() {
+        bytes.deallocate()
+        texts.deallocate()
+    }
+
+    /// The bytes of `t`; valid until the next write.
+    func view(_ t: Text) -> UnsafeBufferPointer<UInt8> {
+        let base = t.inPool ? UnsafePointer(pool.baseAddress!) : UnsafePointer(bytes)
+        return UnsafeBufferPointer(start: base + Int(t.start), count: Int(t.count))
+    }
+
+    func string(_ t: Text) -> String { String(decoding: view(t), as: UTF8.self) }
+
+    func equal(_ a: Text, _ b: Text) -> Bool {
+        a.count == b.count && (a.count == 0 || memcmp(view(a).baseAddress!, view(b).baseAddress!, Int(a.count)) == 0)
+    }
+
+    mutating func reserveBytes(_ n: Int) {
+        guard byteCount + n > byteCapacity else { return }
+        var capacity = byteCapacity * 2
+        while capacity < byteCount + n { capacity *= 2 }
+        let grown = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
+        grown.update(from: bytes, count: byteCount)
+        bytes.deallocate()
+        bytes = grown
+        byteCapacity = capacity
+    }
+
+    /// Copies `t` (from the pool or from here) to the end of the bytes.
+    mutating func append(_ t: Text) {
+        reserveBytes(Int(t.count))
+        let source = view(t)
+        if let from = source.baseAddress { (bytes + byteCount).update(from: from, count: source.count) }
+        byteCount += source.count
+    }
+
+    mutating func append(_ utf8: UnsafeBufferPointer<UInt8>) {
+        reserveBytes(utf8.count)
+        if let from = utf8.baseAddress { (bytes + byteCount).update(from: from, count: utf8.count) }
+        byteCount += utf8.count
+    }
+
+    mutating func append(utf8: [UInt8]) {
+        utf8.withUnsafeBufferPointer { append($0) }
+    }
+
+    mutating func append(_ scalars: UnsafeBufferPointer<UInt32>, _ range: Range<Int>) {
+        reserveBytes(4 * range.count)
+        for k in range {
+            UTF8.encode(Unicode.Scalar(scalars[k]).unsafelyUnwrapped) { b in
+                bytes[byteCount] = b
+                byteCount += 1
+            }
+        }
+    }
+
+    /// Copies `t` with the case of its bytes in `range` flipped (A-Z or a-z; ASCII text only).
+    mutating func appendFlippingCase(of t: Text, in range: ClosedRange<UInt8>) {
+        reserveBytes(Int(t.count))
+        let from = view(t), to = bytes + byteCount
+        for i in 0..<from.count { to[i] = range.contains(from[i]) ? from[i] ^ 0x20 : from[i] }
+        byteCount += from.count
+    }
+
+    /// The text written since `start` (a `byteCount` taken before writing).
+    func written(since start: Int) -> Text {
+        Text(start: Int32(start), count: Int32(byteCount - start), inPool: false)
+    }
+
+    /// A copy of `s` in the bytes.
+    mutating func text(_ s: String) -> Text {
+        let start = byteCount
+        var copy = s
+        copy.withUTF8 { append($0) }
+        return written(since: start)
+    }
+
+    mutating func push(_ t: Text) {
+        if textCount == textCapacity {
+            let grown = UnsafeMutablePointer<Text>.allocate(capacity: textCapacity * 2)
+            grown.initialize(from: texts, count: textCount)
+            texts.deallocate()
+            texts = grown
+            textCapacity *= 2
+        }
+        (texts + textCount).initialize(to: t)
+        textCount += 1
+    }
+
+    /// The texts pushed since `start` (a `textCount` taken before pushing) as one value.
+    func list(since start: Int) -> Value {
+        switch textCount - start {
+        case 0: return .none
+        case 1: return .one(texts[start])
+        case let n: return .many(start: Int32(start), count: Int32(n))
+        }
+    }
+
+    /// The value of an upstream attribute: its strings copied in.
+    mutating func value(of strings: [String]) -> Value {
+        if strings.count == 1 { return .one(text(strings[0])) }
+        let start = textCount
+        for s in strings { push(text(s)) }
+        return list(since: start)
+    }
+
+    /// Calls `body` with each text of `v` (a condition reads as "true" or "false").
+    func forEach<E: Error>(_ v: Value, _ body: (Text) throws(E) -> Void) throws(E) {
+        switch v {
+        case .none: return
+        case .one(let t): try body(t)
+        case .many(let start, let count): for k in Int(start)..<Int(start + count) { try body(texts[k]) }
+        case .boolean(let b): try body(b ? Program.trueText : Program.falseText)
+        }
+    }
+
+    func first(_ v: Value) -> Text? {
+        switch v {
+        case .none: return nil
+        case .one(let t): return t
+        case .many(let start, _): return texts[Int(start)]
+        case .boolean(let b): return b ? Program.trueText : Program.falseText
+        }
+    }
+
+    /// Has at least one non-empty text.
+    func isPresent(_ v: Value) -> Bool {
+        switch v {
+        case .none: return false
+        case .one(let t): return t.count > 0
+        case .many(let start, let count): return (Int(start)..<Int(start + count)).contains { texts[$0].count > 0 }
+        case .boolean: return true
+        }
+    }
+
+    func strings(_ v: Value) -> [String] {
+        var out: [String] = []
+        forEach(v) { out.append(string($0)) }
+        return out
+    }
+}
+
 /// Runs one lowered expression over one login's attributes, within a budget of work and size.
 ///
-/// The login's attributes arrive as slots, looked up once per login for every name the mapping
+/// The login's attributes arrive as slots, each read once per login for every name the mapping
 /// reads (`CompiledMapping.names`); `slotOfInput` says which slot holds each of this expression's
 /// inputs.
 struct Evaluator {
-    let program: Program
-    let slots: UnsafeBufferPointer<[String]?>
-    let slotOfInput: [Int32]
+    /// The rule's program; the caller keeps it alive for the whole evaluation.
+    unowned(unsafe) let program: Program
+    let slots: UnsafePointer<Value>
+    let slotOfInput: UnsafePointer<Int32>
+    var scratch: Scratch
     var budget: Int
 
     /// Most values a list may hold while evaluating.
@@ -111,37 +197,32 @@ struct Evaluator {
     /// Longest string an evaluation may build, in bytes.
     static let maximumText = 65_536
 
-    /// `expression` evaluated over `attributes` on its own (tests and one-off checks; a mapping
-    /// looks its names up once for all its rules).
-    static func evaluate(_ expression: MappingExpression, over attributes: [String: [String]]) throws(EvaluationLimit) -> Value {
-        let values = expression.inputs.map { attributes[$0] }
-        return try values.withUnsafeBufferPointer { slots throws(EvaluationLimit) -> Value in
-            var evaluator = Evaluator(
-                program: expression.program, slots: slots, slotOfInput: (0..<Int32(values.count)).map { $0 }, budget: CompiledMapping.ruleBudget)
-            return try evaluator.run()
-        }
+    init(program: Program, slots: UnsafePointer<Value>, slotOfInput: UnsafePointer<Int32>, scratch: Scratch, budget: Int) {
+        self.program = program
+        self.slots = slots
+        self.slotOfInput = slotOfInput
+        self.scratch = scratch
+        self.scratch.pool = program.pool
+        self.budget = budget
     }
 
-    /// The non-empty pieces of `value` between occurrences of `separator` (each character when it
-    /// is empty). Byte-wise: UTF-8 never matches inside another character.
-    static func split(_ value: String, by separator: String) -> [String] {
-        if separator.isEmpty { return value.map(String.init) }
-        var value = value, separator = separator
-        return value.withUTF8 { bytes in
-            separator.withUTF8 { sep in
-                var out: [String] = []
-                var start = 0, i = 0
-                while i + sep.count <= bytes.count {
-                    if bytes[i] == sep[0] && memcmp(bytes.baseAddress! + i, sep.baseAddress!, sep.count) == 0 {
-                        if i > start { out.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)) }
-                        i += sep.count
-                        start = i
-                    } else {
-                        i += 1
-                    }
+    /// `expression` evaluated over `attributes` on its own, as strings (tests and one-off checks; a
+    /// mapping reads its names once for all its rules).
+    static func strings(of expression: MappingExpression, over attributes: [String: [String]]) throws(EvaluationLimit) -> [String] {
+        var scratch = Scratch()
+        defer { scratch.deallocate() }
+        let slots = expression.inputs.map { name in attributes[name].map { scratch.value(of: $0) } ?? .none } + [.none]
+        let identity = (0..<Int32(slots.count)).map { $0 }
+        return try withExtendedLifetime(expression) { () throws(EvaluationLimit) -> [String] in
+            try slots.withUnsafeBufferPointer { slots throws(EvaluationLimit) -> [String] in
+                try identity.withUnsafeBufferPointer { identity throws(EvaluationLimit) -> [String] in
+                    var evaluator = Evaluator(
+                        program: expression.program, slots: slots.baseAddress!, slotOfInput: identity.baseAddress!, scratch: scratch,
+                        budget: CompiledMapping.ruleBudget)
+                    defer { scratch = evaluator.scratch }
+                    let value = try evaluator.run()
+                    return evaluator.scratch.strings(value)
                 }
-                if start < bytes.count { out.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start...]), as: UTF8.self)) }
-                return out
             }
         }
     }
@@ -159,44 +240,47 @@ struct Evaluator {
         if budget < 0 { throw EvaluationLimit(reason: "the rule did more work than a mapping rule may (\(CompiledMapping.ruleBudget) steps)") }
     }
 
-    func checked(_ values: [String]) throws(EvaluationLimit) -> Value {
-        guard values.count <= Self.maximumValues else { throw EvaluationLimit(reason: "more than \(Self.maximumValues) values") }
-        return Value(values)
+    func checkCount(since start: Int) throws(EvaluationLimit) {
+        guard scratch.textCount - start <= Self.maximumValues else { throw EvaluationLimit(reason: "more than \(Self.maximumValues) values") }
     }
 
-    func checkedText(_ s: String) throws(EvaluationLimit) -> String {
-        guard s.utf8.count <= Self.maximumText else { throw EvaluationLimit(reason: "a value grew past \(Self.maximumText) bytes") }
-        return s
+    func checkLength(since start: Int) throws(EvaluationLimit) {
+        guard scratch.byteCount - start <= Self.maximumText else { throw EvaluationLimit(reason: "a value grew past \(Self.maximumText) bytes") }
     }
 
-    /// The values of the expression's input `i`, or `nil` when the login does not have it.
-    func input(_ i: Int32) -> [String]? {
-        i >= 0 ? slots[Int(slotOfInput[Int(i)])] : nil
+    func input(_ i: Int32) -> Value {
+        i >= 0 ? slots[Int(slotOfInput[Int(i)])] : .none
     }
 
     mutating func evaluate(_ index: Int) throws(EvaluationLimit) -> Value {
         try spend(1)
         let op = program.ops[index]
         switch op.code {
-        case .constant: return program.constants[Int(op.a)]
+        case .constant:
+            let texts = program.constants[Int(op.a)]
+            if texts.count == 1 { return .one(texts[0]) }
+            let start = scratch.textCount
+            for t in texts { scratch.push(t) }
+            return scratch.list(since: start)
         case .boolean: return .boolean(op.a != 0)
-        case .attribute:
-            guard let values = input(op.a) else { return .none }
-            return Value(values)
+        case .attribute: return input(op.a)
         case .template:
-            var out = ""
+            let start = scratch.byteCount
             for piece in program.templates[Int(op.a)] {
-                out += piece.literal
-                if let v = input(piece.input)?.first { out += v }
-                _ = try checkedText(out)
+                scratch.append(piece.literal)
+                if piece.input >= 0, let v = scratch.first(input(piece.input)) { scratch.append(v) }
+                try checkLength(since: start)
             }
-            return .one(out)
+            return .one(scratch.written(since: start))
         case .list:
-            var all: [String] = []
-            for k in Int(op.a)..<Int(op.a + op.b) {
-                try evaluate(Int(program.children[k])).appendStrings(to: &all)
+            var parts: [Value] = []
+            for k in Int(op.a)..<Int(op.a + op.b) { parts.append(try evaluate(Int(program.children[k]))) }
+            let start = scratch.textCount
+            for part in parts {
+                scratch.forEach(part) { scratch.push($0) }
+                try checkCount(since: start)
             }
-            return try checked(all)
+            return scratch.list(since: start)
         case .not: return .boolean(!(try condition(op.a)))
         case .and:
             guard try condition(op.a) else { return .boolean(false) }
@@ -206,17 +290,24 @@ struct Evaluator {
             return .boolean(try condition(op.b))
         case .equal, .notEqual:
             let left = try evaluate(Int(op.a)), right = try evaluate(Int(op.b))
-            return .boolean(((left.first ?? "") == (right.first ?? "")) == (op.code == .equal))
+            let empty = Text(start: 0, count: 0, inPool: true)
+            let same = scratch.equal(scratch.first(left) ?? empty, scratch.first(right) ?? empty)
+            return .boolean(same == (op.code == .equal))
         case .contains:
             let left = try evaluate(Int(op.a)), right = try evaluate(Int(op.b))
-            return .boolean(left.containsAny(of: right))
+            var found = false
+            scratch.forEach(right) { wanted in
+                guard !found else { return }
+                scratch.forEach(left) { if !found && scratch.equal($0, wanted) { found = true } }
+            }
+            return .boolean(found)
         case .matches:
             let regex = program.regexes[Int(op.b)]
             let value = try evaluate(Int(op.a))
             var found = false
-            try value.forEachString { v throws(EvaluationLimit) in
+            try scratch.forEach(value) { t throws(EvaluationLimit) in
                 guard !found else { return }
-                found = regex.matches(v, budget: &budget)
+                found = SafeRegex.withScalars(utf8: scratch.view(t)) { regex.matches(scalars: $0, budget: &budget) } ?? false
                 try overBudget()
             }
             return .boolean(found)
@@ -225,55 +316,68 @@ struct Evaluator {
         case .first:
             for k in Int(op.a)..<Int(op.a + op.b) {
                 let v = try evaluate(Int(program.children[k]))
-                if v.isPresent { return v }
+                if scratch.isPresent(v) { return v }
             }
             return .none
-        case .present: return .boolean(try evaluate(Int(op.a)).isPresent)
-        case .head: return try evaluate(Int(op.a)).first.map(Value.one) ?? .none
-        case .lower: return try evaluate(Int(op.a)).mapEach { $0.asciiFastLowercased() }
-        case .upper: return try evaluate(Int(op.a)).mapEach { $0.asciiFastUppercased() }
-        case .trim: return try evaluate(Int(op.a)).mapEach { $0.trimmingWhitespace() }
+        case .present: return .boolean(scratch.isPresent(try evaluate(Int(op.a))))
+        case .head: return scratch.first(try evaluate(Int(op.a))).map(Value.one) ?? .none
+        case .lower: return try mapEach(try evaluate(Int(op.a))) { e, t in e.caseMapped(t, upper: false) }
+        case .upper: return try mapEach(try evaluate(Int(op.a))) { e, t in e.caseMapped(t, upper: true) }
+        case .trim: return try mapEach(try evaluate(Int(op.a))) { e, t in e.trimmed(t) }
         case .split:
-            let separator = program.strings[Int(op.b)]
-            var out: [String] = []
-            try evaluate(Int(op.a)).forEachString { v throws(EvaluationLimit) in
-                out += Self.split(v, by: separator)
-                guard out.count <= Self.maximumValues else { throw EvaluationLimit(reason: "split() made more than \(Self.maximumValues) values") }
+            let separator = program.literals[Int(op.b)]
+            let value = try evaluate(Int(op.a))
+            let start = scratch.textCount
+            try eachText(value) { e, t throws(EvaluationLimit) in
+                e.split(t, by: separator)
+                guard e.scratch.textCount - start <= Self.maximumValues else {
+                    throw EvaluationLimit(reason: "split() made more than \(Self.maximumValues) values")
+                }
             }
-            return Value(out)
+            return scratch.list(since: start)
         case .join:
-            let separator = program.strings[Int(op.b)]
-            switch try evaluate(Int(op.a)) {
-            case .none: return .none
-            case .one(let s): return .one(s)
-            case .boolean(let b): return .one(b ? "true" : "false")
-            case .many(let values): return .one(try checkedText(values.joined(separator: separator)))
+            let separator = program.literals[Int(op.b)]
+            let value = try evaluate(Int(op.a))
+            guard case .many = value else { return value }
+            let start = scratch.byteCount
+            var firstPart = true
+            try eachText(value) { e, t throws(EvaluationLimit) in
+                if !firstPart { e.scratch.append(separator) }
+                firstPart = false
+                e.scratch.append(t)
+                try e.checkLength(since: start)
             }
+            return .one(scratch.written(since: start))
         case .extract:
             let regex = program.regexes[Int(op.b)]
-            let value = try evaluate(Int(op.a))
-            var out: [String] = []
-            try value.forEachString { v throws(EvaluationLimit) in
-                let found = regex.extract(v, budget: &budget)
-                try overBudget()
-                if let found { out.append(found) }
+            return try mapEach(try evaluate(Int(op.a))) { e, t throws(EvaluationLimit) -> Text? in
+                let start = e.scratch.byteCount
+                let found = SafeRegex.withScalars(utf8: e.scratch.view(t)) { scalars -> Bool in
+                    guard let range = regex.extractRange(scalars: scalars, budget: &e.budget) else { return false }
+                    e.scratch.append(scalars, range)
+                    return true
+                } ?? false
+                try e.overBudget()
+                return found ? e.scratch.written(since: start) : nil
             }
-            return try checked(out)
         case .replace:
             let regex = program.regexes[Int(op.b)], replacement = program.replacements[Int(op.c)]
-            let value = try evaluate(Int(op.a))
-            var out: [String] = []
-            try value.forEachString { v throws(EvaluationLimit) in
+            return try mapEach(try evaluate(Int(op.a))) { e, t throws(EvaluationLimit) -> Text? in
+                let start = e.scratch.byteCount
                 // A value too long for the regular expression is kept as it is.
-                let replaced = regex.replaceAll(v, with: replacement, budget: &budget)
-                try overBudget()
-                out.append(try checkedText(replaced ?? v))
+                guard
+                    let done = SafeRegex.withScalars(utf8: e.scratch.view(t), { scalars in
+                        regex.replaceAll(scalars: scalars, with: replacement, into: &e.scratch, budget: &e.budget)
+                    })
+                else { return t }
+                guard done else { throw EvaluationLimit(reason: "the rule did more work than a mapping rule may (\(CompiledMapping.ruleBudget) steps)") }
+                try e.checkLength(since: start)
+                return e.scratch.written(since: start)
             }
-            return try checked(out)
         case .map:
             let table = program.tables[Int(op.b)]
-            let fallback = op.c >= 0 ? program.strings[Int(op.c)] : nil
-            return try evaluate(Int(op.a)).mapEach { table[$0] ?? fallback }
+            let fallback: Text? = op.c >= 0 ? program.literals[Int(op.c)] : nil
+            return try mapEach(try evaluate(Int(op.a))) { e, t in table.value(for: e.scratch.view(t), pool: e.program.pool) ?? fallback }
         }
     }
 
@@ -281,30 +385,83 @@ struct Evaluator {
         if case .boolean(let b) = try evaluate(Int(index)) { return b }
         return false  // unreachable: the parser admits only conditions here
     }
-}
 
-extension String {
-    /// `lowercased()`, with ASCII text (nearly every value) mapped byte by byte: the same result
-    /// without Unicode case tables.
-    func asciiFastLowercased() -> String { asciiCaseMapped(from: 0x41...0x5A) ?? lowercased() }
+    /// Calls `body` with each text of `v`, which may write to the scratch as it goes.
+    mutating func eachText(_ v: Value, _ body: (inout Evaluator, Text) throws(EvaluationLimit) -> Void) throws(EvaluationLimit) {
+        switch v {
+        case .none: return
+        case .one(let t): try body(&self, t)
+        case .many(let from, let count): for k in Int(from)..<Int(from + count) { try body(&self, scratch.texts[k]) }
+        case .boolean(let b): try body(&self, b ? Program.trueText : Program.falseText)
+        }
+    }
 
-    /// `uppercased()`, likewise.
-    func asciiFastUppercased() -> String { asciiCaseMapped(from: 0x61...0x7A) ?? uppercased() }
-
-    /// Flips the case of bytes in `range` (A-Z or a-z); `nil` when the text is not all ASCII.
-    private func asciiCaseMapped(from range: ClosedRange<UInt8>) -> String? {
-        var copy = self
-        return copy.withUTF8 { bytes -> String? in
-            var needed = false
-            for b in bytes {
-                if b >= 0x80 { return nil }
-                if range.contains(b) { needed = true }
+    /// `f` applied to each text of `v`, keeping those it returns.
+    mutating func mapEach(_ v: Value, _ f: (inout Evaluator, Text) throws(EvaluationLimit) -> Text?) throws(EvaluationLimit) -> Value {
+        switch v {
+        case .none, .boolean: return v
+        case .one(let t): return try f(&self, t).map(Value.one) ?? .none
+        case .many(let from, let count):
+            let start = scratch.textCount
+            for k in Int(from)..<Int(from + count) {
+                if let r = try f(&self, scratch.texts[k]) { scratch.push(r) }
             }
-            guard needed else { return self }
-            return String(unsafeUninitializedCapacity: bytes.count) { buffer in
-                for i in 0..<bytes.count { buffer[i] = range.contains(bytes[i]) ? bytes[i] ^ 0x20 : bytes[i] }
-                return bytes.count
+            return scratch.list(since: start)
+        }
+    }
+
+    /// Pushes the non-empty pieces of `t` between occurrences of `separator` (each character when
+    /// it is empty). Byte-wise: UTF-8 never matches inside another character.
+    mutating func split(_ t: Text, by separator: Text) {
+        if separator.count == 0 {
+            for c in scratch.string(t) { scratch.push(scratch.text(String(c))) }
+            return
+        }
+        let bytes = scratch.view(t), sep = scratch.view(separator)
+        var pieces: [(Int, Int)] = []
+        var start = 0, i = 0
+        while i + sep.count <= bytes.count {
+            if bytes[i] == sep[0] && memcmp(bytes.baseAddress! + i, sep.baseAddress!, sep.count) == 0 {
+                if i > start { pieces.append((start, i)) }
+                i += sep.count
+                start = i
+            } else {
+                i += 1
             }
         }
+        if start < bytes.count { pieces.append((start, bytes.count)) }
+        for (a, b) in pieces { scratch.push(Text(start: t.start + Int32(a), count: Int32(b - a), inPool: t.inPool)) }
+    }
+
+    /// `t` lower- or upper-cased: ASCII byte by byte (the same as Unicode's mapping there), the
+    /// rest through Swift's Unicode case mapping.
+    mutating func caseMapped(_ t: Text, upper: Bool) -> Text {
+        let range: ClosedRange<UInt8> = upper ? 0x61...0x7A : 0x41...0x5A
+        let source = scratch.view(t)
+        var needed = false
+        for b in source {
+            if b >= 0x80 {
+                let s = scratch.string(t)
+                return scratch.text(upper ? s.uppercased() : s.lowercased())
+            }
+            if range.contains(b) { needed = true }
+        }
+        guard needed else { return t }
+        let start = scratch.byteCount
+        scratch.appendFlippingCase(of: t, in: range)
+        return scratch.written(since: start)
+    }
+
+    /// `t` without surrounding whitespace: a narrower view when the ends are ASCII.
+    mutating func trimmed(_ t: Text) -> Text {
+        let bytes = scratch.view(t)
+        func isASCIISpace(_ b: UInt8) -> Bool { b == 0x20 || (b >= 0x09 && b <= 0x0D) }
+        var start = 0, end = bytes.count
+        while start < end, isASCIISpace(bytes[start]) { start += 1 }
+        while start < end, isASCIISpace(bytes[end - 1]) { end -= 1 }
+        if start == end || (bytes[start] < 0x80 && bytes[end - 1] < 0x80) {
+            return Text(start: t.start + Int32(start), count: Int32(end - start), inPool: t.inPool)
+        }
+        return scratch.text(scratch.string(t).trimmingWhitespace())
     }
 }

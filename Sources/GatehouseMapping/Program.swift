@@ -1,12 +1,16 @@
+import Foundation
+
 /// An expression lowered for evaluation: a flat array of plain instructions whose operands are
 /// indices (of other instructions, of the expression's inputs, of its constants), so running it
-/// walks integers instead of the syntax tree's objects and copies nothing but the values it makes.
+/// walks integers instead of the syntax tree's objects.
 ///
-/// Built once when the expression is compiled; immutable and shared, so a class.
-final class Program: Sendable {
+/// Its literal text (constants, separators, template pieces, table keys and values) is kept as
+/// UTF-8 in one pool that evaluation reads in place. Built once when the expression is compiled;
+/// immutable and shared, so a class (which owns the pool's memory).
+final class Program: @unchecked Sendable {  // immutable after init
     struct Op: Sendable {
         enum Code: UInt8, Sendable {
-            /// `constants[a]`.
+            /// The texts `constants[a]`.
             case constant
             /// `a != 0`.
             case boolean
@@ -25,13 +29,13 @@ final class Program: Sendable {
             /// The first of `children[a..<a+b]` with a non-empty value.
             case first
             case present, head, lower, upper, trim
-            /// Op `a`, split by / joined with `strings[b]`.
+            /// Op `a`, split by / joined with `literals[b]`.
             case split, join
             /// Op `a` through `regexes[b]`.
             case extract
             /// Op `a` through `regexes[b]`, replaced by `replacements[c]`.
             case replace
-            /// Op `a` through `tables[b]`, with `strings[c]` for others when `c >= 0`.
+            /// Op `a` through `tables[b]`, with `literals[c]` for others when `c >= 0`.
             case map
         }
         var code: Code
@@ -42,7 +46,7 @@ final class Program: Sendable {
 
     /// A template's piece: literal text, then input `input`'s first value when `input >= 0`.
     struct Piece: Sendable {
-        let literal: String
+        let literal: Text
         let input: Int32
     }
 
@@ -50,46 +54,65 @@ final class Program: Sendable {
     /// The instruction that computes the expression's value.
     let root: Int
     let children: [Int32]
-    let constants: [Value]
-    let strings: [String]
+    let constants: [[Text]]
+    let literals: [Text]
     let templates: [[Piece]]
     let regexes: [SafeRegex]
     let replacements: [SafeRegex.Replacement]
-    let tables: [[String: String]]
+    let tables: [ByteTable]
+    let pool: UnsafeMutableBufferPointer<UInt8>
+
+    /// "true" and "false", which begin every pool: a condition read as text.
+    static let trueText = Text(start: 0, count: 4, inPool: true)
+    static let falseText = Text(start: 4, count: 5, inPool: true)
 
     /// Lowers `root`, whose attribute names are numbered by their place in `inputs`.
     init(_ root: Node, inputs: [String]) {
         var b = Builder(inputs: Dictionary(inputs.enumerated().map { ($1, Int32($0)) }, uniquingKeysWith: { a, _ in a }))
+        _ = b.text("true")
+        _ = b.text("false")
         self.root = Int(b.lower(root))
         ops = b.ops
         children = b.children
         constants = b.constants
-        strings = b.strings
+        literals = b.literals
         templates = b.templates
         regexes = b.regexes
         replacements = b.replacements
         tables = b.tables
+        pool = .allocate(capacity: max(b.pool.count, 1))
+        _ = pool.initialize(from: b.pool)
     }
+
+    deinit { pool.deallocate() }
 
     private struct Builder {
         let inputs: [String: Int32]
         var ops: [Op] = []
         var children: [Int32] = []
-        var constants: [Value] = []
-        var strings: [String] = []
+        var constants: [[Text]] = []
+        var literals: [Text] = []
         var templates: [[Piece]] = []
         var regexes: [SafeRegex] = []
         var replacements: [SafeRegex.Replacement] = []
-        var tables: [[String: String]] = []
+        var tables: [ByteTable] = []
+        var pool: [UInt8] = []
 
         mutating func emit(_ code: Op.Code, _ a: Int32 = 0, _ b: Int32 = 0, _ c: Int32 = 0) -> Int32 {
             ops.append(Op(code: code, a: a, b: b, c: c))
             return Int32(ops.count - 1)
         }
 
-        static func add<T>(_ value: T, to pool: inout [T]) -> Int32 {
-            pool.append(value)
-            return Int32(pool.count - 1)
+        static func add<T>(_ value: T, to list: inout [T]) -> Int32 {
+            list.append(value)
+            return Int32(list.count - 1)
+        }
+
+        /// `s`'s UTF-8 in the pool.
+        mutating func text(_ s: String) -> Text {
+            let start = pool.count
+            pool += s.utf8
+            return Text(start: Int32(start), count: Int32(pool.count - start), inPool: true)
         }
 
         /// `nodes` lowered, their instructions listed together in `children`: (start, count).
@@ -102,24 +125,31 @@ final class Program: Sendable {
 
         /// A string literal argument (a separator, a default): the parser admits only those.
         mutating func literal(_ node: Node) -> Int32 {
-            guard case .text(let v) = node.kind, let s = v.first else { return Self.add("", to: &strings) }
-            return Self.add(s, to: &strings)
+            var s = ""
+            if case .text(let v) = node.kind, let first = v.first { s = first }
+            let t = text(s)
+            return Self.add(t, to: &literals)
+        }
+
+        mutating func constant(_ strings: [String]) -> Int32 {
+            let texts = strings.map { text($0) }
+            return Self.add(texts, to: &constants)
         }
 
         mutating func lower(_ node: Node) -> Int32 {
             switch node.kind {
-            case .text(let v): return emit(.constant, Self.add(Value(v), to: &constants))
+            case .text(let v): return emit(.constant, constant(v))
             case .boolean(let v): return emit(.boolean, v ? 1 : 0)
             case .attribute(let name): return emit(.attribute, inputs[name] ?? -1)
             case .template(let pieces):
-                let lowered = pieces.map { Piece(literal: $0.literal, input: $0.attribute.flatMap { inputs[$0] } ?? -1) }
+                let lowered = pieces.map { Piece(literal: text($0.literal), input: $0.attribute.flatMap { inputs[$0] } ?? -1) }
                 return emit(.template, Self.add(lowered, to: &templates))
             case .list(let items):
                 let (start, count) = lowerAll(items)
                 return emit(.list, start, count)
             case .table, .regex, .replacement:
                 // Only ever arguments of map(), extract() and replace(), lowered with them.
-                return emit(.constant, Self.add(Value.none, to: &constants))
+                return emit(.constant, constant([]))
             case .not(let a): return emit(.not, lower(a))
             case .and(let a, let b):
                 let (x, y) = (lower(a), lower(b))
@@ -148,7 +178,7 @@ final class Program: Sendable {
         mutating func call(_ f: Function, _ args: [Node]) -> Int32 {
             switch f {
             case .attr:
-                return emit(.constant, Self.add(Value.none, to: &constants))  // the parser made it an attribute read
+                return emit(.constant, constant([]))  // the parser made it an attribute read
             case .first:
                 let (start, count) = lowerAll(args)
                 return emit(.first, start, count)
@@ -162,20 +192,82 @@ final class Program: Sendable {
                 return emit(f == .split ? .split : .join, x, literal(args[1]))
             case .extract:
                 let x = lower(args[0])
-                guard case .regex(let r) = args[1].kind else { return emit(.constant, Self.add(Value.none, to: &constants)) }
+                guard case .regex(let r) = args[1].kind else { return emit(.constant, constant([])) }
                 return emit(.extract, x, Self.add(r, to: &regexes))
             case .replace:
                 let x = lower(args[0])
                 guard case .regex(let r) = args[1].kind, case .replacement(let t) = args[2].kind else {
-                    return emit(.constant, Self.add(Value.none, to: &constants))
+                    return emit(.constant, constant([]))
                 }
                 return emit(.replace, x, Self.add(r, to: &regexes), Self.add(t, to: &replacements))
             case .map:
                 let x = lower(args[0])
-                guard case .table(let table) = args[1].kind else { return emit(.constant, Self.add(Value.none, to: &constants)) }
+                guard case .table(let table) = args[1].kind else { return emit(.constant, constant([])) }
+                let entries = table.sorted { $0.key < $1.key }.map { (key: text($0.key), value: text($0.value)) }
+                let lowered = ByteTable(entries, pool: pool)
                 let fallback = args.count == 3 ? literal(args[2]) : -1
-                return emit(.map, x, Self.add(table, to: &tables), fallback)
+                return emit(.map, x, Self.add(lowered, to: &tables), fallback)
             }
         }
+    }
+}
+
+/// A piece of text during one evaluation: UTF-8 in its program's pool, or in the login's scratch.
+/// Plain values, so passing text around counts no references.
+struct Text: Sendable {
+    var start: Int32
+    var count: Int32
+    var inPool: Bool
+}
+
+/// A map() table keyed by UTF-8 bytes, so a value is looked up without making a string of it.
+/// Open addressing over FNV-1a hashes; keys and values live in the program's pool.
+struct ByteTable: Sendable {
+    struct Entry: Sendable {
+        let hash: UInt64
+        let key: Text
+        let value: Text
+    }
+    let entries: [Entry]
+    /// Entry index + 1 per bucket, 0 when empty; a power of two at least twice the entries.
+    let buckets: [Int32]
+
+    init(_ pairs: [(key: Text, value: Text)], pool: [UInt8]) {
+        var size = 4
+        while size < 2 * pairs.count { size *= 2 }
+        var buckets = [Int32](repeating: 0, count: size)
+        var entries: [Entry] = []
+        for (key, value) in pairs {
+            let hash = pool.withUnsafeBufferPointer { Self.hash(UnsafeBufferPointer(rebasing: $0[Int(key.start)..<Int(key.start + key.count)])) }
+            entries.append(Entry(hash: hash, key: key, value: value))
+            var b = Int(hash & UInt64(size - 1))
+            while buckets[b] != 0 { b = (b + 1) & (size - 1) }
+            buckets[b] = Int32(entries.count)
+        }
+        self.entries = entries
+        self.buckets = buckets
+    }
+
+    static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return h
+    }
+
+    /// The value for `key`, if the table has it.
+    func value(for key: UnsafeBufferPointer<UInt8>, pool: UnsafeMutableBufferPointer<UInt8>) -> Text? {
+        let hash = Self.hash(key)
+        let mask = buckets.count - 1
+        var b = Int(hash & UInt64(mask))
+        while buckets[b] != 0 {
+            let e = entries[Int(buckets[b]) - 1]
+            if e.hash == hash, Int(e.key.count) == key.count,
+                key.count == 0 || memcmp(pool.baseAddress! + Int(e.key.start), key.baseAddress!, key.count) == 0
+            {
+                return e.value
+            }
+            b = (b + 1) & mask
+        }
+        return nil
     }
 }

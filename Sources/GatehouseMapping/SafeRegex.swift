@@ -548,31 +548,33 @@ public final class SafeRegex: Sendable {
     /// Runs `body` over the Unicode scalars of `value`, decoded into memory on the stack when short;
     /// `nil` without calling it when `value` is longer than `maximumInput`.
     static func withScalars<R>(of value: String, _ body: (UnsafeBufferPointer<UInt32>) -> R) -> R? {
-        let bytes = value.utf8.count
-        guard bytes <= 4 * maximumInput else { return nil }
-        return withUnsafeTemporaryAllocation(of: UInt32.self, capacity: max(bytes, 1)) { buffer -> R? in
+        var copy = value
+        return copy.withUTF8 { withScalars(utf8: $0, body) }
+    }
+
+    /// `withScalars` for UTF-8 that came from a Swift string (so it is valid).
+    static func withScalars<R>(utf8: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBufferPointer<UInt32>) -> R) -> R? {
+        guard utf8.count <= 4 * maximumInput else { return nil }
+        return withUnsafeTemporaryAllocation(of: UInt32.self, capacity: max(utf8.count, 1)) { buffer -> R? in
             var n = 0
-            var copy = value
-            copy.withUTF8 { utf8 in
-                // Swift strings hold valid UTF-8, so each lead byte says how many follow.
-                var i = 0
-                while i < utf8.count {
-                    let b = UInt32(utf8[i])
-                    if b < 0x80 {
-                        buffer[n] = b
-                        i += 1
-                    } else if b < 0xE0 {
-                        buffer[n] = (b & 0x1F) << 6 | UInt32(utf8[i + 1] & 0x3F)
-                        i += 2
-                    } else if b < 0xF0 {
-                        buffer[n] = (b & 0x0F) << 12 | UInt32(utf8[i + 1] & 0x3F) << 6 | UInt32(utf8[i + 2] & 0x3F)
-                        i += 3
-                    } else {
-                        buffer[n] = (b & 0x07) << 18 | UInt32(utf8[i + 1] & 0x3F) << 12 | UInt32(utf8[i + 2] & 0x3F) << 6 | UInt32(utf8[i + 3] & 0x3F)
-                        i += 4
-                    }
-                    n += 1
+            // Valid UTF-8: each lead byte says how many follow.
+            var i = 0
+            while i < utf8.count {
+                let b = UInt32(utf8[i])
+                if b < 0x80 {
+                    buffer[n] = b
+                    i += 1
+                } else if b < 0xE0 {
+                    buffer[n] = (b & 0x1F) << 6 | UInt32(utf8[i + 1] & 0x3F)
+                    i += 2
+                } else if b < 0xF0 {
+                    buffer[n] = (b & 0x0F) << 12 | UInt32(utf8[i + 1] & 0x3F) << 6 | UInt32(utf8[i + 2] & 0x3F)
+                    i += 3
+                } else {
+                    buffer[n] = (b & 0x07) << 18 | UInt32(utf8[i + 1] & 0x3F) << 12 | UInt32(utf8[i + 2] & 0x3F) << 6 | UInt32(utf8[i + 3] & 0x3F)
+                    i += 4
                 }
+                n += 1
             }
             guard n <= maximumInput else { return nil }
             return body(UnsafeBufferPointer(rebasing: buffer[0..<n]))
@@ -587,35 +589,43 @@ public final class SafeRegex: Sendable {
 
     /// `matches`, spending `budget`; a value longer than `maximumInput` does not match.
     func matches(_ value: String, budget: inout Int) -> Bool {
-        Self.withScalars(of: value) { input in
-            withSearcher(input) { find(&$0, from: 0, budget: &budget) }
-        } ?? false
+        Self.withScalars(of: value) { matches(scalars: $0, budget: &budget) } ?? false
+    }
+
+    func matches(scalars input: UnsafeBufferPointer<UInt32>, budget: inout Int) -> Bool {
+        withSearcher(input) { find(&$0, from: 0, budget: &budget) }
     }
 
     /// The first capture group of the first match (the whole match if the pattern has no group), or
     /// `nil` when nothing matches.
     public func extract(_ value: String) -> String? {
         var unlimited = Int.max
-        return extract(value, budget: &unlimited)
+        return Self.withScalars(of: value) { input -> String? in
+            guard let range = extractRange(scalars: input, budget: &unlimited) else { return nil }
+            var out = UTF8Output(capacity: range.count)
+            out.append(input, range)
+            return out.string
+        } ?? nil
     }
 
-    /// `extract`, spending `budget`; a value longer than `maximumInput` does not match.
-    func extract(_ value: String, budget: inout Int) -> String? {
-        Self.withScalars(of: value) { input -> String? in
-            withSearcher(input) { s -> String? in
-                guard find(&s, from: 0, budget: &budget) else { return nil }
-                guard let range = s.group(groupCount >= 1 ? 1 : 0) else { return "" }
-                var out = UTF8Output(capacity: range.count)
-                out.append(input, range)
-                return out.string
-            }
-        } ?? nil
+    /// Where in `input` `extract` finds its text (empty when the group took no part), spending
+    /// `budget`; `nil` when nothing matches.
+    func extractRange(scalars input: UnsafeBufferPointer<UInt32>, budget: inout Int) -> Range<Int>? {
+        withSearcher(input) { s -> Range<Int>? in
+            guard find(&s, from: 0, budget: &budget) else { return nil }
+            return s.group(groupCount >= 1 ? 1 : 0) ?? 0..<0
+        }
     }
 
     /// Every non-overlapping match replaced by `template`, where `$0`…`$9` insert groups and `$$` a dollar.
     public func replaceAll(in value: String, with template: String) -> String {
         var unlimited = Int.max
-        return replaceAll(value, with: Replacement(template), budget: &unlimited) ?? value
+        let replacement = Replacement(template)
+        return Self.withScalars(of: value) { input -> String in
+            var out = UTF8Output(capacity: input.count + 16)
+            _ = replaceAll(scalars: input, with: replacement, into: &out, budget: &unlimited)
+            return out.string
+        } ?? value
     }
 
     /// A replacement template split once into literals and `$n` groups.
@@ -624,40 +634,37 @@ public final class SafeRegex: Sendable {
         init(_ template: String) { parts = SafeRegex.parseTemplate(template) }
     }
 
-    /// `replaceAll`, spending `budget`: `nil` when the budget ran out; a value longer than
-    /// `maximumInput` is returned as it is.
-    func replaceAll(_ value: String, with replacement: Replacement, budget: inout Int) -> String? {
+    /// Writes `input` with every non-overlapping match replaced to `out`, spending `budget`;
+    /// `false` when the budget ran out (what was written is then incomplete).
+    func replaceAll<Sink: ScalarSink>(scalars input: UnsafeBufferPointer<UInt32>, with replacement: Replacement, into out: inout Sink, budget: inout Int) -> Bool {
         let parts = replacement.parts
-        return Self.withScalars(of: value) { input -> String? in
-            withSearcher(input) { s -> String? in
-                var out = UTF8Output(capacity: input.count + 16)
-                var position = 0
-                var copied = 0
-                while position <= input.count, find(&s, from: position, budget: &budget), let whole = s.group(0) {
-                    out.append(input, copied..<whole.lowerBound)
-                    for part in parts {
-                        switch part {
-                        case .literal(let text): out.append(text)
-                        case .group(let g):
-                            if g <= groupCount, let r = s.group(g) { out.append(input, r) }
-                        }
-                    }
-                    copied = whole.upperBound
-                    position = whole.isEmpty ? whole.upperBound + 1 : whole.upperBound
-                    if whole.isEmpty && whole.upperBound < input.count {
-                        out.append(input, whole.upperBound..<(whole.upperBound + 1))
-                        copied = whole.upperBound + 1
+        return withSearcher(input) { s -> Bool in
+            var position = 0
+            var copied = 0
+            while position <= input.count, find(&s, from: position, budget: &budget), let whole = s.group(0) {
+                out.append(input, copied..<whole.lowerBound)
+                for part in parts {
+                    switch part {
+                    case .literal(let utf8): out.append(utf8: utf8)
+                    case .group(let g):
+                        if g <= groupCount, let r = s.group(g) { out.append(input, r) }
                     }
                 }
-                if budget < 0 { return nil }
-                out.append(input, copied..<input.count)
-                return out.string
+                copied = whole.upperBound
+                position = whole.isEmpty ? whole.upperBound + 1 : whole.upperBound
+                if whole.isEmpty && whole.upperBound < input.count {
+                    out.append(input, whole.upperBound..<(whole.upperBound + 1))
+                    copied = whole.upperBound + 1
+                }
             }
-        } ?? value
+            if budget < 0 { return false }
+            out.append(input, copied..<input.count)
+            return true
+        }
     }
 
     enum TemplatePart: Sendable {
-        case literal(String)
+        case literal([UInt8])
         case group(Int)
     }
 
@@ -677,7 +684,7 @@ public final class SafeRegex: Sendable {
             if d == "$" {
                 literal.append("$")
             } else if let v = Int(String(d)), d.isASCII {
-                if !literal.isEmpty { parts.append(.literal(literal)) }
+                if !literal.isEmpty { parts.append(.literal(Array(literal.utf8))) }
                 literal = ""
                 parts.append(.group(v))
             } else {
@@ -685,32 +692,31 @@ public final class SafeRegex: Sendable {
                 literal.unicodeScalars.append(d)
             }
         }
-        if !literal.isEmpty { parts.append(.literal(literal)) }
+        if !literal.isEmpty { parts.append(.literal(Array(literal.utf8))) }
         return parts
     }
 
     /// UTF-8 text built from scalars that came from a Swift string (so each is a valid scalar).
-    struct UTF8Output {
+    struct UTF8Output: ScalarSink {
         var bytes: [UInt8] = []
 
         init(capacity: Int) { bytes.reserveCapacity(capacity) }
 
         mutating func append(_ scalars: UnsafeBufferPointer<UInt32>, _ range: Range<Int>) {
-            for k in range {
-                let c = scalars[k]
-                switch c {
-                case 0..<0x80: bytes.append(UInt8(c))
-                case 0x80..<0x800: bytes += [UInt8(0xC0 | (c >> 6)), UInt8(0x80 | (c & 0x3F))]
-                case 0x800..<0x10000: bytes += [UInt8(0xE0 | (c >> 12)), UInt8(0x80 | ((c >> 6) & 0x3F)), UInt8(0x80 | (c & 0x3F))]
-                default: bytes += [UInt8(0xF0 | (c >> 18)), UInt8(0x80 | ((c >> 12) & 0x3F)), UInt8(0x80 | ((c >> 6) & 0x3F)), UInt8(0x80 | (c & 0x3F))]
-                }
-            }
+            for k in range { UTF8.encode(Unicode.Scalar(scalars[k]).unsafelyUnwrapped) { bytes.append($0) } }
         }
 
-        mutating func append(_ text: String) { bytes += text.utf8 }
+        mutating func append(utf8: [UInt8]) { bytes += utf8 }
 
         var string: String { String(decoding: bytes, as: UTF8.self) }
     }
+
+}
+
+/// Where a replacement writes its text: scalars of the input and UTF-8 of the template.
+protocol ScalarSink {
+    mutating func append(_ scalars: UnsafeBufferPointer<UInt32>, _ range: Range<Int>)
+    mutating func append(utf8: [UInt8])
 }
 
 // MARK: Parsing

@@ -123,7 +123,7 @@ import Testing
     }
 
     @Test func booleansReadOnlyTheirFourWords() throws {
-        for (text, expected) in [("true", true), (" True\t", true), ("1", true), ("FALSE", false), (" 0 ", false), ("yes", nil), ("truex", nil), ("", nil), ("tru", nil), ("\u{00A0}true\u{00A0}", true)] as [(String, Bool?)] {
+        for (text, expected) in [("true", true), (" True\t", true), ("1", true), ("FALSE", false), (" 0 ", false), ("yes", nil), ("truex", nil), ("", nil), ("tru", nil), ("\u{00A0}true\u{00A0}", true), ("é", nil), (" é ", nil), ("\u{00A0}é", nil)] as [(String, Bool?)] {
             #expect(CompiledMapping.boolean(text) == expected, "\(text)")
         }
     }
