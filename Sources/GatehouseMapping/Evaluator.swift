@@ -257,16 +257,16 @@ struct Evaluator {
         let op = program.ops[index]
         switch op.code {
         case .constant:
-            let texts = program.constants[Int(op.a)]
-            if texts.count == 1 { return .one(texts[0]) }
+            if op.b == 1 { return .one(program.texts[Int(op.a)]) }
             let start = scratch.textCount
-            for t in texts { scratch.push(t) }
+            for k in Int(op.a)..<Int(op.a + op.b) { scratch.push(program.texts[k]) }
             return scratch.list(since: start)
         case .boolean: return .boolean(op.a != 0)
         case .attribute: return input(op.a)
         case .template:
             let start = scratch.byteCount
-            for piece in program.templates[Int(op.a)] {
+            for k in Int(op.a)..<Int(op.a + op.b) {
+                let piece = program.pieces[k]
                 scratch.append(piece.literal)
                 if piece.input >= 0, let v = scratch.first(input(piece.input)) { scratch.append(v) }
                 try checkLength(since: start)
@@ -307,7 +307,9 @@ struct Evaluator {
             var found = false
             try scratch.forEach(value) { t throws(EvaluationLimit) in
                 guard !found else { return }
-                found = SafeRegex.withScalars(utf8: scratch.view(t)) { regex.matches(scalars: $0, budget: &budget) } ?? false
+                found = regex._withUnsafeGuaranteedRef { regex in
+                    SafeRegex.withScalars(utf8: scratch.view(t)) { regex.matches(scalars: $0, budget: &budget) } ?? false
+                }
                 try overBudget()
             }
             return .boolean(found)
@@ -352,11 +354,13 @@ struct Evaluator {
             let regex = program.regexes[Int(op.b)]
             return try mapEach(try evaluate(Int(op.a))) { e, t throws(EvaluationLimit) -> Text? in
                 let start = e.scratch.byteCount
-                let found = SafeRegex.withScalars(utf8: e.scratch.view(t)) { scalars -> Bool in
-                    guard let range = regex.extractRange(scalars: scalars, budget: &e.budget) else { return false }
-                    e.scratch.append(scalars, range)
-                    return true
-                } ?? false
+                let found = regex._withUnsafeGuaranteedRef { regex in
+                    SafeRegex.withScalars(utf8: e.scratch.view(t)) { scalars -> Bool in
+                        guard let range = regex.extractRange(scalars: scalars, budget: &e.budget) else { return false }
+                        e.scratch.append(scalars, range)
+                        return true
+                    } ?? false
+                }
                 try e.overBudget()
                 return found ? e.scratch.written(since: start) : nil
             }
@@ -365,11 +369,12 @@ struct Evaluator {
             return try mapEach(try evaluate(Int(op.a))) { e, t throws(EvaluationLimit) -> Text? in
                 let start = e.scratch.byteCount
                 // A value too long for the regular expression is kept as it is.
-                guard
-                    let done = SafeRegex.withScalars(utf8: e.scratch.view(t), { scalars in
+                let outcome = regex._withUnsafeGuaranteedRef { regex in
+                    SafeRegex.withScalars(utf8: e.scratch.view(t), { scalars in
                         regex.replaceAll(scalars: scalars, with: replacement, into: &e.scratch, budget: &e.budget)
                     })
-                else { return t }
+                }
+                guard let done = outcome else { return t }
                 guard done else { throw EvaluationLimit(reason: "the rule did more work than a mapping rule may (\(CompiledMapping.ruleBudget) steps)") }
                 try e.checkLength(since: start)
                 return e.scratch.written(since: start)
@@ -377,7 +382,9 @@ struct Evaluator {
         case .map:
             let table = program.tables[Int(op.b)]
             let fallback: Text? = op.c >= 0 ? program.literals[Int(op.c)] : nil
-            return try mapEach(try evaluate(Int(op.a))) { e, t in table.value(for: e.scratch.view(t), pool: e.program.pool) ?? fallback }
+            return try mapEach(try evaluate(Int(op.a))) { e, t in
+                table._withUnsafeGuaranteedRef { $0.value(for: e.scratch.view(t), pool: e.program.pool) } ?? fallback
+            }
         }
     }
 

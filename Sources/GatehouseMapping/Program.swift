@@ -6,17 +6,18 @@ import Foundation
 ///
 /// Its literal text (constants, separators, template pieces, table keys and values) is kept as
 /// UTF-8 in one pool that evaluation reads in place. Built once when the expression is compiled;
-/// immutable and shared, so a class (which owns the pool's memory).
+/// immutable and shared, so a class. It owns its tables as raw memory, so reading them during
+/// evaluation counts no references (an array property of a class is retained around each read).
 final class Program: @unchecked Sendable {  // immutable after init
     struct Op: Sendable {
         enum Code: UInt8, Sendable {
-            /// The texts `constants[a]`.
+            /// The texts `texts[a..<a+b]`.
             case constant
             /// `a != 0`.
             case boolean
             /// The values of input `a` (an index into `MappingExpression.inputs`).
             case attribute
-            /// `templates[a]`.
+            /// The pieces `pieces[a..<a+b]`.
             case template
             /// Every value of `children[a..<a+b]`, in order.
             case list
@@ -50,16 +51,16 @@ final class Program: @unchecked Sendable {  // immutable after init
         let input: Int32
     }
 
-    let ops: [Op]
+    let ops: UnsafeMutableBufferPointer<Op>
     /// The instruction that computes the expression's value.
     let root: Int
-    let children: [Int32]
-    let constants: [[Text]]
-    let literals: [Text]
-    let templates: [[Piece]]
-    let regexes: [SafeRegex]
-    let replacements: [SafeRegex.Replacement]
-    let tables: [ByteTable]
+    let children: UnsafeMutableBufferPointer<Int32>
+    let texts: UnsafeMutableBufferPointer<Text>
+    let literals: UnsafeMutableBufferPointer<Text>
+    let pieces: UnsafeMutableBufferPointer<Piece>
+    let regexes: UnsafeMutableBufferPointer<Unmanaged<SafeRegex>>
+    let replacements: UnsafeMutableBufferPointer<SafeRegex.Replacement>
+    let tables: UnsafeMutableBufferPointer<Unmanaged<ByteTable>>
     let pool: UnsafeMutableBufferPointer<UInt8>
 
     /// "true" and "false", which begin every pool: a condition read as text.
@@ -72,27 +73,43 @@ final class Program: @unchecked Sendable {  // immutable after init
         _ = b.text("true")
         _ = b.text("false")
         self.root = Int(b.lower(root))
-        ops = b.ops
-        children = b.children
-        constants = b.constants
-        literals = b.literals
-        templates = b.templates
-        regexes = b.regexes
-        replacements = b.replacements
-        tables = b.tables
-        pool = .allocate(capacity: max(b.pool.count, 1))
-        _ = pool.initialize(from: b.pool)
+        ops = Self.owned(b.ops)
+        children = Self.owned(b.children)
+        texts = Self.owned(b.texts)
+        literals = Self.owned(b.literals)
+        pieces = Self.owned(b.pieces)
+        regexes = Self.owned(b.regexes.map { Unmanaged.passRetained($0) })
+        replacements = Self.owned(b.replacements)
+        tables = Self.owned(b.tables.map { Unmanaged.passRetained($0) })
+        pool = Self.owned(b.pool)
     }
 
-    deinit { pool.deallocate() }
+    deinit {
+        for r in regexes { r.release() }
+        for t in tables { t.release() }
+        replacements.deinitialize()
+        for buffer in [UnsafeMutableRawPointer(ops.baseAddress!), UnsafeMutableRawPointer(children.baseAddress!), UnsafeMutableRawPointer(texts.baseAddress!),
+            UnsafeMutableRawPointer(literals.baseAddress!), UnsafeMutableRawPointer(pieces.baseAddress!), UnsafeMutableRawPointer(regexes.baseAddress!),
+            UnsafeMutableRawPointer(replacements.baseAddress!), UnsafeMutableRawPointer(tables.baseAddress!), UnsafeMutableRawPointer(pool.baseAddress!)]
+        {
+            buffer.deallocate()
+        }
+    }
+
+    /// A copy of `list` in memory this program owns (never empty, so every buffer has an address).
+    private static func owned<T>(_ list: [T]) -> UnsafeMutableBufferPointer<T> {
+        let buffer = UnsafeMutableBufferPointer<T>.allocate(capacity: max(list.count, 1))
+        _ = buffer.initialize(from: list)
+        return UnsafeMutableBufferPointer(rebasing: buffer[0..<list.count])
+    }
 
     private struct Builder {
         let inputs: [String: Int32]
         var ops: [Op] = []
         var children: [Int32] = []
-        var constants: [[Text]] = []
+        var texts: [Text] = []
         var literals: [Text] = []
-        var templates: [[Piece]] = []
+        var pieces: [Piece] = []
         var regexes: [SafeRegex] = []
         var replacements: [SafeRegex.Replacement] = []
         var tables: [ByteTable] = []
@@ -131,25 +148,30 @@ final class Program: @unchecked Sendable {  // immutable after init
             return Self.add(t, to: &literals)
         }
 
+        /// An instruction for the constant texts `strings`.
         mutating func constant(_ strings: [String]) -> Int32 {
-            let texts = strings.map { text($0) }
-            return Self.add(texts, to: &constants)
+            let lowered = strings.map { text($0) }
+            let start = Int32(texts.count)
+            texts += lowered
+            return emit(.constant, start, Int32(lowered.count))
         }
 
         mutating func lower(_ node: Node) -> Int32 {
             switch node.kind {
-            case .text(let v): return emit(.constant, constant(v))
+            case .text(let v): return constant(v)
             case .boolean(let v): return emit(.boolean, v ? 1 : 0)
             case .attribute(let name): return emit(.attribute, inputs[name] ?? -1)
             case .template(let pieces):
                 let lowered = pieces.map { Piece(literal: text($0.literal), input: $0.attribute.flatMap { inputs[$0] } ?? -1) }
-                return emit(.template, Self.add(lowered, to: &templates))
+                let start = Int32(self.pieces.count)
+                self.pieces += lowered
+                return emit(.template, start, Int32(lowered.count))
             case .list(let items):
                 let (start, count) = lowerAll(items)
                 return emit(.list, start, count)
             case .table, .regex, .replacement:
                 // Only ever arguments of map(), extract() and replace(), lowered with them.
-                return emit(.constant, constant([]))
+                return constant([])
             case .not(let a): return emit(.not, lower(a))
             case .and(let a, let b):
                 let (x, y) = (lower(a), lower(b))
@@ -178,7 +200,7 @@ final class Program: @unchecked Sendable {  // immutable after init
         mutating func call(_ f: Function, _ args: [Node]) -> Int32 {
             switch f {
             case .attr:
-                return emit(.constant, constant([]))  // the parser made it an attribute read
+                return constant([])  // the parser made it an attribute read
             case .first:
                 let (start, count) = lowerAll(args)
                 return emit(.first, start, count)
@@ -192,17 +214,17 @@ final class Program: @unchecked Sendable {  // immutable after init
                 return emit(f == .split ? .split : .join, x, literal(args[1]))
             case .extract:
                 let x = lower(args[0])
-                guard case .regex(let r) = args[1].kind else { return emit(.constant, constant([])) }
+                guard case .regex(let r) = args[1].kind else { return constant([]) }
                 return emit(.extract, x, Self.add(r, to: &regexes))
             case .replace:
                 let x = lower(args[0])
                 guard case .regex(let r) = args[1].kind, case .replacement(let t) = args[2].kind else {
-                    return emit(.constant, constant([]))
+                    return constant([])
                 }
                 return emit(.replace, x, Self.add(r, to: &regexes), Self.add(t, to: &replacements))
             case .map:
                 let x = lower(args[0])
-                guard case .table(let table) = args[1].kind else { return emit(.constant, constant([])) }
+                guard case .table(let table) = args[1].kind else { return constant([]) }
                 let entries = table.sorted { $0.key < $1.key }.map { (key: text($0.key), value: text($0.value)) }
                 let lowered = ByteTable(entries, pool: pool)
                 let fallback = args.count == 3 ? literal(args[2]) : -1
@@ -221,31 +243,36 @@ struct Text: Sendable {
 }
 
 /// A map() table keyed by UTF-8 bytes, so a value is looked up without making a string of it.
-/// Open addressing over FNV-1a hashes; keys and values live in the program's pool.
-struct ByteTable: Sendable {
-    struct Entry: Sendable {
+/// Open addressing over FNV-1a hashes; keys and values live in the program's pool. A class owning
+/// raw memory, for the same reason as `Program`.
+final class ByteTable: @unchecked Sendable {  // immutable after init
+    struct Entry {
         let hash: UInt64
         let key: Text
         let value: Text
     }
-    let entries: [Entry]
+    let entries: UnsafeMutableBufferPointer<Entry>
     /// Entry index + 1 per bucket, 0 when empty; a power of two at least twice the entries.
-    let buckets: [Int32]
+    let buckets: UnsafeMutableBufferPointer<Int32>
 
     init(_ pairs: [(key: Text, value: Text)], pool: [UInt8]) {
         var size = 4
         while size < 2 * pairs.count { size *= 2 }
-        var buckets = [Int32](repeating: 0, count: size)
-        var entries: [Entry] = []
-        for (key, value) in pairs {
+        buckets = .allocate(capacity: size)
+        buckets.initialize(repeating: 0)
+        entries = .allocate(capacity: max(pairs.count, 1))
+        for (n, (key, value)) in pairs.enumerated() {
             let hash = pool.withUnsafeBufferPointer { Self.hash(UnsafeBufferPointer(rebasing: $0[Int(key.start)..<Int(key.start + key.count)])) }
-            entries.append(Entry(hash: hash, key: key, value: value))
+            (entries.baseAddress! + n).initialize(to: Entry(hash: hash, key: key, value: value))
             var b = Int(hash & UInt64(size - 1))
             while buckets[b] != 0 { b = (b + 1) & (size - 1) }
-            buckets[b] = Int32(entries.count)
+            buckets[b] = Int32(n + 1)
         }
-        self.entries = entries
-        self.buckets = buckets
+    }
+
+    deinit {
+        entries.deallocate()
+        buckets.deallocate()
     }
 
     static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
