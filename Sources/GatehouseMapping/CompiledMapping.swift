@@ -158,15 +158,20 @@ public struct CompiledMapping: Sendable {
     /// Runs `body` with the login's values of every name in `names` (read once, in order, and
     /// copied into the scratch the rules work in), and the scratch, freed afterwards.
     private func withScratch<R>(_ attributes: [String: [String]], _ body: (UnsafePointer<Value>, inout Scratch) -> R) -> R {
-        var scratch = Scratch()
-        defer { scratch.deallocate() }
         let names = self.names
-        return withUnsafeTemporaryAllocation(of: Value.self, capacity: max(names.count, 1)) { buffer in
-            let slots = buffer.baseAddress!
-            for (i, name) in names.enumerated() {
-                (slots + i).initialize(to: attributes[name].map { scratch.value(of: $0) } ?? .none)
+        // A typical login fits in the first kilobyte, on the stack; more moves to the heap.
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { bytes in
+            withUnsafeTemporaryAllocation(of: Text.self, capacity: 64) { texts in
+                var scratch = Scratch(lending: bytes, texts)
+                defer { scratch.deallocate() }
+                return withUnsafeTemporaryAllocation(of: Value.self, capacity: max(names.count, 1)) { buffer in
+                    let slots = buffer.baseAddress!
+                    for (i, name) in names.enumerated() {
+                        (slots + i).initialize(to: attributes[name].map { scratch.value(of: $0) } ?? .none)
+                    }
+                    return body(slots, &scratch)
+                }
             }
-            return body(slots, &scratch)
         }
     }
 
@@ -287,14 +292,21 @@ public struct CompiledMapping: Sendable {
             default: break
             }
         }
+        if case .groups = rule.kind {
+            // Kept: non-empty, at most 128 bytes, each once; compared as bytes before any string is made.
+            // Stops comparing once past the limit, so a huge upstream list costs linear time.
+            var kept: [Text] = []
+            s.forEach(value) { t in
+                guard kept.count <= maximumGroups else { return }
+                if t.count > 0 && t.count <= 128 && !kept.contains(where: { s.equal($0, t) }) { kept.append(t) }
+            }
+            guard kept.count <= maximumGroups else { return .failure("more than \(maximumGroups) groups") }
+            return .groups(kept.map { s.string($0) })
+        }
         var values = s.strings(value)
         switch rule.kind {
         case .groups:
-            var kept: [String] = []
-            kept.reserveCapacity(values.count)
-            for v in values where !v.isEmpty && v.utf8.count <= 128 && !kept.contains(v) { kept.append(v) }
-            guard kept.count <= maximumGroups else { return .failure("more than \(maximumGroups) groups") }
-            return .groups(kept)
+            return .unset  // handled above
         case .boolean:
             guard let v = values.first else { return .unset }
             return .value(Self.boolean(v) == true ? "true" : "false")

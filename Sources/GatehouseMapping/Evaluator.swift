@@ -26,20 +26,33 @@ struct Scratch: ScalarSink {
     private(set) var texts: UnsafeMutablePointer<Text>
     private(set) var textCount = 0
     private var textCapacity: Int
+    /// Whether `bytes` and `texts` were allocated here (a scratch may start in memory it was lent,
+    /// such as a buffer on the stack, and moves to its own when it outgrows it).
+    private var ownsBytes: Bool
+    private var ownsTexts: Bool
     /// The pool of the program being run.
     var pool: UnsafeMutableBufferPointer<UInt8>
 
     init(bytes: Int = 1024, texts: Int = 64) {
-        byteCapacity = bytes
-        textCapacity = texts
-        self.bytes = .allocate(capacity: bytes)
-        self.texts = .allocate(capacity: texts)
+        self.init(lending: .allocate(capacity: bytes), .allocate(capacity: texts))
+        ownsBytes = true
+        ownsTexts = true
+    }
+
+    /// A scratch that starts in `bytes` and `texts`, which must outlive it.
+    init(lending bytes: UnsafeMutableBufferPointer<UInt8>, _ texts: UnsafeMutableBufferPointer<Text>) {
+        self.bytes = bytes.baseAddress!
+        byteCapacity = bytes.count
+        self.texts = texts.baseAddress!
+        textCapacity = texts.count
+        ownsBytes = false
+        ownsTexts = false
         pool = UnsafeMutableBufferPointer(start: nil, count: 0)
     }
 
     func deallocate() {
-        bytes.deallocate()
-        texts.deallocate()
+        if ownsBytes { bytes.deallocate() }
+        if ownsTexts { texts.deallocate() }
     }
 
     /// The bytes of `t`; valid until the next write.
@@ -60,8 +73,9 @@ struct Scratch: ScalarSink {
         while capacity < byteCount + n { capacity *= 2 }
         let grown = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
         grown.update(from: bytes, count: byteCount)
-        bytes.deallocate()
+        if ownsBytes { bytes.deallocate() }
         bytes = grown
+        ownsBytes = true
         byteCapacity = capacity
     }
 
@@ -118,8 +132,9 @@ struct Scratch: ScalarSink {
         if textCount == textCapacity {
             let grown = UnsafeMutablePointer<Text>.allocate(capacity: textCapacity * 2)
             grown.initialize(from: texts, count: textCount)
-            texts.deallocate()
+            if ownsTexts { texts.deallocate() }
             texts = grown
+            ownsTexts = true
             textCapacity *= 2
         }
         (texts + textCount).initialize(to: t)

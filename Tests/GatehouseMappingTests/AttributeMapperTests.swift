@@ -117,6 +117,10 @@ import Testing
         // A groups rule that fails is reported like any other.
         let many = Array(repeating: "g", count: 300).enumerated().map { "g\($0.offset)" }.joined(separator: ",")
         #expect(compiled.apply(["g": [many]]).failures["groups"] != nil)
+        // Straight from the upstream, a huge list of distinct groups is refused too (and in linear time).
+        let plain = try CompiledMapping(AttributeMapping(["groups": "g"]))
+        #expect(plain.apply(["g": (0..<200_000).map { "group-\($0)" }]).failures["groups"]?.contains("more than 256 groups") == true)
+        #expect(plain.apply(["g": ["a", "", "b", "a", String(repeating: "x", count: 129)]]).groups == ["a", "b"])
         // And the values themselves, one login after another, never leak between results.
         #expect(compiled.apply(["mail": ["c@d.e"]]).attributes == ["email": "c@d.e"])
         #expect(all.attributes["email"] == "a@b.c")
