@@ -130,9 +130,11 @@ public struct CompiledMapping: Sendable {
         let rules = self.rules, layout = self.layout
         return withScratch(attributes) { slots, scratch in
             var builder = ResultBuilder(layout)
-            for k in rules.indices {
-                unowned(unsafe) let rule = rules[k]  // the mapping holds every rule for the whole call
-                builder.record(rule, at: layout.positions[k], Self.run(rule, slots, &scratch))
+            layout.positions.withUnsafeBufferPointer { positions in
+                for k in rules.indices {
+                    unowned(unsafe) let rule = rules[k]  // the mapping holds every rule for the whole call
+                    builder.record(rule, at: positions[k], Self.run(rule, slots, &scratch))
+                }
             }
             return builder.finish()
         }

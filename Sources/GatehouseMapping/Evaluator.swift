@@ -123,8 +123,10 @@ struct Scratch: ScalarSink {
     /// A copy of `s` in the bytes.
     mutating func text(_ s: String) -> Text {
         let start = byteCount
-        var copy = s
-        copy.withUTF8 { append($0) }
+        if s.utf8.withContiguousStorageIfAvailable({ append($0) }) == nil {
+            var copy = s
+            copy.withUTF8 { append($0) }
+        }
         return written(since: start)
     }
 
