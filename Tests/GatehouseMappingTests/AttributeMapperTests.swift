@@ -126,6 +126,34 @@ import Testing
         #expect(all.attributes["email"] == "a@b.c")
     }
 
+    /// A login larger than the scratch's first buffers (1 KB of text, 64 values) moves it to the
+    /// heap mid-rule; every value must read the same after the move as before.
+    @Test func largeLoginsMapExactlyAsSmallOnes() throws {
+        let custom = [CustomAttribute(name: "custom:tags", maximumLength: 2048)]
+        let mapping = AttributeMapping(rules: [
+            .init(target: "name", source: .expression("\"{{given}} {{family}}\" | upper")),
+            .init(target: "nickname", source: .expression("join(split(given, 'a'), '-')")),
+            .init(target: "custom:tags", source: .expression("join(map(tags, {\"t1\": \"one\"}, \"other\"), ',')")),
+            .init(target: "groups", source: .expression("extract(tags, '^t(\\d)$')")),
+            .init(target: "email", source: .expression("lower(trim(mail))")),
+        ])
+        let compiled = try CompiledMapping(mapping, customAttributes: custom)
+        for size in [3, 400] {
+            let given = String(repeating: "ab", count: size), family = String(repeating: "c", count: size)
+            let tags = (0..<(size / 4 + 2)).map { "t\($0 % 10)" }
+            let result = compiled.apply(["given": [given], "family": [family], "tags": tags, "mail": ["  Ada@X.COM  "]])
+            #expect(result.attributes["name"] == (given + " " + family).uppercased(), "size \(size)")
+            if size <= 256 {
+                #expect(result.attributes["nickname"] == Array(repeating: "b", count: size).joined(separator: "-"), "size \(size)")
+            } else {
+                #expect(result.attributes["nickname"] == nil && result.failures["nickname"]?.contains("more than 256 values") == true, "size \(size)")
+            }
+            #expect(result.attributes["custom:tags"] == tags.map { $0 == "t1" ? "one" : "other" }.joined(separator: ","), "size \(size)")
+            #expect(result.groups == Array(Set(tags.map { String($0.dropFirst()) })).sorted { tags.firstIndex(of: "t" + $0)! < tags.firstIndex(of: "t" + $1)! }, "size \(size)")
+            #expect(result.attributes["email"] == "ada@x.com", "size \(size)")
+        }
+    }
+
     @Test func booleansReadOnlyTheirFourWords() throws {
         for (text, expected) in [("true", true), (" True\t", true), ("1", true), ("FALSE", false), (" 0 ", false), ("yes", nil), ("truex", nil), ("", nil), ("tru", nil), ("\u{00A0}true\u{00A0}", true), ("é", nil), (" é ", nil), ("\u{00A0}é", nil)] as [(String, Bool?)] {
             #expect(CompiledMapping.boolean(text) == expected, "\(text)")
