@@ -280,20 +280,21 @@ public struct CompiledMapping: Sendable {
         } catch {
             return .failure(error.reason)
         }
-        let s = evaluator.scratch
         // The common cases, one value for a text, email or boolean attribute, read in place.
         if case .one(var single) = value {
             switch rule.kind {
             case .text, .email:
-                if case .email = rule.kind { single = evaluator.trimmed(single) }
+                if case .email = rule.kind { single = evaluator.trimmed(single) }  // may write to the scratch
                 guard single.count > 0 else { return .unset }
                 guard single.count <= maximumValueLength else { return .failure("longer than \(maximumValueLength) bytes") }
                 return .value(evaluator.scratch.string(single))
             case .boolean:
-                return .value(boolean(utf8: s.view(single)) == true ? "true" : "false")
+                return .value(boolean(utf8: evaluator.scratch.view(single)) == true ? "true" : "false")
             default: break
             }
         }
+        // Read only from here on, so a copy of the scratch stays valid.
+        let s = evaluator.scratch
         if case .groups = rule.kind {
             // Kept: non-empty, at most 128 bytes, each once; compared as bytes before any string is made.
             // Stops comparing once past the limit, so a huge upstream list costs linear time.

@@ -50,15 +50,15 @@ enum MappingBenchmark {
         // One rule alone (`*`: the whole mapping, measured alone; any other name: no rule, the fixed cost).
         if let only = ProcessInfo.processInfo.environment["GATEHOUSE_BENCH_RULE"] {
             let one = try CompiledMapping(AttributeMapping(rules: mapping.rules.filter { only == "*" || $0.target == only }), customAttributes: custom)
-            try await Benchmark.measure("  rule \(only) alone", seconds: 5) { _ = one.apply(login) }
+            await Benchmark.measure("  rule \(only) alone", seconds: 5) { _ = one.apply(login) }
             return
         }
-        try await Benchmark.measure("apply a 15-rule mapping to one login") { _ = compiled.apply(login) }
+        await Benchmark.measure("apply a 15-rule mapping to one login") { _ = compiled.apply(login) }
         try await Benchmark.measure("compile the same mapping (when it changes)") { _ = try CompiledMapping(mapping, customAttributes: custom) }
         if ProcessInfo.processInfo.environment["GATEHOUSE_BENCH_RULES"] != nil {
             for rule in mapping.rules {
                 let one = try CompiledMapping(AttributeMapping(rules: [rule]), customAttributes: custom)
-                try await Benchmark.measure("  rule \(rule.target)", seconds: 0.5) { _ = one.apply(login) }
+                await Benchmark.measure("  rule \(rule.target)", seconds: 0.5) { _ = one.apply(login) }
             }
         }
     }
