@@ -21,7 +21,10 @@ public struct UnverifiedJWS: Sendable {
         }
         var token = token
         token.makeContiguousUTF8()
-        let parts = token.utf8.withContiguousStorageIfAvailable { all -> Result<([UInt8], [UInt8], Data, Data), VerificationError> in
+        // The parts are written to locals rather than returned in a generic container, whose type
+        // the runtime would look up on every call.
+        var h: [UInt8] = [], p: [UInt8] = [], s = Data(), signingInput = Data()
+        let split = try token.utf8.withContiguousStorageIfAvailable { all throws -> Void in
             var dots = (0, 0)
             var count = 0
             for i in 0..<all.count where all[i] == UInt8(ascii: ".") {
@@ -29,16 +32,18 @@ public struct UnverifiedJWS: Sendable {
                 if count == 1 { dots.0 = i } else if count == 2 { dots.1 = i } else if count > 4 { break }
             }
             guard count == 2 else {
-                return .failure(VerificationError(check: "format", reason: count == 4 ? "encrypted tokens (JWE) are not accepted" : "not a compact JWS"))
+                throw VerificationError(check: "format", reason: count == 4 ? "encrypted tokens (JWE) are not accepted" : "not a compact JWS")
             }
-            guard let h = Base64URL.decodeToArray(bytes: UnsafeBufferPointer(rebasing: all[0..<dots.0])),
-                let p = Base64URL.decodeToArray(bytes: UnsafeBufferPointer(rebasing: all[(dots.0 + 1)..<dots.1])),
-                let s = Base64URL.decodeToArray(bytes: UnsafeBufferPointer(rebasing: all[(dots.1 + 1)...]))
-            else { return .failure(VerificationError(check: "format", reason: "a part is not base64url")) }
-            return .success((h, p, Data(s), Data(UnsafeBufferPointer(rebasing: all[0..<dots.1]))))
+            guard let header = Base64URL.decodeToArray(bytes: UnsafeBufferPointer(rebasing: all[0..<dots.0])),
+                let payload = Base64URL.decodeToArray(bytes: UnsafeBufferPointer(rebasing: all[(dots.0 + 1)..<dots.1])),
+                let signature = Base64URL.decodeToArray(bytes: UnsafeBufferPointer(rebasing: all[(dots.1 + 1)...]))
+            else { throw VerificationError(check: "format", reason: "a part is not base64url") }
+            h = header
+            p = payload
+            s = Data(signature)
+            signingInput = Data(UnsafeBufferPointer(rebasing: all[0..<dots.1]))
         }
-        guard let parts else { throw VerificationError(check: "format", reason: "not a compact JWS") }
-        let (h, p, s, signingInput) = try parts.get()
+        guard split != nil else { throw VerificationError(check: "format", reason: "not a compact JWS") }
         guard let header = try? JSONValue.parseObject(bytes: h) else {
             throw VerificationError(check: "format", reason: "header is not a JSON object (or repeats a member)")
         }

@@ -124,6 +124,30 @@ actor CountingKeySource: VerificationKeySource {
         }
     }
 
+    /// The compact form's parser says what is wrong, and reads a well-formed token whatever its
+    /// claims (the verifier judges those).
+    @Test func compactParsingNamesWhatIsWrong() throws {
+        func reason(_ t: String) -> String? {
+            do {
+                _ = try UnverifiedJWS(compact: t)
+                return nil
+            } catch let e as VerificationError {
+                return e.failures.first?.reason
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(reason("a.b.c.d.e") == "encrypted tokens (JWE) are not accepted")
+        #expect(reason("a.b") == "not a compact JWS")
+        #expect(reason("!!.e30.e30") == "a part is not base64url")
+        #expect(reason("e30.e30.!!") == "a part is not base64url")
+        #expect(reason("W10.e30.") == "header is not a JSON object (or repeats a member)")
+        #expect(reason("e30.e30.") == nil)
+        let parsed = try UnverifiedJWS(compact: "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1MSJ9.AAEC")
+        #expect(parsed.algorithm == "RS256" && parsed.claims["sub"]?.stringValue == "u1")
+        #expect(parsed.signature == Data([0, 1, 2]) && parsed.signingInput == Data("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1MSJ9".utf8))
+    }
+
     @Test func aRepeatedClaimIsRefusedRatherThanGuessedAt() async throws {
         let header = Base64URL.encode(Data(#"{"alg":"RS256","kid":"k1"}"#.utf8))
         let body = #"{"iss":"https://idp.example","sub":"u1","aud":"gh","aud":"gh","exp":1800000300,"iat":1800000000,"nonce":"n1"}"#
