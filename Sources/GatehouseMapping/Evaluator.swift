@@ -388,11 +388,15 @@ struct Evaluator {
                 // A value too long for the regular expression is kept as it is.
                 let outcome = regex._withUnsafeGuaranteedRef { regex in
                     SafeRegex.withScalars(utf8: e.scratch.view(t), { scalars in
-                        regex.replaceAll(scalars: scalars, with: replacement, into: &e.scratch, budget: &e.budget)
+                        regex.replaceAll(scalars: scalars, with: replacement, into: &e.scratch, budget: &e.budget, limit: Self.maximumText)
                     })
                 }
-                guard let done = outcome else { return t }
-                guard done else { throw EvaluationLimit(reason: "the rule did more work than a mapping rule may (\(CompiledMapping.ruleBudget) steps)") }
+                switch outcome {
+                case nil: return t
+                case .outOfBudget: throw EvaluationLimit(reason: "the rule did more work than a mapping rule may (\(CompiledMapping.ruleBudget) steps)")
+                case .tooLong: throw EvaluationLimit(reason: "a value grew past \(Self.maximumText) bytes")
+                case .done: break
+                }
                 try e.checkLength(since: start)
                 return e.scratch.written(since: start)
             }

@@ -634,32 +634,54 @@ public final class SafeRegex: Sendable {
         init(_ template: String) { parts = SafeRegex.parseTemplate(template) }
     }
 
-    /// Writes `input` with every non-overlapping match replaced to `out`, spending `budget`;
-    /// `false` when the budget ran out (what was written is then incomplete).
-    func replaceAll<Sink: ScalarSink>(scalars input: UnsafeBufferPointer<UInt32>, with replacement: Replacement, into out: inout Sink, budget: inout Int) -> Bool {
+    /// How a replacement ended.
+    enum ReplaceOutcome: Equatable {
+        case done
+        /// The search spent its budget; what was written is incomplete.
+        case outOfBudget
+        /// The output would have passed its limit; what was written is incomplete and within it.
+        case tooLong
+    }
+
+    /// Writes `input` with every non-overlapping match replaced to `out`, spending `budget` and
+    /// writing at most `limit` bytes (each piece is checked before it is written, so a hostile
+    /// template never builds more than the limit).
+    func replaceAll<Sink: ScalarSink>(scalars input: UnsafeBufferPointer<UInt32>, with replacement: Replacement, into out: inout Sink, budget: inout Int, limit: Int = .max) -> ReplaceOutcome {
         let parts = replacement.parts
-        return withSearcher(input) { s -> Bool in
+        let end = out.byteCount > Int.max - limit ? Int.max : out.byteCount + limit
+        return withSearcher(input) { s -> ReplaceOutcome in
             var position = 0
             var copied = 0
+            // A scalar is one to four bytes: the check is exact for ASCII and never lets more than
+            // four times the limit through.
+            func fits(_ bytes: Int) -> Bool { bytes <= end - out.byteCount }
             while position <= input.count, find(&s, from: position, budget: &budget), let whole = s.group(0) {
+                guard fits(whole.lowerBound - copied) else { return .tooLong }
                 out.append(input, copied..<whole.lowerBound)
                 for part in parts {
                     switch part {
-                    case .literal(let utf8): out.append(utf8: utf8)
+                    case .literal(let utf8):
+                        guard fits(utf8.count) else { return .tooLong }
+                        out.append(utf8: utf8)
                     case .group(let g):
-                        if g <= groupCount, let r = s.group(g) { out.append(input, r) }
+                        if g <= groupCount, let r = s.group(g) {
+                            guard fits(r.count) else { return .tooLong }
+                            out.append(input, r)
+                        }
                     }
                 }
                 copied = whole.upperBound
                 position = whole.isEmpty ? whole.upperBound + 1 : whole.upperBound
                 if whole.isEmpty && whole.upperBound < input.count {
+                    guard fits(1) else { return .tooLong }
                     out.append(input, whole.upperBound..<(whole.upperBound + 1))
                     copied = whole.upperBound + 1
                 }
             }
-            if budget < 0 { return false }
+            if budget < 0 { return .outOfBudget }
+            guard fits(input.count - copied) else { return .tooLong }
             out.append(input, copied..<input.count)
-            return true
+            return out.byteCount <= end ? .done : .tooLong
         }
     }
 
@@ -702,6 +724,8 @@ public final class SafeRegex: Sendable {
 
         init(capacity: Int) { bytes.reserveCapacity(capacity) }
 
+        var byteCount: Int { bytes.count }
+
         mutating func append(_ scalars: UnsafeBufferPointer<UInt32>, _ range: Range<Int>) {
             for k in range { UTF8.encode(Unicode.Scalar(scalars[k]).unsafelyUnwrapped) { bytes.append($0) } }
         }
@@ -715,6 +739,8 @@ public final class SafeRegex: Sendable {
 
 /// Where a replacement writes its text: scalars of the input and UTF-8 of the template.
 protocol ScalarSink {
+    /// Bytes written so far.
+    var byteCount: Int { get }
     mutating func append(_ scalars: UnsafeBufferPointer<UInt32>, _ range: Range<Int>)
     mutating func append(utf8: [UInt8])
 }

@@ -207,6 +207,30 @@ import Testing
         #expect(result.failures["nickname"] != nil)
     }
 
+    @Test func aReplacementStopsAtItsLimitBeforeWritingMore() throws {
+        // One match of 4,000 characters and a template that repeats it 1,000 times would write
+        // 4 MB; the replacement must stop at its limit instead of building that and then failing.
+        let regex = try SafeRegex(".+")
+        let template = SafeRegex.Replacement(String(repeating: "$0", count: 1000))
+        let input = String(repeating: "a", count: 4000)
+        var budget = CompiledMapping.ruleBudget
+        let outcome = SafeRegex.withScalars(of: input) { scalars -> (SafeRegex.ReplaceOutcome, Int) in
+            var out = SafeRegex.UTF8Output(capacity: 0)
+            let outcome = regex.replaceAll(scalars: scalars, with: template, into: &out, budget: &budget, limit: 65_536)
+            return (outcome, out.byteCount)
+        }
+        #expect(outcome?.0 == .tooLong)
+        #expect((outcome?.1 ?? .max) <= 65_536)
+        // The same through a mapping: the rule fails and says why.
+        let mapping = AttributeMapping(rules: [.init(target: "name", source: .expression("replace(v, '.+', '\(String(repeating: "$0", count: 1000))')"))])
+        let result = try CompiledMapping(mapping).apply(["v": [input]])
+        #expect(result.attributes.isEmpty)
+        #expect(result.failures["name"]?.contains("grew past 65536 bytes") == true)
+        // Within the limit, the text is exact.
+        let small = try MappingExpression("replace(v, '(b+)', '<$1$1>')")
+        #expect(try Evaluator.strings(of: small, over: ["v": ["abbc"]]) == ["a<bbbb>c"])
+    }
+
     @Test func oversizedRegexInputDoesNotMatch() throws {
         let r = try MappingExpression("extract(v, 'a')")
         #expect(try Evaluator.strings(of: r, over: ["v": [String(repeating: "a", count: 5000)]]) == [])
