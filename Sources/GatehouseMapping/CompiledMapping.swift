@@ -41,6 +41,8 @@ public struct CompiledMapping: Sendable {
     public let mapping: AttributeMapping
     /// Every upstream attribute name the rules read, each once: a login looks each up once.
     let names: [String]
+    /// `names` by their bytes.
+    let nameIndex: NameIndex
     let layout: ResultLayout
 
     /// Longest value a pool attribute may take, in bytes; a longer one is not set (never cut: a cut
@@ -99,6 +101,7 @@ public struct CompiledMapping: Sendable {
         self.rules = rules
         self.mapping = mapping
         self.names = names
+        self.nameIndex = NameIndex(names)
         self.layout = ResultLayout(rules)
     }
 
@@ -160,7 +163,7 @@ public struct CompiledMapping: Sendable {
     /// Runs `body` with the login's values of every name in `names` (read once, in order, and
     /// copied into the scratch the rules work in), and the scratch, freed afterwards.
     private func withScratch<R>(_ attributes: [String: [String]], _ body: (UnsafePointer<Value>, inout Scratch) -> R) -> R {
-        let names = self.names
+        let names = self.names, nameIndex = self.nameIndex
         // A typical login fits in the first kilobyte, on the stack; more moves to the heap.
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { bytes in
             withUnsafeTemporaryAllocation(of: Text.self, capacity: 64) { texts in
@@ -168,12 +171,50 @@ public struct CompiledMapping: Sendable {
                 defer { scratch.deallocate() }
                 return withUnsafeTemporaryAllocation(of: Value.self, capacity: max(names.count, 1)) { buffer in
                     let slots = buffer.baseAddress!
-                    for (i, name) in names.enumerated() {
-                        (slots + i).initialize(to: attributes[name].map { scratch.value(of: $0) } ?? .none)
+                    if attributes.count <= 2 * names.count {
+                        // A login with not many more attributes than the rules read (the usual
+                        // case): walk its attributes, each name found by its bytes.
+                        slots.initialize(repeating: .none, count: names.count)
+                        for (name, values) in attributes {
+                            if let slot = nameIndex.slot(of: name) { slots[slot] = scratch.value(of: values) }
+                        }
+                    } else {
+                        for (i, name) in names.enumerated() {
+                            (slots + i).initialize(to: attributes[name].map { scratch.value(of: $0) } ?? .none)
+                        }
                     }
                     return body(slots, &scratch)
                 }
             }
+        }
+    }
+
+    /// The slots of a mapping's upstream names, found by the bytes of a name (no string hashing).
+    final class NameIndex: @unchecked Sendable {  // immutable after init
+        let pool: UnsafeMutableBufferPointer<UInt8>
+        let table: ByteTable<Int32>
+
+        init(_ names: [String]) {
+            var bytes: [UInt8] = []
+            var pairs: [(key: Text, value: Int32)] = []
+            for (slot, name) in names.enumerated() {
+                pairs.append((Text(start: Int32(bytes.count), count: Int32(name.utf8.count), inPool: true), Int32(slot)))
+                bytes += name.utf8
+            }
+            table = ByteTable(pairs, pool: bytes)
+            pool = .allocate(capacity: max(bytes.count, 1))
+            _ = pool.initialize(from: bytes)
+        }
+
+        deinit { pool.deallocate() }
+
+        func slot(of name: String) -> Int? {
+            let pool = UnsafePointer(self.pool.baseAddress)
+            if let found = name.utf8.withContiguousStorageIfAvailable({ table.value(for: $0, pool: pool) }) {
+                return found.map(Int.init)
+            }
+            var copy = name
+            return copy.withUTF8 { table.value(for: $0, pool: pool) }.map(Int.init)
         }
     }
 

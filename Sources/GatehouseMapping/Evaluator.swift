@@ -404,7 +404,7 @@ struct Evaluator {
             let table = program.tables[Int(op.b)]
             let fallback: Text? = op.c >= 0 ? program.literals[Int(op.c)] : nil
             return try mapEach(try evaluate(Int(op.a))) { e, t in
-                table._withUnsafeGuaranteedRef { $0.value(for: e.scratch.view(t), pool: e.program.pool) } ?? fallback
+                table._withUnsafeGuaranteedRef { $0.value(for: e.scratch.view(t), pool: UnsafePointer(e.program.pool.baseAddress)) } ?? fallback
             }
         }
     }

@@ -60,7 +60,7 @@ final class Program: @unchecked Sendable {  // immutable after init
     let pieces: UnsafeMutableBufferPointer<Piece>
     let regexes: UnsafeMutableBufferPointer<Unmanaged<SafeRegex>>
     let replacements: UnsafeMutableBufferPointer<SafeRegex.Replacement>
-    let tables: UnsafeMutableBufferPointer<Unmanaged<ByteTable>>
+    let tables: UnsafeMutableBufferPointer<Unmanaged<ByteTable<Text>>>
     let pool: UnsafeMutableBufferPointer<UInt8>
 
     /// "true" and "false", which begin every pool: a condition read as text.
@@ -112,7 +112,7 @@ final class Program: @unchecked Sendable {  // immutable after init
         var pieces: [Piece] = []
         var regexes: [SafeRegex] = []
         var replacements: [SafeRegex.Replacement] = []
-        var tables: [ByteTable] = []
+        var tables: [ByteTable<Text>] = []
         var pool: [UInt8] = []
 
         mutating func emit(_ code: Op.Code, _ a: Int32 = 0, _ b: Int32 = 0, _ c: Int32 = 0) -> Int32 {
@@ -242,20 +242,25 @@ struct Text: Sendable {
     var inPool: Bool
 }
 
-/// A map() table keyed by UTF-8 bytes, so a value is looked up without making a string of it.
-/// Open addressing over FNV-1a hashes; keys and values live in the program's pool. A class owning
-/// raw memory, for the same reason as `Program`.
-final class ByteTable: @unchecked Sendable {  // immutable after init
+/// A table keyed by UTF-8 bytes, so a value is looked up without making a string of it: `map()`
+/// tables (keys and values in the program's pool) and a mapping's upstream names (keys in their own
+/// pool). Open addressing at most half full; a class owning raw memory, for the same reason as
+/// `Program`.
+///
+/// The hash is fast, not keyed: the table holds only keys an admin wrote, so input that collides
+/// on purpose can at worst walk the whole (small) table, never make it grow.
+final class ByteTable<Payload>: @unchecked Sendable {  // immutable after init
     struct Entry {
         let hash: UInt64
         let key: Text
-        let value: Text
+        let value: Payload
     }
     let entries: UnsafeMutableBufferPointer<Entry>
     /// Entry index + 1 per bucket, 0 when empty; a power of two at least twice the entries.
     let buckets: UnsafeMutableBufferPointer<Int32>
 
-    init(_ pairs: [(key: Text, value: Text)], pool: [UInt8]) {
+    /// A table of `pairs`, whose keys are in `pool`.
+    init(_ pairs: [(key: Text, value: Payload)], pool: [UInt8]) {
         var size = 4
         while size < 2 * pairs.count { size *= 2 }
         buckets = .allocate(capacity: size)
@@ -271,25 +276,39 @@ final class ByteTable: @unchecked Sendable {  // immutable after init
     }
 
     deinit {
+        _ = entries.deinitialize()
         entries.deallocate()
         buckets.deallocate()
     }
 
+    /// Eight bytes at a time, each word mixed by a multiply; the length is part of the seed.
     static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return h
+        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(truncatingIfNeeded: bytes.count)
+        guard let base = bytes.baseAddress else { return h }
+        let raw = UnsafeRawPointer(base), n = bytes.count
+        var i = 0
+        while i + 8 <= n {
+            h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xFF51_AFD7_ED55_8CCD
+            h ^= h >> 32
+            i += 8
+        }
+        if i < n {
+            var w: UInt64 = 0
+            for k in i..<n { w |= UInt64(base[k]) &<< UInt64(8 * (k - i)) }
+            h = (h ^ w) &* 0xC4CE_B9FE_1A85_EC53
+        }
+        return h ^ (h >> 29)
     }
 
-    /// The value for `key`, if the table has it.
-    func value(for key: UnsafeBufferPointer<UInt8>, pool: UnsafeMutableBufferPointer<UInt8>) -> Text? {
+    /// The value for `key`, if the table has it; the table's keys are in `pool`.
+    func value(for key: UnsafeBufferPointer<UInt8>, pool: UnsafePointer<UInt8>?) -> Payload? {
         let hash = Self.hash(key)
         let mask = buckets.count - 1
         var b = Int(hash & UInt64(mask))
         while buckets[b] != 0 {
             let e = entries[Int(buckets[b]) - 1]
             if e.hash == hash, Int(e.key.count) == key.count,
-                key.count == 0 || memcmp(pool.baseAddress! + Int(e.key.start), key.baseAddress!, key.count) == 0
+                key.count == 0 || memcmp(pool.unsafelyUnwrapped + Int(e.key.start), key.baseAddress!, key.count) == 0
             {
                 return e.value
             }

@@ -154,6 +154,31 @@ import Testing
         }
     }
 
+    @Test func upstreamNamesAreFoundWhateverTheLoginsSize() throws {
+        // A login with few attributes is walked and its names found by their bytes; a login with
+        // many more than the rules read is looked up name by name. Both must read the same values,
+        // including names that differ only in their last byte, in case or by a non-ASCII letter,
+        // and names of every length around the eight-byte words the index hashes.
+        let prefix = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"
+        let names = [prefix + "givenname", prefix + "givennamf", prefix + "Givenname", "é", "e", "", "1234567", "12345678", "123456789"]
+        let mapping = AttributeMapping(rules: names.enumerated().filter { !$0.element.isEmpty }.map { k, name in
+            .init(target: ["name", "nickname", "given_name", "family_name", "middle_name", "locale", "zoneinfo", "website", "profile"][k], source: .attribute(name))
+        })
+        let compiled = try CompiledMapping(mapping)
+        var login: [String: [String]] = [:]
+        for (k, name) in names.enumerated() { login[name] = ["v\(k)"] }
+        var padded = login
+        for k in 0..<40 { padded["extra\(k)"] = ["x"] }
+        #expect(login.count <= 2 * compiled.names.count && padded.count > 2 * compiled.names.count)
+        for attributes in [login, padded] {
+            let result = compiled.apply(attributes)
+            #expect(result.attributes == ["name": "v0", "nickname": "v1", "given_name": "v2", "family_name": "v3", "middle_name": "v4", "zoneinfo": "v6", "website": "v7", "profile": "v8"])
+        }
+        // Names the rules read but the login lacks are unset either way.
+        #expect(compiled.apply([prefix + "givenname": ["a"]]).attributes == ["name": "a"])
+        #expect(compiled.apply(padded.filter { $0.key.hasPrefix("extra") }).attributes == [:])
+    }
+
     @Test func booleansReadOnlyTheirFourWords() throws {
         for (text, expected) in [("true", true), (" True\t", true), ("1", true), ("FALSE", false), (" 0 ", false), ("yes", nil), ("truex", nil), ("", nil), ("tru", nil), ("\u{00A0}true\u{00A0}", true), ("é", nil), (" é ", nil), ("\u{00A0}é", nil)] as [(String, Bool?)] {
             #expect(CompiledMapping.boolean(text) == expected, "\(text)")
