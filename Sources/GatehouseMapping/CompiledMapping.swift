@@ -16,6 +16,8 @@ public struct CompiledMapping: Sendable {
         public let expression: MappingExpression
         public let update: AttributeMapping.Update
         let kind: TargetKind
+        /// The expression's program, held by `expression`: read without counting a reference.
+        let program: Unmanaged<Program>
         /// For each of the expression's inputs, its slot among the mapping's `names` (owned here, so
         /// evaluation reads it without counting references).
         let slotOfInput: UnsafeMutableBufferPointer<Int32>
@@ -25,6 +27,7 @@ public struct CompiledMapping: Sendable {
             self.expression = expression
             self.update = update
             self.kind = kind
+            self.program = .passUnretained(expression.program)
             self.slotOfInput = .allocate(capacity: max(slotOfInput.count, 1))
             _ = self.slotOfInput.initialize(from: slotOfInput)
         }
@@ -32,12 +35,15 @@ public struct CompiledMapping: Sendable {
         deinit { slotOfInput.deallocate() }
     }
 
+    /// Plain data (no strings), so reading it counts no references.
     enum TargetKind: Sendable {
         case text, boolean, email, groups
-        case custom(CustomAttribute)
+        case custom(CustomAttribute.Kind, maximumLength: Int)
     }
 
     public let rules: [Rule]
+    /// `rules` again, read without counting references while applying.
+    let unretainedRules: [Unmanaged<Rule>]
     public let mapping: AttributeMapping
     /// Every upstream attribute name the rules read, each once: a login looks each up once.
     let names: [String]
@@ -70,7 +76,7 @@ public struct CompiledMapping: Sendable {
             } else if AttributeMapping.standardAttributes.contains(t) {
                 kind = .text
             } else if let custom = declared[t] {
-                kind = .custom(custom)
+                kind = .custom(custom.type, maximumLength: custom.maximumLength)
             } else if t.hasPrefix("custom:") {
                 throw MappingError(target: t, "the pool declares no custom attribute '\(t)'")
             } else {
@@ -99,6 +105,7 @@ public struct CompiledMapping: Sendable {
             rules.append(Rule(target: t, expression: expression, update: rule.update, kind: kind, slotOfInput: slotOfInput))
         }
         self.rules = rules
+        self.unretainedRules = rules.map { .passUnretained($0) }
         self.mapping = mapping
         self.names = names
         self.nameIndex = NameIndex(names)
@@ -130,13 +137,14 @@ public struct CompiledMapping: Sendable {
     }
 
     public func apply(_ attributes: [String: [String]]) -> Result {
-        let rules = self.rules, layout = self.layout
+        let rules = self.unretainedRules, layout = self.layout
         return withScratch(attributes) { slots, scratch in
             var builder = ResultBuilder(layout)
             layout.positions.withUnsafeBufferPointer { positions in
                 for k in rules.indices {
-                    unowned(unsafe) let rule = rules[k]  // the mapping holds every rule for the whole call
-                    builder.record(rule, at: positions[k], Self.run(rule, slots, &scratch))
+                    rules[k]._withUnsafeGuaranteedRef { rule in  // `rules` holds every rule for the whole call
+                        builder.record(rule, at: positions[k], Self.run(rule, slots, &scratch))
+                    }
                 }
             }
             return builder.finish()
@@ -312,8 +320,9 @@ public struct CompiledMapping: Sendable {
 
     /// The rule's value after its target's typing, or why it has none.
     static func run(_ rule: Rule, _ slots: UnsafePointer<Value>, _ scratch: inout Scratch) -> Outcome {
-        var evaluator = Evaluator(
-            program: rule.expression.program, slots: slots, slotOfInput: UnsafePointer(rule.slotOfInput.baseAddress!), scratch: scratch, budget: ruleBudget)
+        var evaluator = rule.program._withUnsafeGuaranteedRef {
+            Evaluator(program: $0, slots: slots, slotOfInput: UnsafePointer(rule.slotOfInput.baseAddress!), scratch: scratch, budget: ruleBudget)
+        }
         defer { scratch = evaluator.scratch }
         let value: Value
         do {
@@ -321,7 +330,8 @@ public struct CompiledMapping: Sendable {
         } catch {
             return .failure(error.reason)
         }
-        // The common cases, one value for a text, email or boolean attribute, read in place.
+        // The common cases, one value for a text, email, boolean or custom string or boolean attribute,
+        // read in place.
         if case .one(var single) = value {
             switch rule.kind {
             case .text, .email:
@@ -331,6 +341,14 @@ public struct CompiledMapping: Sendable {
                 return .value(evaluator.scratch.string(single))
             case .boolean:
                 return .value(boolean(utf8: evaluator.scratch.view(single)) == true ? "true" : "false")
+            case .custom(.string, let maximumLength):
+                guard single.count > 0 else { return .unset }
+                guard single.count <= maximumLength else { return .failure("longer than \(maximumLength) bytes") }
+                return .value(evaluator.scratch.string(single))
+            case .custom(.boolean, _):
+                guard single.count > 0 else { return .unset }
+                guard let b = boolean(utf8: evaluator.scratch.view(single)) else { return .failure("not a boolean") }
+                return .value(b ? "true" : "false")
             default: break
             }
         }
@@ -356,13 +374,13 @@ public struct CompiledMapping: Sendable {
             return .value(Self.boolean(v) == true ? "true" : "false")
         case .email:
             values = values.map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
-        case .custom(let declared):
+        case .custom(let type, let maximumLength):
             values = values.filter { !$0.isEmpty }
             guard let v = values.first else { return .unset }
-            switch declared.type {
+            switch type {
             case .string:
                 let text = values.count == 1 ? v : JSONValue.serialize(.array(values.map(JSONValue.string)))
-                guard text.utf8.count <= declared.maximumLength else { return .failure("longer than \(declared.maximumLength) bytes") }
+                guard text.utf8.count <= maximumLength else { return .failure("longer than \(maximumLength) bytes") }
                 return .value(text)
             case .number:
                 guard values.count == 1 else { return .failure("a number takes one value, not \(values.count)") }

@@ -281,22 +281,25 @@ final class ByteTable<Payload>: @unchecked Sendable {  // immutable after init
         buckets.deallocate()
     }
 
-    /// Eight bytes at a time, each word mixed by a multiply; the length is part of the seed.
+    /// The length, the first eight and the last sixteen bytes, each word mixed by its own multiply.
+    /// Keys that agree on all of these (long names with a common prefix and suffix) only probe
+    /// one more bucket: a match is always decided by comparing the whole key.
+    @inline(__always)
     static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
-        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(truncatingIfNeeded: bytes.count)
-        guard let base = bytes.baseAddress else { return h }
-        let raw = UnsafeRawPointer(base), n = bytes.count
-        var i = 0
-        while i + 8 <= n {
-            h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xFF51_AFD7_ED55_8CCD
-            h ^= h >> 32
-            i += 8
+        let n = bytes.count
+        guard let base = bytes.baseAddress else { return 0x9E37_79B9_7F4A_7C15 }
+        let raw = UnsafeRawPointer(base)
+        var a: UInt64 = 0, b: UInt64 = 0, c: UInt64 = 0
+        if n >= 8 {
+            a = raw.loadUnaligned(as: UInt64.self)
+            b = raw.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
+            if n >= 16 { c = raw.loadUnaligned(fromByteOffset: n - 16, as: UInt64.self) }
+        } else {
+            for k in 0..<n { a |= UInt64(base[k]) &<< UInt64(8 * k) }
         }
-        if i < n {
-            var w: UInt64 = 0
-            for k in i..<n { w |= UInt64(base[k]) &<< UInt64(8 * (k - i)) }
-            h = (h ^ w) &* 0xC4CE_B9FE_1A85_EC53
-        }
+        var h = (a &* 0xFF51_AFD7_ED55_8CCD) ^ (b &* 0xC4CE_B9FE_1A85_EC53) ^ (c &* 0x9E37_79B9_7F4A_7C15) ^ UInt64(truncatingIfNeeded: n)
+        h ^= h >> 32
+        h = h &* 0xD6E8_FEB8_6659_FD93
         return h ^ (h >> 29)
     }
 

@@ -73,6 +73,14 @@ import Testing
         let bad = try apply(mapping, ["level": ["seven"], "c": ["maybe"], "d": ["Marketing"]], custom: custom)
         #expect(bad.attributes.isEmpty)
         #expect(Set(bad.failures.keys) == ["custom:level", "custom:contractor", "custom:dept"])
+        // Empty values set nothing and are no fault; several values are a JSON array for a string
+        // and a fault for a boolean.
+        let empty = try apply(mapping, ["level": [""], "c": [""], "d": [""]], custom: custom)
+        #expect(empty.attributes.isEmpty && empty.failures.isEmpty)
+        let wide = [CustomAttribute(name: "custom:dept", maximumLength: 64)] + custom.prefix(2)
+        let several = try apply(mapping, ["c": ["1", "0"], "d": ["a", "", "b"]], custom: wide)
+        #expect(several.attributes == ["custom:dept": #"["a","b"]"#])
+        #expect(several.failures["custom:contractor"]?.contains("one value") == true)
     }
 
     @Test func explainShowsEveryRulesInputsAndOutput() throws {
