@@ -348,8 +348,7 @@ struct Evaluator {
             let value = try evaluate(Int(op.a))
             let start = scratch.textCount
             try eachText(value) { e, t throws(EvaluationLimit) in
-                e.split(t, by: separator)
-                guard e.scratch.textCount - start <= Self.maximumValues else {
+                guard e.split(t, by: separator, since: start) else {
                     throw EvaluationLimit(reason: "split() made more than \(Self.maximumValues) values")
                 }
             }
@@ -439,26 +438,34 @@ struct Evaluator {
     }
 
     /// Pushes the non-empty pieces of `t` between occurrences of `separator` (each character when
-    /// it is empty). Byte-wise: UTF-8 never matches inside another character.
-    mutating func split(_ t: Text, by separator: Text) {
+    /// it is empty), stopping once the texts since `start` are more than `maximumValues`.
+    /// Byte-wise: UTF-8 never matches inside another character. Pushing writes no bytes, so the
+    /// view of `t` stays valid while it goes.
+    mutating func split(_ t: Text, by separator: Text, since start: Int) -> Bool {
+        func full() -> Bool { scratch.textCount - start > Self.maximumValues }
         if separator.count == 0 {
-            for c in scratch.string(t) { scratch.push(scratch.text(String(c))) }
-            return
+            for c in scratch.string(t) {
+                scratch.push(scratch.text(String(c)))
+                if full() { return false }
+            }
+            return true
         }
         let bytes = scratch.view(t), sep = scratch.view(separator)
-        var pieces: [(Int, Int)] = []
-        var start = 0, i = 0
+        var begin = 0, i = 0
         while i + sep.count <= bytes.count {
             if bytes[i] == sep[0] && memcmp(bytes.baseAddress! + i, sep.baseAddress!, sep.count) == 0 {
-                if i > start { pieces.append((start, i)) }
+                if i > begin {
+                    scratch.push(Text(start: t.start + Int32(begin), count: Int32(i - begin), inPool: t.inPool))
+                    if full() { return false }
+                }
                 i += sep.count
-                start = i
+                begin = i
             } else {
                 i += 1
             }
         }
-        if start < bytes.count { pieces.append((start, bytes.count)) }
-        for (a, b) in pieces { scratch.push(Text(start: t.start + Int32(a), count: Int32(b - a), inPool: t.inPool)) }
+        if begin < bytes.count { scratch.push(Text(start: t.start + Int32(begin), count: Int32(bytes.count - begin), inPool: t.inPool)) }
+        return !full()
     }
 
     /// `t` lower- or upper-cased: ASCII byte by byte (the same as Unicode's mapping there), the

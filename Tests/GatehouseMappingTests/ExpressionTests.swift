@@ -205,6 +205,11 @@ import Testing
         #expect(result.attributes.isEmpty)
         #expect(result.failures["name"]?.contains("more than 256 values") == true)
         #expect(result.failures["nickname"] != nil)
+        // split() stops at the limit whatever the separator, and exactly 256 pieces are fine.
+        let pieces = try MappingExpression("split(v, ',')")
+        #expect(throws: EvaluationLimit.self) { try Evaluator.strings(of: pieces, over: ["v": [String(repeating: "a,", count: 2000)]]) }
+        #expect(try Evaluator.strings(of: pieces, over: ["v": [String(repeating: "a,", count: 256)]]).count == 256)
+        #expect(throws: EvaluationLimit.self) { try Evaluator.strings(of: pieces, over: ["v": [String(repeating: "a,", count: 257)]]) }
     }
 
     @Test func aReplacementStopsAtItsLimitBeforeWritingMore() throws {
