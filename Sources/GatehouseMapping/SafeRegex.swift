@@ -540,6 +540,55 @@ public final class SafeRegex: Sendable {
         return l.value
     }
 
+    /// `s` with the lower-case twin of every upper-case scalar it holds: the input is lowered
+    /// before matching, so `(?i)[É]` must hold "é" to match "É" or "é".
+    static func folded(_ s: ScalarSet) -> ScalarSet {
+        var extra: [ClosedRange<UInt32>] = []
+        for r in s.ranges {
+            let lo = max(r.lowerBound, 0x41), hi = min(r.upperBound, 0x5A)
+            if lo <= hi { extra.append((lo + 0x20)...(hi + 0x20)) }
+            guard r.upperBound >= 0x80 else { continue }
+            let table = upperToLower
+            // The first upper-case scalar at or after the range's start.
+            var a = 0, b = table.count
+            while a < b {
+                let m = (a + b) / 2
+                if table[m].upper < r.lowerBound { a = m + 1 } else { b = m }
+            }
+            while a < table.count && table[a].upper <= r.upperBound {
+                extra.append(table[a].lower...table[a].lower)
+                a += 1
+            }
+        }
+        var folded = s
+        folded.ranges = coalesced(s.ranges + extra)
+        return folded
+    }
+
+    /// Every scalar above ASCII whose lower case (by `lowercase`) differs from it, sorted: about
+    /// 1,400 pairs, made once.
+    static let upperToLower: [(upper: UInt32, lower: UInt32)] = {
+        var pairs: [(upper: UInt32, lower: UInt32)] = []
+        for c in UInt32(0x80)...0x1FFFF where !(0xD800...0xDFFF).contains(c) {
+            let l = lowercase(c)
+            if l != c { pairs.append((c, l)) }
+        }
+        return pairs
+    }()
+
+    /// `ranges` sorted, with overlapping and adjacent ones merged.
+    static func coalesced(_ ranges: [ClosedRange<UInt32>]) -> [ClosedRange<UInt32>] {
+        var out: [ClosedRange<UInt32>] = []
+        for r in ranges.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            if let last = out.last, r.lowerBound <= last.upperBound &+ 1 {
+                out[out.count - 1] = last.lowerBound...max(last.upperBound, r.upperBound)
+            } else {
+                out.append(r)
+            }
+        }
+        return out
+    }
+
     // MARK: Matching strings
 
     /// Longest input a search reads, in Unicode scalars; a longer value does not match.
@@ -999,13 +1048,7 @@ struct RegexCompiler {
         case .any: emit(.any)
         case .set(let s):
             if caseInsensitive {
-                var folded = s
-                folded.ranges = s.ranges + s.ranges.compactMap { r in
-                    // ASCII upper-case ranges gain their lower-case twins; input is lowered before matching.
-                    let lo = max(r.lowerBound, 0x41), hi = min(r.upperBound, 0x5A)
-                    return lo <= hi ? (lo + 0x20)...(hi + 0x20) : nil
-                }
-                emitSet(folded)
+                emitSet(SafeRegex.folded(s))
             } else {
                 emitSet(s)
             }

@@ -253,6 +253,9 @@ import Testing
             ("a", "bbb", nil), ("^b", "ab", nil),
             // Classes above ASCII, plain and negated (ASCII members are looked up in a bitmap, the rest in ranges).
             ("[^a]+", "aébc", "ébc"), ("[à-ÿ]+", "caféx", "é"), ("\\W+", "a é!", " é!"), ("[^à-ÿ]+", "éab", "ab"),
+            // Case-insensitive classes fold beyond ASCII, both ways, plain and negated.
+            ("(?i)[É]", "é", "é"), ("(?i)[é]", "É", "É"), ("(?i)[À-Ö]+", "xàÉöy", "àÉö"), ("(?i)[^É]+", "éaÉb", "a"),
+            ("(?i)[Σ]+", "σΣ", "σΣ"), ("(?i)[Ж-Я]+", "ёжзЯ", "жзЯ"), ("[É]", "é", nil), ("(?i)[K]", "\u{212A}", "\u{212A}"),
         ]
         for (pattern, input, expected) in cases {
             #expect(try SafeRegex(pattern).extract(input) == expected, "\(pattern) on \(input)")
