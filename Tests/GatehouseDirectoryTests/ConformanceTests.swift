@@ -121,6 +121,33 @@ import GatehouseTestSupport
         }
     }
 
+    @Test(arguments: backends) func aCredentialAndItsAuditAreWrittenTogether(_ backend: TestDatabases.Backend) async throws {
+        try await withDirectory(backend) { d in
+            let p = try await pool(d)
+            func entry(_ id: String, _ action: String) -> AuditEntry {
+                AuditEntry(id: id, poolID: p, at: t0, actor: "cli", action: action, target: "credential:ops")
+            }
+            let ops = AdminCredential(name: "ops", secretHash: "h1", poolID: nil, createdAt: t0)
+            // The second audit entry cannot be written (its key repeats the first's): no credential.
+            await #expect(throws: (any Error).self) {
+                try await d.createAdminCredential(ops, audit: [entry("a1", "admin_credential.created"), entry("a1", "admin_credential.created")])
+            }
+            #expect(try await d.listAdminCredentials().isEmpty)
+            #expect(try await d.adminCredential(secretHash: "h1") == nil)
+            #expect(try await d.auditEntries(pool: p, after: nil, action: nil, limit: 10).isEmpty)
+            // Written, then a revocation whose audit fails: the credential still works.
+            try await d.createAdminCredential(ops, audit: [entry("a1", "admin_credential.created")])
+            await #expect(throws: (any Error).self) {
+                try await d.revokeAdminCredential(name: "ops", now: t0, audit: [entry("a1", "admin_credential.revoked")])
+            }
+            #expect(try await d.adminCredential(secretHash: "h1")?.name == "ops")
+            #expect(try await d.auditEntries(pool: p, after: nil, action: nil, limit: 10).map(\.action) == ["admin_credential.created"])
+            // And a revocation with its audit: gone at once.
+            try await d.revokeAdminCredential(name: "ops", now: t0, audit: [entry("a2", "admin_credential.revoked")])
+            #expect(try await d.adminCredential(secretHash: "h1") == nil)
+        }
+    }
+
     @Test(arguments: backends) func usersPagesGroupsAndDeletion(_ backend: TestDatabases.Backend) async throws {
         try await withDirectory(backend) { d in
             let p = try await pool(d)
