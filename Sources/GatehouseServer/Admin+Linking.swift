@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import GatehouseCore
 
 /// Account linking as admins do it: link policies, linking and unlinking identities (including

@@ -1,6 +1,6 @@
 public import Foundation
 public import GatehouseCore
-public import GatehouseMapping
+import GatehouseMapping
 import GatehouseOIDC
 import GatehouseSAML
 
