@@ -10,6 +10,8 @@ ensure_packages "${BUILD_PACKAGES[@]}"
 if [ -z "${GATEHOUSE_TEST_DATABASE_URL:-}" ]; then
   start_throwaway_postgres
   export GATEHOUSE_TEST_DATABASE_URL="$THROWAWAY_POSTGRES_URL"
+  # The whole server is deleted afterwards: tests need not drop their databases one by one.
+  export GATEHOUSE_TEST_DATABASE_THROWAWAY=1
 fi
 # The suite must not quietly skip PostgreSQL.
 export GATEHOUSE_TEST_REQUIRE_POSTGRES=1

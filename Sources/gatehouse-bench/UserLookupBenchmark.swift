@@ -42,7 +42,7 @@ enum UserLookupBenchmark {
             try await timeLookups("by linked identity") { i in
                 try await directory.userID(pool: pool, providerName: "Corp", upstreamIssuer: "https://corp.example", upstreamSubject: "s\(i)") == "id-\(i)"
             }
-            try await directory.shutdown()
+            await TestDatabases.discard(directory)
         }
     }
 }

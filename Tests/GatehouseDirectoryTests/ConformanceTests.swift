@@ -2,7 +2,8 @@ import Foundation
 import Testing
 import GatehouseCore
 import GatehouseDirectory
-import GatehouseTestSupport
+@testable import GatehouseTestSupport
+import Logging
 
 /// One conformance suite, run against every backend this run can reach (SQLite always; PostgreSQL
 /// whenever the test command started one, which it does unless told otherwise).
@@ -13,10 +14,10 @@ import GatehouseTestSupport
     func withDirectory(_ backend: TestDatabases.Backend, _ body: (SQLDirectory) async throws -> Void) async throws {
         let d = try await TestDatabases.make(backend)
         do { try await body(d) } catch {
-            try? await d.shutdown()
+            await TestDatabases.discard(d)
             throw error
         }
-        try await d.shutdown()
+        await TestDatabases.discard(d)
     }
 
     func pool(_ d: SQLDirectory, _ name: String = "acme") async throws -> PoolID {
@@ -27,6 +28,28 @@ import GatehouseTestSupport
 
     func link(_ pool: PoolID, subject: String, provider: String = "Okta") -> LinkedIdentity {
         LinkedIdentity(poolID: pool, providerName: provider, providerKind: .oidc, upstreamIssuer: "https://idp.example", upstreamSubject: subject, userID: "", createdAt: t0)
+    }
+
+    @Test(arguments: backends) func discardedTestDatabasesAreRemoved(_ backend: TestDatabases.Backend) async throws {
+        let d = try await TestDatabases.make(backend)
+        let p = try await pool(d)
+        #expect(try await d.pool(p) != nil)
+        let what = TestDatabases.made.withLock { $0[ObjectIdentifier(d)] }
+        await TestDatabases.discard(d, drop: true)  // as on a server of the developer's own
+        switch what {
+        case .folder(let folder):
+            #expect(!FileManager.default.fileExists(atPath: folder.path))
+        case .database(let name, let server):
+            // The database is gone: a database of its name can be made again (then dropped).
+            var logger = Logger(label: "test")
+            logger.logLevel = .critical
+            let admin = try await DirectoryFactory.postgres(url: server, logger: logger)
+            await #expect(throws: Never.self) { try await admin.execute(unsafeSQL: "CREATE DATABASE \(name)") }
+            try? await admin.execute(unsafeSQL: "DROP DATABASE IF EXISTS \(name)")
+            try? await admin.shutdown()
+        case nil:
+            Issue.record("make did not record what it made")
+        }
     }
 
     @Test(arguments: backends) func migrationsAreIdempotent(_ backend: TestDatabases.Backend) async throws {

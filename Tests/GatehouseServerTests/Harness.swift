@@ -155,7 +155,7 @@ struct Federation {
         } catch {
             await gatehouse?.stop()
             await upstream?.stop()
-            try? await directory.shutdown()
+            await TestDatabases.discard(directory)
             throw error
         }
     }
@@ -163,7 +163,7 @@ struct Federation {
     func stop() async {
         await gatehouse.stop()
         await upstream.stop()
-        try? await directory.shutdown()
+        await TestDatabases.discard(directory)
     }
 
     func authorizeURL(clientID: String? = nil, state: String = "app-state", nonce: String? = "app-nonce", challenge: String? = nil, redirectURI: String? = nil, scope: String = "openid email profile", extra: [(String, String)] = [("identity_provider", "TestOP")]) -> String {

@@ -30,7 +30,7 @@ import GatehouseTestSupport
         await recorder.record(pool: pool, provider: "Okta", attributes: ["groups": ["g7"]], capturedAt: t0)
         await recorder.flush()
         #expect(try await directory.loginSamples(pool: pool, provider: "Okta", limit: 10).map { $0.attributes["groups"] ?? [] } == [["g7"], ["g6"], ["g5"]])
-        try await directory.shutdown()
+        await TestDatabases.discard(directory)
     }
 
     @Test func theDelayedFlushWritesWithoutBeingAsked() async throws {
@@ -45,7 +45,7 @@ import GatehouseTestSupport
             stored = try await directory.loginSamples(pool: pool, provider: "Okta", limit: 10)
         }
         #expect(stored.count == 1)
-        try await directory.shutdown()
+        await TestDatabases.discard(directory)
     }
 
     @Test func aFailedWriteIsLoggedAndNeverThrown() async throws {
@@ -54,7 +54,7 @@ import GatehouseTestSupport
         let recorder = LoginSampleRecorder(directory: directory, keep: 3, delay: .seconds(3600), logger: Logger(label: "test") { _ in CapturingLogHandler(sink: sink) })
         await recorder.record(pool: try PoolID("acme"), provider: "Okta", attributes: ["email": ["ada@example.com"]], capturedAt: t0)
         // The Directory is gone, so the write fails.
-        try await directory.shutdown()
+        await TestDatabases.discard(directory)
         await recorder.flush()
         #expect(sink.captured.contains { $0.contains("login samples not kept") })
         #expect(!sink.captured.contains { $0.contains("ada") }, "no value of the login is logged")

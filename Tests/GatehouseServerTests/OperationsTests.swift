@@ -26,7 +26,7 @@ import GatehouseTestSupport
             try? await http.shutdown()
             await op.stop()
             await running?.stop()
-            try? await directory.shutdown()
+            await TestDatabases.discard(directory)
         }
         do {
             let gatehouse = try await RunningGatehouse.start(directory: directory, tls: Self.certificates)
@@ -120,7 +120,7 @@ import GatehouseTestSupport
         }
         try? await http.shutdown()
         await gatehouse.stop()
-        try await directory.shutdown()
+        await TestDatabases.discard(directory)
         // From the environment only: a configuration file's value is not read, a short one refused.
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("gh-config-\(UUID().uuidString).json")
         try Data(#"{"metricsToken": "from-the-file-0123456789"}"#.utf8).write(to: file)

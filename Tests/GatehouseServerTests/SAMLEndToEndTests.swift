@@ -57,14 +57,14 @@ struct SAMLEndToEnd {
             await browser.shutdown()
             await running?.stop()
             idp.stop()
-            try? await directory.shutdown()
+            await TestDatabases.discard(directory)
             Issue.record("SimpleSAMLphp logs:\n\(logs.suffix(4000))")
             throw error
         }
         await browser.shutdown()
         await running?.stop()
         idp.stop()
-        try? await directory.shutdown()
+        await TestDatabases.discard(directory)
     }
 
     /// Walks app -> Gatehouse -> SimpleSAMLphp (login form) -> the POST back to the ACS, and
