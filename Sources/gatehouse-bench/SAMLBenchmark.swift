@@ -132,5 +132,6 @@ enum SAMLBenchmark {
         try await http.shutdown()
         await running.stop()
         try await directory.shutdown()
+        try? FileManager.default.removeItem(at: folder)
     }
 }

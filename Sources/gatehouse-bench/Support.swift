@@ -64,6 +64,7 @@ enum LoginBenchmark {
         await running.stop()
         await op.stop()
         try await directory.shutdown()
+        try? FileManager.default.removeItem(at: folder)
     }
 }
 
