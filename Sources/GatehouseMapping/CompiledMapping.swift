@@ -140,11 +140,14 @@ public struct CompiledMapping: Sendable {
         let rules = self.unretainedRules, layout = self.layout
         return withScratch(attributes) { slots, scratch in
             var builder = ResultBuilder(layout)
+            let bytes = scratch.byteCount, texts = scratch.textCount
             layout.positions.withUnsafeBufferPointer { positions in
                 for k in rules.indices {
                     rules[k]._withUnsafeGuaranteedRef { rule in  // `rules` holds every rule for the whole call
                         builder.record(rule, at: positions[k], Self.run(rule, slots, &scratch))
                     }
+                    // The outcome is strings now: the next rule reuses what this one wrote.
+                    scratch.truncate(bytes: bytes, texts: texts)
                 }
             }
             return builder.finish()
@@ -157,8 +160,10 @@ public struct CompiledMapping: Sendable {
         return withScratch(attributes) { slots, scratch in
             var builder = ResultBuilder(layout)
             var outcomes: [RuleOutcome] = []
+            let bytes = scratch.byteCount, texts = scratch.textCount
             for (k, rule) in rules.enumerated() {
                 let outcome = Self.run(rule, slots, &scratch)
+                scratch.truncate(bytes: bytes, texts: texts)
                 builder.record(rule, at: layout.positions[k], outcome)
                 var inputs: [String: [String]] = [:]
                 for name in rule.expression.inputs { inputs[name] = attributes[name] ?? [] }

@@ -115,6 +115,14 @@ struct Scratch: ScalarSink {
         byteCount += from.count
     }
 
+    /// Forgets every byte and text written after `bytes` and `texts` (counts taken earlier): what
+    /// one rule wrote, once its outcome has been made into strings.
+    mutating func truncate(bytes: Int, texts: Int) {
+        precondition(bytes <= byteCount && texts <= textCount)
+        byteCount = bytes
+        textCount = texts
+    }
+
     /// The text written since `start` (a `byteCount` taken before writing).
     func written(since start: Int) -> Text {
         Text(start: Int32(start), count: Int32(byteCount - start), inPool: false)
@@ -208,6 +216,8 @@ struct Evaluator {
     let slotOfInput: UnsafePointer<Int32>
     var scratch: Scratch
     var budget: Int
+    /// The scratch's size when its writes were last charged to the budget.
+    private var charged: Int
 
     /// Most values a list may hold while evaluating.
     static let maximumValues = 256
@@ -221,6 +231,7 @@ struct Evaluator {
         self.scratch = scratch
         self.scratch.pool = program.pool
         self.budget = budget
+        self.charged = scratch.byteCount
     }
 
     /// `expression` evaluated over `attributes` on its own, as strings (tests and one-off checks; a
@@ -248,8 +259,12 @@ struct Evaluator {
         try evaluate(program.root)
     }
 
+    /// Charges `units`, and a unit per byte written to the scratch since the last charge, so what
+    /// a rule writes in all is bounded by its budget too (each value is also bounded by
+    /// `maximumText`, and loops over values charge as they go).
     mutating func spend(_ units: Int) throws(EvaluationLimit) {
-        budget -= units
+        budget -= units + (scratch.byteCount - charged)
+        charged = scratch.byteCount
         try overBudget()
     }
 
@@ -287,6 +302,7 @@ struct Evaluator {
                 scratch.append(piece.literal)
                 if piece.input >= 0, let v = scratch.first(input(piece.input)) { scratch.append(v) }
                 try checkLength(since: start)
+                try spend(0)
             }
             return .one(scratch.written(since: start))
         case .list:
@@ -313,10 +329,19 @@ struct Evaluator {
         case .contains:
             let left = try evaluate(Int(op.a)), right = try evaluate(Int(op.b))
             var found = false
+            // Each comparison costs a step, and one of equal lengths a step per 32 bytes besides,
+            // so two long lists of long values cannot compare without bound.
+            var cost = 0
+            let affordable = budget
             scratch.forEach(right) { wanted in
-                guard !found else { return }
-                scratch.forEach(left) { if !found && scratch.equal($0, wanted) { found = true } }
+                guard !found && cost <= affordable else { return }
+                scratch.forEach(left) { t in
+                    guard !found && cost <= affordable else { return }  // stops once over budget
+                    cost += t.count == wanted.count ? 1 + Int(t.count) >> 5 : 1
+                    if scratch.equal(t, wanted) { found = true }
+                }
             }
+            try spend(cost)
             return .boolean(found)
         case .matches:
             let regex = program.regexes[Int(op.b)]
@@ -364,6 +389,7 @@ struct Evaluator {
                 firstPart = false
                 e.scratch.append(t)
                 try e.checkLength(since: start)
+                try e.spend(0)
             }
             return .one(scratch.written(since: start))
         case .extract:
@@ -432,6 +458,7 @@ struct Evaluator {
             let start = scratch.textCount
             for k in Int(from)..<Int(from + count) {
                 if let r = try f(&self, scratch.texts[k]) { scratch.push(r) }
+                try spend(0)
             }
             return scratch.list(since: start)
         }

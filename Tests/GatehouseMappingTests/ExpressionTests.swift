@@ -195,6 +195,35 @@ import Testing
         #expect(result.failures["name"]?.contains("more work") == true)
     }
 
+    @Test func whatARuleWritesInAllIsBounded() throws {
+        // Every value stays under 64 KB and every list under 256 values, yet 100 joins of 64 KB each
+        // would write 6.4 MB, and case mapping them again and again much more: a rule pays a unit
+        // of its budget for each byte it writes.
+        let v = Array(repeating: String(repeating: "x", count: 2048), count: 32)
+        let joins = Array(repeating: "join(v, '')", count: 100).joined(separator: ", ")
+        let hostile = try MappingExpression("lower(upper(lower([\(joins)])))")
+        #expect(throws: EvaluationLimit.self) { try Evaluator.strings(of: hostile, over: ["v": v]) }
+        // A tenth of that is within the budget.
+        let fine = try MappingExpression("lower([\(Array(repeating: "join(v, '')", count: 10).joined(separator: ", "))])")
+        #expect(try Evaluator.strings(of: fine, over: ["v": v]).count == 10)
+    }
+
+    @Test func comparingLongListsSpendsTheBudget() throws {
+        // 256 × 256 comparisons of 2,000 bytes that differ only at the end: `contains` must pay for
+        // the bytes it compares, or a large enough list pair runs unbounded.
+        let prefix = String(repeating: "a", count: 1996)
+        let v = (0..<256).map { prefix + String(format: "%04d", $0) }
+        let w = (0..<256).map { prefix + String(format: "%04d", 5000 + $0) }
+        let mapping = AttributeMapping(rules: [.init(target: "custom:hit", source: .expression("if v contains w then \"true\" else \"false\""))])
+        let compiled = try CompiledMapping(mapping, customAttributes: [CustomAttribute(name: "custom:hit", type: .boolean)])
+        let result = compiled.apply(["v": v, "w": w])
+        #expect(result.attributes.isEmpty)
+        #expect(result.failures["custom:hit"]?.contains("more work") == true)
+        // A small comparison is cheap and right.
+        #expect(compiled.apply(["v": ["x", "y"], "w": ["y"]]).attributes == ["custom:hit": "true"])
+        #expect(compiled.apply(["v": ["x", "y"], "w": ["z"]]).attributes == ["custom:hit": "false"])
+    }
+
     @Test func growthIsBounded() throws {
         let big = String(repeating: "x", count: 4000)
         let mapping = AttributeMapping(rules: [
