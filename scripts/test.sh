@@ -22,4 +22,6 @@ ensure_packages simplesamlphp php-cli php-xml php-mbstring php-curl gcc pkg-conf
 export GATEHOUSE_TEST_REQUIRE_SIMPLESAMLPHP=1
 
 swift build --build-tests
-swift test --skip-build "$@"
+# glibc fills memory it frees (beyond its small per-thread cache) with this byte, so a read of
+# memory that was given back yields garbage and fails a test instead of passing by luck.
+MALLOC_PERTURB_=165 swift test --skip-build "$@"

@@ -1,3 +1,4 @@
+import Foundation
 public import GatehouseCore
 
 /// An attribute mapping checked and compiled against its pool's declared custom attributes: what a
@@ -58,14 +59,21 @@ public struct CompiledMapping: Sendable {
     public static let maximumGroups = 256
     /// Work one rule may do: syntax nodes visited plus regular-expression steps.
     public static let ruleBudget = 2_000_000
+    /// Most a login's attributes may hold of what the rules read, each value counting its UTF-8
+    /// bytes and one more: past it every rule fails (a value's place is an `Int32`, and no
+    /// provider sends this much of what a mapping reads).
+    public static let maximumInput = 1 << 20
+    static let inputTooLarge = "the login's attributes that this mapping reads hold more than 1 MiB"
 
     public init(_ mapping: AttributeMapping, customAttributes: [CustomAttribute] = []) throws(MappingError) {
         let declared = Dictionary(customAttributes.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         var rules: [Rule] = []
         var names: [String] = []
         var slots: [String: Int32] = [:]
-        for rule in mapping.rules {
+        for (k, rule) in mapping.rules.enumerated() {
             let t = rule.target
+            // Rules are ordered by target, so a second rule for one is next to the first.
+            if k > 0 && mapping.rules[k - 1].target == t { throw MappingError(target: t, "more than one rule sets '\(t)'") }
             let kind: TargetKind
             if t == AttributeMapping.groupsTarget {
                 kind = .groups
@@ -138,7 +146,7 @@ public struct CompiledMapping: Sendable {
 
     public func apply(_ attributes: [String: [String]]) -> Result {
         let rules = self.unretainedRules, layout = self.layout
-        return withScratch(attributes) { slots, scratch in
+        let result = withScratch(attributes) { slots, scratch in
             var builder = ResultBuilder(layout)
             let bytes = scratch.byteCount, texts = scratch.textCount
             layout.positions.withUnsafeBufferPointer { positions in
@@ -152,12 +160,13 @@ public struct CompiledMapping: Sendable {
             }
             return builder.finish()
         }
+        return result ?? Self.everyRuleFailed(self.rules, layout).result
     }
 
     /// `apply`, with every rule's inputs and output, for an admin's preview.
     public func explain(_ attributes: [String: [String]]) -> (result: Result, outcomes: [RuleOutcome]) {
         let rules = self.rules, layout = self.layout
-        return withScratch(attributes) { slots, scratch in
+        let explained = withScratch(attributes) { slots, scratch -> (result: Result, outcomes: [RuleOutcome]) in
             var builder = ResultBuilder(layout)
             var outcomes: [RuleOutcome] = []
             let bytes = scratch.byteCount, texts = scratch.textCount
@@ -165,35 +174,67 @@ public struct CompiledMapping: Sendable {
                 let outcome = Self.run(rule, slots, &scratch)
                 scratch.truncate(bytes: bytes, texts: texts)
                 builder.record(rule, at: layout.positions[k], outcome)
-                var inputs: [String: [String]] = [:]
-                for name in rule.expression.inputs { inputs[name] = attributes[name] ?? [] }
-                outcomes.append(RuleOutcome(target: rule.target, update: rule.update, inputs: inputs, output: outcome.values, failure: outcome.failure))
+                outcomes.append(RuleOutcome(target: rule.target, update: rule.update, inputs: Self.inputs(of: rule, in: attributes), output: outcome.values, failure: outcome.failure))
             }
             return (builder.finish(), outcomes)
         }
+        guard let explained else {
+            let (result, outcomes) = Self.everyRuleFailed(rules, layout)
+            return (result, zip(rules, outcomes).map { rule, o in
+                RuleOutcome(target: o.target, update: o.update, inputs: Self.inputs(of: rule, in: attributes), output: [], failure: o.failure)
+            })
+        }
+        return explained
+    }
+
+    private static func inputs(of rule: Rule, in attributes: [String: [String]]) -> [String: [String]] {
+        var inputs: [String: [String]] = [:]
+        for name in rule.expression.inputs { inputs[name] = attributes[name] ?? [] }
+        return inputs
+    }
+
+    /// The result when the login's attributes are too large to read: every rule failed.
+    private static func everyRuleFailed(_ rules: [Rule], _ layout: ResultLayout) -> (result: Result, outcomes: [RuleOutcome]) {
+        var builder = ResultBuilder(layout)
+        var outcomes: [RuleOutcome] = []
+        for (k, rule) in rules.enumerated() {
+            builder.record(rule, at: layout.positions[k], .failure(inputTooLarge))
+            outcomes.append(RuleOutcome(target: rule.target, update: rule.update, inputs: [:], output: [], failure: inputTooLarge))
+        }
+        return (builder.finish(), outcomes)
     }
 
     /// Runs `body` with the login's values of every name in `names` (read once, in order, and
-    /// copied into the scratch the rules work in), and the scratch, freed afterwards.
-    private func withScratch<R>(_ attributes: [String: [String]], _ body: (UnsafePointer<Value>, inout Scratch) -> R) -> R {
+    /// copied into the scratch the rules work in), and the scratch, freed afterwards; `nil` without
+    /// calling it when those values hold more than `maximumInput`.
+    private func withScratch<R>(_ attributes: [String: [String]], _ body: (UnsafePointer<Value>, inout Scratch) -> R) -> R? {
         let names = self.names, nameIndex = self.nameIndex
         // A typical login fits in the first kilobyte, on the stack; more moves to the heap.
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { bytes in
             withUnsafeTemporaryAllocation(of: Text.self, capacity: 64) { texts in
                 var scratch = Scratch(lending: bytes, texts)
                 defer { scratch.deallocate() }
-                return withUnsafeTemporaryAllocation(of: Value.self, capacity: max(names.count, 1)) { buffer in
+                return withUnsafeTemporaryAllocation(of: Value.self, capacity: max(names.count, 1)) { buffer -> R? in
                     let slots = buffer.baseAddress!
+                    slots.initialize(repeating: .none, count: names.count)
+                    var size = 0
+                    /// Reads `values` into `slot`, unless they pass what a login may hold in all.
+                    func read(_ values: [String], into slot: Int) -> Bool {
+                        size += values.count
+                        for v in values { size += v.utf8.count }
+                        guard size <= Self.maximumInput else { return false }
+                        slots[slot] = scratch.value(of: values)
+                        return true
+                    }
                     if attributes.count <= 2 * names.count {
                         // A login with not many more attributes than the rules read (the usual
                         // case): walk its attributes, each name found by its bytes.
-                        slots.initialize(repeating: .none, count: names.count)
                         for (name, values) in attributes {
-                            if let slot = nameIndex.slot(of: name) { slots[slot] = scratch.value(of: values) }
+                            if let slot = nameIndex.slot(of: name), !read(values, into: slot) { return nil }
                         }
                     } else {
                         for (i, name) in names.enumerated() {
-                            (slots + i).initialize(to: attributes[name].map { scratch.value(of: $0) } ?? .none)
+                            if let values = attributes[name], !read(values, into: i) { return nil }
                         }
                     }
                     return body(slots, &scratch)
@@ -203,6 +244,8 @@ public struct CompiledMapping: Sendable {
     }
 
     /// The slots of a mapping's upstream names, found by the bytes of a name (no string hashing).
+    /// Names are kept composed (NFC), and a non-ASCII name is composed before it is looked up, so a
+    /// name is found whichever canonically equivalent form it comes in, as a dictionary finds it.
     final class NameIndex: @unchecked Sendable {  // immutable after init
         let pool: UnsafeMutableBufferPointer<UInt8>
         let table: ByteTable<Int32>
@@ -211,8 +254,9 @@ public struct CompiledMapping: Sendable {
             var bytes: [UInt8] = []
             var pairs: [(key: Text, value: Int32)] = []
             for (slot, name) in names.enumerated() {
-                pairs.append((Text(start: Int32(bytes.count), count: Int32(name.utf8.count), inPool: true), Int32(slot)))
-                bytes += name.utf8
+                let composed = name.precomposedStringWithCanonicalMapping
+                pairs.append((Text(start: Int32(bytes.count), count: Int32(composed.utf8.count), inPool: true), Int32(slot)))
+                bytes += composed.utf8
             }
             table = ByteTable(pairs, pool: bytes)
             pool = .allocate(capacity: max(bytes.count, 1))
@@ -223,11 +267,12 @@ public struct CompiledMapping: Sendable {
 
         func slot(of name: String) -> Int? {
             let pool = UnsafePointer(self.pool.baseAddress)
-            if let found = name.utf8.withContiguousStorageIfAvailable({ table.value(for: $0, pool: pool) }) {
-                return found.map(Int.init)
-            }
             var copy = name
-            return copy.withUTF8 { table.value(for: $0, pool: pool) }.map(Int.init)
+            return copy.withUTF8 { utf8 -> Int32? in
+                if Scratch.isASCII(utf8) { return table.value(for: utf8, pool: pool) }
+                var composed = name.precomposedStringWithCanonicalMapping
+                return composed.withUTF8 { table.value(for: $0, pool: pool) }
+            }.map(Int.init)
         }
     }
 

@@ -128,14 +128,36 @@ struct Scratch: ScalarSink {
         Text(start: Int32(start), count: Int32(byteCount - start), inPool: false)
     }
 
-    /// A copy of `s` in the bytes.
+    /// A copy of `s` in the bytes, in Unicode's composed normal form (NFC), so texts that are
+    /// canonically equivalent, as Swift's strings compare them, have the same bytes.
     mutating func text(_ s: String) -> Text {
         let start = byteCount
         if s.utf8.withContiguousStorageIfAvailable({ append($0) }) == nil {
             var copy = s
             copy.withUTF8 { append($0) }
         }
+        if !Self.isASCII(UnsafeBufferPointer(start: bytes + start, count: byteCount - start)) {
+            byteCount = start
+            var composed = s.precomposedStringWithCanonicalMapping
+            composed.withUTF8 { append($0) }
+        }
         return written(since: start)
+    }
+
+    /// Whether every byte is below 0x80 (ASCII text is in every normal form), eight at a time.
+    static func isASCII(_ utf8: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = utf8.baseAddress else { return true }
+        let raw = UnsafeRawPointer(base)
+        var i = 0, high: UInt64 = 0
+        while i + 8 <= utf8.count {
+            high |= raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            i += 8
+        }
+        while i < utf8.count {
+            high |= UInt64(base[i])
+            i += 1
+        }
+        return high & 0x8080_8080_8080_8080 == 0
     }
 
     mutating func push(_ t: Text) {
@@ -237,6 +259,18 @@ struct Evaluator {
     /// `expression` evaluated over `attributes` on its own, as strings (tests and one-off checks; a
     /// mapping reads its names once for all its rules).
     static func strings(of expression: MappingExpression, over attributes: [String: [String]]) throws(EvaluationLimit) -> [String] {
+        var spent = 0
+        return try evaluated(expression, over: attributes, spent: &spent)
+    }
+
+    /// The budget units `expression` spends over `attributes`, whether or not it completes (tests).
+    static func spent(by expression: MappingExpression, over attributes: [String: [String]]) -> Int {
+        var spent = 0
+        _ = try? evaluated(expression, over: attributes, spent: &spent)
+        return spent
+    }
+
+    private static func evaluated(_ expression: MappingExpression, over attributes: [String: [String]], spent: inout Int) throws(EvaluationLimit) -> [String] {
         var scratch = Scratch()
         defer { scratch.deallocate() }
         let slots = expression.inputs.map { name in attributes[name].map { scratch.value(of: $0) } ?? .none } + [.none]
@@ -247,8 +281,11 @@ struct Evaluator {
                     var evaluator = Evaluator(
                         program: expression.program, slots: slots.baseAddress!, slotOfInput: identity.baseAddress!, scratch: scratch,
                         budget: CompiledMapping.ruleBudget)
-                    defer { scratch = evaluator.scratch }
-                    let value = try evaluator.run()
+                    defer {
+                        scratch = evaluator.scratch
+                        spent = CompiledMapping.ruleBudget - evaluator.budget
+                    }
+                    let value = try evaluator.run()  // first: it may move the scratch's memory
                     return evaluator.scratch.strings(value)
                 }
             }
@@ -256,7 +293,9 @@ struct Evaluator {
     }
 
     mutating func run() throws(EvaluationLimit) -> Value {
-        try evaluate(program.root)
+        let value = try evaluate(program.root)
+        try spend(0)  // what the last step wrote
+        return value
     }
 
     /// Charges `units`, and a unit per byte written to the scratch since the last charge, so what
@@ -271,6 +310,10 @@ struct Evaluator {
     func overBudget() throws(EvaluationLimit) {
         if budget < 0 { throw EvaluationLimit(reason: "the rule did more work than a mapping rule may (\(CompiledMapping.ruleBudget) steps)") }
     }
+
+    /// What reading `bytes` bytes costs: a unit per 16, so long values that need no change are not
+    /// free to read again and again.
+    @inline(__always) static func scanCost(_ bytes: Int) -> Int { bytes >> 4 }
 
     func checkCount(since start: Int) throws(EvaluationLimit) {
         guard scratch.textCount - start <= Self.maximumValues else { throw EvaluationLimit(reason: "more than \(Self.maximumValues) values") }
@@ -310,8 +353,11 @@ struct Evaluator {
             for k in Int(op.a)..<Int(op.a + op.b) { parts.append(try evaluate(Int(program.children[k]))) }
             let start = scratch.textCount
             for part in parts {
-                scratch.forEach(part) { scratch.push($0) }
-                try checkCount(since: start)
+                // Pushing may move the texts: each is read where it is now, by index.
+                try eachText(part) { e, t throws(EvaluationLimit) in
+                    e.scratch.push(t)
+                    try e.checkCount(since: start)
+                }
             }
             return scratch.list(since: start)
         case .not: return .boolean(!(try condition(op.a)))
@@ -324,7 +370,9 @@ struct Evaluator {
         case .equal, .notEqual:
             let left = try evaluate(Int(op.a)), right = try evaluate(Int(op.b))
             let empty = Text(start: 0, count: 0, inPool: true)
-            let same = scratch.equal(scratch.first(left) ?? empty, scratch.first(right) ?? empty)
+            let a = scratch.first(left) ?? empty, b = scratch.first(right) ?? empty
+            if a.count == b.count { try spend(Self.scanCost(Int(a.count)) >> 1) }  // memcmp is quick
+            let same = scratch.equal(a, b)
             return .boolean(same == (op.code == .equal))
         case .contains:
             let left = try evaluate(Int(op.a)), right = try evaluate(Int(op.b))
@@ -349,6 +397,7 @@ struct Evaluator {
             var found = false
             try scratch.forEach(value) { t throws(EvaluationLimit) in
                 guard !found else { return }
+                budget -= Self.scanCost(Int(t.count))  // decoding to scalars
                 found = regex._withUnsafeGuaranteedRef { regex in
                     SafeRegex.withScalars(utf8: scratch.view(t)) { regex.matches(scalars: $0, budget: &budget) } ?? false
                 }
@@ -365,8 +414,8 @@ struct Evaluator {
             return .none
         case .present: return .boolean(scratch.isPresent(try evaluate(Int(op.a))))
         case .head: return scratch.first(try evaluate(Int(op.a))).map(Value.one) ?? .none
-        case .lower: return try mapEach(try evaluate(Int(op.a))) { e, t in e.caseMapped(t, upper: false) }
-        case .upper: return try mapEach(try evaluate(Int(op.a))) { e, t in e.caseMapped(t, upper: true) }
+        case .lower: return try mapEach(try evaluate(Int(op.a))) { e, t throws(EvaluationLimit) in try e.caseMapped(t, upper: false) }
+        case .upper: return try mapEach(try evaluate(Int(op.a))) { e, t throws(EvaluationLimit) in try e.caseMapped(t, upper: true) }
         case .trim: return try mapEach(try evaluate(Int(op.a))) { e, t in e.trimmed(t) }
         case .split:
             let separator = program.literals[Int(op.b)]
@@ -381,7 +430,11 @@ struct Evaluator {
         case .join:
             let separator = program.literals[Int(op.b)]
             let value = try evaluate(Int(op.a))
-            guard case .many = value else { return value }
+            guard case .many = value else {
+                // One value passes as it is, within the same limit as a joined one.
+                if case .one(let t) = value, t.count > Self.maximumText { throw EvaluationLimit(reason: "a value grew past \(Self.maximumText) bytes") }
+                return value
+            }
             let start = scratch.byteCount
             var firstPart = true
             try eachText(value) { e, t throws(EvaluationLimit) in
@@ -396,6 +449,7 @@ struct Evaluator {
             let regex = program.regexes[Int(op.b)]
             return try mapEach(try evaluate(Int(op.a))) { e, t throws(EvaluationLimit) -> Text? in
                 let start = e.scratch.byteCount
+                e.budget -= Self.scanCost(Int(t.count))  // decoding to scalars
                 let found = regex._withUnsafeGuaranteedRef { regex in
                     SafeRegex.withScalars(utf8: e.scratch.view(t)) { scalars -> Bool in
                         guard let range = regex.extractRange(scalars: scalars, budget: &e.budget) else { return false }
@@ -410,6 +464,7 @@ struct Evaluator {
             let regex = program.regexes[Int(op.b)], replacement = program.replacements[Int(op.c)]
             return try mapEach(try evaluate(Int(op.a))) { e, t throws(EvaluationLimit) -> Text? in
                 let start = e.scratch.byteCount
+                e.budget -= Self.scanCost(Int(t.count))  // decoding to scalars
                 // A value too long for the regular expression is kept as it is.
                 let outcome = regex._withUnsafeGuaranteedRef { regex in
                     SafeRegex.withScalars(utf8: e.scratch.view(t), { scalars in
@@ -470,6 +525,7 @@ struct Evaluator {
     /// view of `t` stays valid while it goes.
     mutating func split(_ t: Text, by separator: Text, since start: Int) -> Bool {
         func full() -> Bool { scratch.textCount - start > Self.maximumValues }
+        budget -= Self.scanCost(Int(t.count))  // checked by the caller's next step
         if separator.count == 0 {
             for c in scratch.string(t) {
                 scratch.push(scratch.text(String(c)))
@@ -496,19 +552,25 @@ struct Evaluator {
     }
 
     /// `t` lower- or upper-cased: ASCII byte by byte (the same as Unicode's mapping there), the
-    /// rest through Swift's Unicode case mapping.
-    mutating func caseMapped(_ t: Text, upper: Bool) -> Text {
+    /// rest through Swift's Unicode case mapping (which may make a text up to three times longer;
+    /// the result is checked before it is written).
+    mutating func caseMapped(_ t: Text, upper: Bool) throws(EvaluationLimit) -> Text {
         let range: ClosedRange<UInt8> = upper ? 0x61...0x7A : 0x41...0x5A
         let source = scratch.view(t)
+        try spend(Self.scanCost(source.count))
         var needed = false
         for b in source {
             if b >= 0x80 {
+                try spend(source.count)  // Unicode case mapping is slower than a scan
                 let s = scratch.string(t)
-                return scratch.text(upper ? s.uppercased() : s.lowercased())
+                let mapped = upper ? s.uppercased() : s.lowercased()
+                guard mapped.utf8.count <= Self.maximumText else { throw EvaluationLimit(reason: "a value grew past \(Self.maximumText) bytes") }
+                return scratch.text(mapped)
             }
             if range.contains(b) { needed = true }
         }
         guard needed else { return t }
+        guard source.count <= Self.maximumText else { throw EvaluationLimit(reason: "a value grew past \(Self.maximumText) bytes") }
         let start = scratch.byteCount
         scratch.appendFlippingCase(of: t, in: range)
         return scratch.written(since: start)
@@ -524,6 +586,7 @@ struct Evaluator {
         if start == end || (bytes[start] < 0x80 && bytes[end - 1] < 0x80) {
             return Text(start: t.start + Int32(start), count: Int32(end - start), inPool: t.inPool)
         }
+        budget -= Self.scanCost(bytes.count)  // checked by the caller's next step
         return scratch.text(scratch.string(t).trimmingWhitespace())
     }
 }

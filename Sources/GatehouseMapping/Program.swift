@@ -125,10 +125,10 @@ final class Program: @unchecked Sendable {  // immutable after init
             return Int32(list.count - 1)
         }
 
-        /// `s`'s UTF-8 in the pool.
+        /// `s`'s UTF-8 in the pool, composed (NFC) as the values it is compared with are.
         mutating func text(_ s: String) -> Text {
             let start = pool.count
-            pool += s.utf8
+            pool += s.utf8.allSatisfy { $0 < 0x80 } ? s.utf8 : s.precomposedStringWithCanonicalMapping.utf8
             return Text(start: Int32(start), count: Int32(pool.count - start), inPool: true)
         }
 
@@ -255,6 +255,7 @@ final class ByteTable<Payload>: @unchecked Sendable {  // immutable after init
         let key: Text
         let value: Payload
     }
+    /// Exactly the entries (its memory holds at least one, so it always has an address).
     let entries: UnsafeMutableBufferPointer<Entry>
     /// Entry index + 1 per bucket, 0 when empty; a power of two at least twice the entries.
     let buckets: UnsafeMutableBufferPointer<Int32>
@@ -265,7 +266,7 @@ final class ByteTable<Payload>: @unchecked Sendable {  // immutable after init
         while size < 2 * pairs.count { size *= 2 }
         buckets = .allocate(capacity: size)
         buckets.initialize(repeating: 0)
-        entries = .allocate(capacity: max(pairs.count, 1))
+        entries = UnsafeMutableBufferPointer(rebasing: UnsafeMutableBufferPointer<Entry>.allocate(capacity: max(pairs.count, 1))[0..<pairs.count])
         for (n, (key, value)) in pairs.enumerated() {
             let hash = pool.withUnsafeBufferPointer { Self.hash(UnsafeBufferPointer(rebasing: $0[Int(key.start)..<Int(key.start + key.count)])) }
             (entries.baseAddress! + n).initialize(to: Entry(hash: hash, key: key, value: value))
@@ -276,8 +277,8 @@ final class ByteTable<Payload>: @unchecked Sendable {  // immutable after init
     }
 
     deinit {
-        _ = entries.deinitialize()
-        entries.deallocate()
+        entries.baseAddress!.deinitialize(count: entries.count)
+        entries.baseAddress!.deallocate()
         buckets.deallocate()
     }
 
@@ -287,7 +288,7 @@ final class ByteTable<Payload>: @unchecked Sendable {  // immutable after init
     @inline(__always)
     static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
         let n = bytes.count
-        guard let base = bytes.baseAddress else { return 0x9E37_79B9_7F4A_7C15 }
+        guard n > 0, let base = bytes.baseAddress else { return 0x9E37_79B9_7F4A_7C15 }
         let raw = UnsafeRawPointer(base)
         var a: UInt64 = 0, b: UInt64 = 0, c: UInt64 = 0
         if n >= 8 {

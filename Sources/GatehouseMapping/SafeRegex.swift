@@ -211,8 +211,11 @@ public final class SafeRegex: Sendable {
             self.matched = matched
             self.scratch = scratch
             if engine == .pike {
-                scratch.initialize(repeating: 0, count: 2 * (n + n * slots + n))
-                machine = Machine(base: scratch, programLength: n, slots: slots)
+                let m = Machine(base: scratch, programLength: n, slots: slots)
+                // Only the marks are read before they are written.
+                m.currentMarks.initialize(repeating: 0, count: n)
+                m.nextMarks.initialize(repeating: 0, count: n)
+                machine = m
             }
         }
 
@@ -278,8 +281,9 @@ public final class SafeRegex: Sendable {
     /// with `budget` negative.
     func find(_ s: inout Searcher, from start: Int, budget: inout Int) -> Bool {
         let program = s.program, input = s.input
-        if program.count == 4, groupCount == 0, case .save(0) = program[0], case .save(1) = program[2] {
-            // One scalar or class (`[^0-9]`, `-`): a scan finds the same leftmost match.
+        if program.count == 4, groupCount == 0, case .save(0) = program[0], case .save(1) = program[2], Self.consumes(program[1]) {
+            // One scalar or class (`[^0-9]`, `-`): a scan finds the same leftmost match. (Not an
+            // anchor alone, which matches the empty text.)
             var position = start
             while position < input.count {
                 let c = fold(input[position])
@@ -287,8 +291,7 @@ public final class SafeRegex: Sendable {
                 switch program[1] {
                 case .scalar(let x): hit = c == x
                 case .set(let k): hit = Self.inSet(c, classes[k], s.ranges)
-                case .any: hit = c != 0x0A
-                default: hit = false
+                default: hit = c != 0x0A  // .any
                 }
                 budget -= 1
                 if hit {
@@ -303,6 +306,14 @@ public final class SafeRegex: Sendable {
         switch s.engine {
         case .backtrack: return backtrack(&s, from: start, budget: &budget)
         case .pike: return pike(&s, from: start, budget: &budget)
+        }
+    }
+
+    /// Whether `step` reads one input scalar.
+    static func consumes(_ step: Instruction) -> Bool {
+        switch step {
+        case .scalar, .set, .any: true
+        default: false
         }
     }
 
@@ -321,8 +332,9 @@ public final class SafeRegex: Sendable {
         while position <= count {
             if anchoredAtStart && position > 0 { return false }
             if let starters {
+                let from = position
                 while position < count && !couldStart(fold(input[position]), starters, ranges) { position += 1 }
-                budget -= 1
+                budget -= 1 + (position - from) >> 3  // a unit per eight scalars skipped
                 if position >= count { return false }
             }
             for k in 0..<s.slots { captures[k] = -1 }
@@ -397,15 +409,17 @@ public final class SafeRegex: Sendable {
             if !found && (!anchoredAtStart || position == 0) {
                 if m.currentCount == 0, let starters {
                     // Nothing under way: jump to where a match could begin.
+                    let from = position
                     while position < count && !couldStart(fold(input[position]), starters, ranges) { position += 1 }
-                    budget -= 1
+                    budget -= 1 + (position - from) >> 3  // a unit per eight scalars skipped
                     if position >= count { break }
                 }
                 for k in 0..<slots { s.captures[k] = -1 }
                 addThread(program, &m, s.captures, toNext: false, pc: 0, position: position, count: count)
             }
             if m.currentCount == 0 { break }
-            budget -= m.currentCount
+            // A thread's step costs a unit, and another per eight capture slots it copies.
+            budget -= m.currentCount * (1 + slots >> 3)
             if budget < 0 { return false }
             let c: UInt32 = position < count ? fold(input[position]) : UInt32.max
             var i = 0

@@ -59,9 +59,14 @@ import Testing
         ("replace(\"aaa\", '^a', 'b')", ["baa"]),
         ("replace(\"a.b.c\", '\\.', '/')", ["a/b/c"]),
         ("replace(\"ÀéÎ\", '(?i)é', 'e')", ["ÀeÎ"]),
+        // An anchor alone matches the empty text at its place.
+        ("replace(given_name, '^', 'sso-')", ["sso-Ada"]),
+        ("replace(given_name, '$', '!')", ["Ada!"]),
+        ("if given_name matches '^' then \"y\" else \"n\"", ["y"]),
         // Tables.
         ("map(groups, {\"okta-admins\": \"admins\", \"okta-eng\": \"engineering\"})", ["admins", "engineering"]),
         ("map(groups, {\"okta-admins\": \"admins\"}, \"users\")", ["admins", "users", "users"]),
+        ("map(department, {\"\": \"none\"})", ["none"]),
         // Conditions.
         ("if groups contains \"okta-admins\" then \"admin\" else \"user\"", ["admin"]),
         ("if groups contains \"root\" then \"admin\" else \"user\"", ["user"]),
@@ -265,6 +270,71 @@ import Testing
         #expect(try Evaluator.strings(of: small, over: ["v": ["abbc"]]) == ["a<bbbb>c"])
     }
 
+    @Test func aListCopiesEveryValueWhileItGrows() throws {
+        // 120 values twice: the list outgrows the scratch's text memory while copying them, and
+        // must read each value from where it is now, not from memory it has just given back.
+        let values = (0..<120).map { "group-\($0)" }
+        let twice = try MappingExpression("[memberOf, memberOf]")
+        #expect(try Evaluator.strings(of: twice, over: ["memberOf": values]) == values + values)
+        let mapping = AttributeMapping(rules: [.init(target: "groups", source: .expression("[memberOf, [memberOf, \"extra\"]]"))])
+        #expect(try CompiledMapping(mapping).apply(["memberOf": values]).groups == values + ["extra"])
+    }
+
+    /// Work that reads bytes pays for them: a unit per 16 bytes scanned, so a rule cannot scan
+    /// without bound by reading long values that need no change.
+    @Test func scanningPaysForTheBytesItReads() throws {
+        let long = String(repeating: "a", count: 60_000), short = String(repeating: "a", count: 4000)
+        let attributes = ["v": [long], "u": ["\u{3000}" + long + "\u{3000}"], "s": [short], "g": (0..<40).map { "x\($0)" }]
+        let cases: [(String, Int)] = [
+            ("lower(v)", 60_000), ("upper(upper(v))", 60_000), ("split(v, ',')", 60_000), ("split(v, '')", 60_000),
+            ("if v == v then \"y\" else \"n\"", 60_000), ("trim(u)", 60_000), ("extract(s, '^z')", 4000),
+            ("if s matches '^z' then \"y\" else \"n\"", 4000), ("replace(s, '^z', 'y')", 4000), ("extract(s, 'zq')", 4000),
+        ]
+        for (source, bytes) in cases {
+            let spent = Evaluator.spent(by: try MappingExpression(source), over: attributes)
+            #expect(spent >= bytes / 32, "\(source) spent \(spent) units reading \(bytes) bytes")
+        }
+        // A search that copies many groups per step pays for them too.
+        let groups = "(a)(a)(a)(a)(a)(a)(a)(a)(a)(a)(a)(a)(a)(a)(a)(a)(a)(a)(a)(a)z"
+        let flat = "aaaaaaaaaaaaaaaaaaaaz"
+        let many = Evaluator.spent(by: try MappingExpression("extract(s, '\(groups)')"), over: attributes)
+        let none = Evaluator.spent(by: try MappingExpression("extract(s, '\(flat)')"), over: attributes)
+        #expect(many >= 2 * none, "20 groups: \(many) units, none: \(none)")
+    }
+
+    @Test func caseMappingThatGrowsIsBounded() throws {
+        // "ΐ" is two bytes and upper-cases to three characters of six bytes.
+        let grows = String(repeating: "ΐ", count: 20_000)
+        #expect(throws: EvaluationLimit.self) { try Evaluator.strings(of: try MappingExpression("upper(v)"), over: ["v": [grows]]) }
+        #expect(try Evaluator.strings(of: try MappingExpression("upper(v)"), over: ["v": ["ΐ"]]) == ["ΐ".uppercased()])
+        // A value longer than any rule may build is not passed through by join() either.
+        let huge = String(repeating: "a", count: 70_000)
+        #expect(throws: EvaluationLimit.self) { try Evaluator.strings(of: try MappingExpression("join(v, ',')"), over: ["v": [huge]]) }
+    }
+
+    /// Canonically equivalent text (a precomposed "é" and "e" with a combining accent) is the same
+    /// text to every comparison, as it is to Swift's strings.
+    @Test func canonicallyEquivalentTextCompareEqual() throws {
+        let decomposed = "Cafe\u{301}"
+        let cases: [(String, [String])] = [
+            ("if v == \"Café\" then \"y\" else \"n\"", ["y"]),
+            ("if [\"x\", v] contains \"Café\" then \"y\" else \"n\"", ["y"]),
+            ("map(v, {\"Café\": \"coffee\"})", ["coffee"]),
+            ("if v matches '^Café$' then \"y\" else \"n\"", ["y"]),
+        ]
+        for (source, expected) in cases {
+            #expect(try Evaluator.strings(of: try MappingExpression(source), over: ["v": [decomposed]]) == expected, "\(source)")
+        }
+    }
+
+    @Test func emptyKeysHashAlikeWhereverTheyAre() {
+        let byte: [UInt8] = [0]
+        let elsewhere = byte.withUnsafeBufferPointer { ByteTable<Int32>.hash(UnsafeBufferPointer(rebasing: $0[0..<0])) }
+        #expect(ByteTable<Int32>.hash(UnsafeBufferPointer(start: nil, count: 0)) == elsewhere)
+        let empty = ByteTable<Int32>([], pool: [])
+        #expect(empty.value(for: UnsafeBufferPointer(start: nil, count: 0), pool: nil) == nil)
+    }
+
     @Test func oversizedRegexInputDoesNotMatch() throws {
         let r = try MappingExpression("extract(v, 'a')")
         #expect(try Evaluator.strings(of: r, over: ["v": [String(repeating: "a", count: 5000)]]) == [])
@@ -279,7 +349,7 @@ import Testing
             ("[^,]+", "x,y", "x"), ("\\d{2,3}", "a12345", "123"), ("^\\w+$", "ab_9", "ab_9"), ("\\s", "a b", " "),
             ("[a-c]+", "xxbcay", "bca"), ("[\\d.]+", "v1.20x", "1.20"), ("(?i)[A-Z]+", "abC", "abC"),
             ("colou?r", "color", "color"), ("\\.", "a.b", "."), ("x$", "xx", "x"), ("^$", "", ""), ("é+", "café", "é"),
-            ("a", "bbb", nil), ("^b", "ab", nil),
+            ("a", "bbb", nil), ("^b", "ab", nil), ("^", "ab", ""), ("$", "ab", ""),
             // Classes above ASCII, plain and negated (ASCII members are looked up in a bitmap, the rest in ranges).
             ("[^a]+", "aébc", "ébc"), ("[à-ÿ]+", "caféx", "é"), ("\\W+", "a é!", " é!"), ("[^à-ÿ]+", "éab", "ab"),
             // Case-insensitive classes fold beyond ASCII, both ways, plain and negated.
