@@ -66,22 +66,32 @@ final class XMLTree {
 
     /// Whether the bytes contain `<!DOCTYPE` or `<!ENTITY` in any letter case.
     static func containsDeclaration(_ bytes: [UInt8]) -> Bool {
-        let n = bytes.count
-        var i = 0
-        while i + 2 < n {
-            if bytes[i] == UInt8(ascii: "<"), bytes[i + 1] == UInt8(ascii: "!") {
-                let c = bytes[i + 2] | 0x20
-                if c == UInt8(ascii: "d") || c == UInt8(ascii: "e") {
-                    let word = c == UInt8(ascii: "d") ? Array("doctype".utf8) : Array("entity".utf8)
-                    if i + 2 + word.count <= n,
-                        (0..<word.count).allSatisfy({ bytes[i + 2 + $0] | 0x20 == word[$0] }) {
-                        return true
+        bytes.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return false }
+            let end = base + buffer.count
+            var p = base
+            // Jump from one "<" to the next (memchr reads many bytes at a time), then look closer.
+            while p + 2 < end, let found = memchr(p, Int32(UInt8(ascii: "<")), end - p) {
+                let at = UnsafePointer(found.assumingMemoryBound(to: UInt8.self))
+                if at + 2 < end, at[1] == UInt8(ascii: "!") {
+                    switch at[2] | 0x20 {
+                    case UInt8(ascii: "d"): if matches(at + 2, end, "doctype") { return true }
+                    case UInt8(ascii: "e"): if matches(at + 2, end, "entity") { return true }
+                    default: break
                     }
                 }
+                p = at + 1
             }
-            i += 1
+            return false
         }
-        return false
+    }
+
+    /// Whether the bytes at `p` (before `end`) spell `word` in any letter case.
+    private static func matches(_ p: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>, _ word: StaticString) -> Bool {
+        let n = word.utf8CodeUnitCount
+        guard end - p >= n else { return false }
+        for k in 0..<n where p[k] | 0x20 != word.utf8Start[k] { return false }
+        return true
     }
 
     var root: XMLElement? {

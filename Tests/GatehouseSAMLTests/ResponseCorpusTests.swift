@@ -209,6 +209,11 @@ enum Corpus {
         #expect(XMLTree.containsDeclaration(Array("<a/><!doctype x>".utf8)))
         #expect(XMLTree.containsDeclaration(Array("<!EnTiTy".utf8)))
         #expect(!XMLTree.containsDeclaration(Array("<a><!-- doctype --><![CDATA[x]]></a>".utf8)))
+        // At the very end, after many other tags, cut short, and nothing at all.
+        #expect(XMLTree.containsDeclaration(Array((String(repeating: "<a><!-- x -->", count: 200) + "<!DOCTYPE").utf8)))
+        #expect(!XMLTree.containsDeclaration(Array("<a><!DOCTYP".utf8)))
+        #expect(!XMLTree.containsDeclaration(Array("<a><!".utf8)))
+        #expect(!XMLTree.containsDeclaration([]))
     }
 
     @Test func everyDocumentIsReadAsUTF8WhateverItDeclares() throws {
