@@ -295,9 +295,10 @@ public struct AttributeMapping: Sendable, Equatable, Codable {
 
     /// Checks the targets and the shape of each rule (not the expressions: see the Mapping module).
     public func validate() throws {
-        for (k, rule) in rules.enumerated() {
+        var targets: Set<String> = []
+        for rule in rules {
             let t = rule.target
-            guard k == 0 || rules[k - 1].target != t else { throw DirectoryError(.invalid, "more than one rule sets '\(t)'") }
+            guard targets.insert(t).inserted else { throw DirectoryError(.invalid, "more than one rule sets '\(t)'") }
             guard Self.standardAttributes.contains(t) || t == Self.groupsTarget || CustomAttribute.isValidName(t) else {
                 throw DirectoryError(.invalid, "unknown pool attribute '\(t)' (standard claims, groups, or custom:*)")
             }

@@ -70,10 +70,10 @@ public struct CompiledMapping: Sendable {
         var rules: [Rule] = []
         var names: [String] = []
         var slots: [String: Int32] = [:]
-        for (k, rule) in mapping.rules.enumerated() {
+        var targets: Set<String> = []
+        for rule in mapping.rules {
             let t = rule.target
-            // Rules are ordered by target, so a second rule for one is next to the first.
-            if k > 0 && mapping.rules[k - 1].target == t { throw MappingError(target: t, "more than one rule sets '\(t)'") }
+            guard targets.insert(t).inserted else { throw MappingError(target: t, "more than one rule sets '\(t)'") }
             let kind: TargetKind
             if t == AttributeMapping.groupsTarget {
                 kind = .groups
