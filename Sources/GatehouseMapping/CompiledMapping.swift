@@ -405,15 +405,23 @@ public struct CompiledMapping: Sendable {
         // Read only from here on, so a copy of the scratch stays valid.
         let s = evaluator.scratch
         if case .groups = rule.kind {
-            // Kept: non-empty, at most 128 bytes, each once; compared as bytes before any string is made.
-            // Stops comparing once past the limit, so a huge upstream list costs linear time.
-            var kept: [Text] = []
+            // Kept: non-empty, at most 128 bytes, each once (as Swift's strings judge sameness).
+            // A few are compared one by one, more through a set, and it stops once past the
+            // limit, so a huge upstream list costs linear time.
+            var kept: [String] = []
+            var seen: Set<String>? = nil
             s.forEach(value) { t in
-                guard kept.count <= maximumGroups else { return }
-                if t.count > 0 && t.count <= 128 && !kept.contains(where: { s.equal($0, t) }) { kept.append(t) }
+                guard kept.count <= maximumGroups, t.count > 0, t.count <= 128 else { return }
+                let group = s.string(t)
+                if seen != nil {
+                    if seen!.insert(group).inserted { kept.append(group) }
+                } else if !kept.contains(group) {
+                    kept.append(group)
+                    if kept.count > 16 { seen = Set(kept) }
+                }
             }
             guard kept.count <= maximumGroups else { return .failure("more than \(maximumGroups) groups") }
-            return .groups(kept.map { s.string($0) })
+            return .groups(kept)
         }
         var values = s.strings(value)
         switch rule.kind {

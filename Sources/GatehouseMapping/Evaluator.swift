@@ -63,8 +63,21 @@ struct Scratch: ScalarSink {
 
     func string(_ t: Text) -> String { String(decoding: view(t), as: UTF8.self) }
 
-    func equal(_ a: Text, _ b: Text) -> Bool {
-        a.count == b.count && (a.count == 0 || memcmp(view(a).baseAddress!, view(b).baseAddress!, Int(a.count)) == 0)
+    /// Whether `a` and `b` are the same text as Swift's strings judge it (canonical equivalence:
+    /// a precomposed "é" equals "e" and a combining accent), adding what the comparison cost to
+    /// `cost`: a unit, one per 32 bytes of equal-length bytes compared, one per 16 bytes checked
+    /// for ASCII when they differ, and one per byte when Unicode has to decide.
+    func equal(_ a: Text, _ b: Text, cost: inout Int) -> Bool {
+        cost += 1
+        let x = view(a), y = view(b)
+        if a.count == b.count {
+            cost += Int(a.count) >> 5
+            if a.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 { return true }
+        }
+        cost += (x.count + y.count) >> 4
+        if Self.isASCII(x) && Self.isASCII(y) { return false }  // ASCII is equivalent only to itself
+        cost += x.count + y.count
+        return string(a) == string(b)
     }
 
     mutating func reserveBytes(_ n: Int) {
@@ -128,18 +141,12 @@ struct Scratch: ScalarSink {
         Text(start: Int32(start), count: Int32(byteCount - start), inPool: false)
     }
 
-    /// A copy of `s` in the bytes, in Unicode's composed normal form (NFC), so texts that are
-    /// canonically equivalent, as Swift's strings compare them, have the same bytes.
+    /// A copy of `s` in the bytes, as it is (values are passed on as they came).
     mutating func text(_ s: String) -> Text {
         let start = byteCount
         if s.utf8.withContiguousStorageIfAvailable({ append($0) }) == nil {
             var copy = s
             copy.withUTF8 { append($0) }
-        }
-        if !Self.isASCII(UnsafeBufferPointer(start: bytes + start, count: byteCount - start)) {
-            byteCount = start
-            var composed = s.precomposedStringWithCanonicalMapping
-            composed.withUTF8 { append($0) }
         }
         return written(since: start)
     }
@@ -370,23 +377,22 @@ struct Evaluator {
         case .equal, .notEqual:
             let left = try evaluate(Int(op.a)), right = try evaluate(Int(op.b))
             let empty = Text(start: 0, count: 0, inPool: true)
-            let a = scratch.first(left) ?? empty, b = scratch.first(right) ?? empty
-            if a.count == b.count { try spend(Self.scanCost(Int(a.count)) >> 1) }  // memcmp is quick
-            let same = scratch.equal(a, b)
+            var cost = 0
+            let same = scratch.equal(scratch.first(left) ?? empty, scratch.first(right) ?? empty, cost: &cost)
+            try spend(cost)
             return .boolean(same == (op.code == .equal))
         case .contains:
             let left = try evaluate(Int(op.a)), right = try evaluate(Int(op.b))
             var found = false
-            // Each comparison costs a step, and one of equal lengths a step per 32 bytes besides,
-            // so two long lists of long values cannot compare without bound.
+            // Each comparison pays for the bytes it reads (see `Scratch.equal`), so two long lists
+            // of long values cannot compare without bound.
             var cost = 0
             let affordable = budget
             scratch.forEach(right) { wanted in
                 guard !found && cost <= affordable else { return }
                 scratch.forEach(left) { t in
                     guard !found && cost <= affordable else { return }  // stops once over budget
-                    cost += t.count == wanted.count ? 1 + Int(t.count) >> 5 : 1
-                    if scratch.equal(t, wanted) { found = true }
+                    if scratch.equal(t, wanted, cost: &cost) { found = true }
                 }
             }
             try spend(cost)
@@ -422,7 +428,7 @@ struct Evaluator {
             let value = try evaluate(Int(op.a))
             let start = scratch.textCount
             try eachText(value) { e, t throws(EvaluationLimit) in
-                guard e.split(t, by: separator, since: start) else {
+                guard try e.split(t, by: separator, since: start) else {
                     throw EvaluationLimit(reason: "split() made more than \(Self.maximumValues) values")
                 }
             }
@@ -483,8 +489,17 @@ struct Evaluator {
         case .map:
             let table = program.tables[Int(op.b)]
             let fallback: Text? = op.c >= 0 ? program.literals[Int(op.c)] : nil
-            return try mapEach(try evaluate(Int(op.a))) { e, t in
-                table._withUnsafeGuaranteedRef { $0.value(for: e.scratch.view(t), pool: UnsafePointer(e.program.pool.baseAddress)) } ?? fallback
+            return try mapEach(try evaluate(Int(op.a))) { e, t throws(EvaluationLimit) -> Text? in
+                // The keys are composed (NFC): a value is looked up as it is, and composed when it
+                // is not ASCII and was not found, so every canonically equivalent form finds it.
+                let pool = UnsafePointer(e.program.pool.baseAddress)
+                let bytes = e.scratch.view(t)
+                if let found = table._withUnsafeGuaranteedRef({ $0.value(for: bytes, pool: pool) }) { return found }
+                try e.spend(Self.scanCost(bytes.count))
+                guard !Scratch.isASCII(bytes) else { return fallback }
+                try e.spend(bytes.count)
+                var composed = e.scratch.string(t).precomposedStringWithCanonicalMapping
+                return composed.withUTF8 { c in table._withUnsafeGuaranteedRef { $0.value(for: c, pool: pool) } } ?? fallback
             }
         }
     }
@@ -523,9 +538,13 @@ struct Evaluator {
     /// it is empty), stopping once the texts since `start` are more than `maximumValues`.
     /// Byte-wise: UTF-8 never matches inside another character. Pushing writes no bytes, so the
     /// view of `t` stays valid while it goes.
-    mutating func split(_ t: Text, by separator: Text, since start: Int) -> Bool {
+    ///
+    /// Paid for before it scans: a unit per 16 bytes of `t` for each byte of the separator and one
+    /// more (a separator's first byte can match at every position, and each match compares it all).
+    mutating func split(_ t: Text, by separator: Text, since start: Int) throws(EvaluationLimit) -> Bool {
         func full() -> Bool { scratch.textCount - start > Self.maximumValues }
-        budget -= Self.scanCost(Int(t.count))  // checked by the caller's next step
+        let (scan, overflow) = Int(t.count).multipliedReportingOverflow(by: 1 + Int(separator.count))
+        try spend(overflow ? Int.max / 2 : Self.scanCost(scan))
         if separator.count == 0 {
             for c in scratch.string(t) {
                 scratch.push(scratch.text(String(c)))

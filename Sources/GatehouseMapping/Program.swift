@@ -125,10 +125,10 @@ final class Program: @unchecked Sendable {  // immutable after init
             return Int32(list.count - 1)
         }
 
-        /// `s`'s UTF-8 in the pool, composed (NFC) as the values it is compared with are.
+        /// `s`'s UTF-8 in the pool, as written.
         mutating func text(_ s: String) -> Text {
             let start = pool.count
-            pool += s.utf8.allSatisfy { $0 < 0x80 } ? s.utf8 : s.precomposedStringWithCanonicalMapping.utf8
+            pool += s.utf8
             return Text(start: Int32(start), count: Int32(pool.count - start), inPool: true)
         }
 
@@ -225,7 +225,8 @@ final class Program: @unchecked Sendable {  // immutable after init
             case .map:
                 let x = lower(args[0])
                 guard case .table(let table) = args[1].kind else { return constant([]) }
-                let entries = table.sorted { $0.key < $1.key }.map { (key: text($0.key), value: text($0.value)) }
+                // Keys composed (NFC), as evaluation looks values up; values as written.
+                let entries = table.sorted { $0.key < $1.key }.map { (key: text($0.key.precomposedStringWithCanonicalMapping), value: text($0.value)) }
                 let lowered = ByteTable(entries, pool: pool)
                 let fallback = args.count == 3 ? literal(args[2]) : -1
                 return emit(.map, x, Self.add(lowered, to: &tables), fallback)

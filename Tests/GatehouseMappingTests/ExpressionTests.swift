@@ -284,10 +284,13 @@ import Testing
     /// without bound by reading long values that need no change.
     @Test func scanningPaysForTheBytesItReads() throws {
         let long = String(repeating: "a", count: 60_000), short = String(repeating: "a", count: 4000)
-        let attributes = ["v": [long], "u": ["\u{3000}" + long + "\u{3000}"], "s": [short], "g": (0..<40).map { "x\($0)" }]
+        let separator = String(repeating: "a", count: 1000) + "b"
+        let attributes = ["v": [long], "w": [long.uppercased()], "s": [short]]
         let cases: [(String, Int)] = [
-            ("lower(v)", 60_000), ("upper(upper(v))", 60_000), ("split(v, ',')", 60_000), ("split(v, '')", 60_000),
-            ("if v == v then \"y\" else \"n\"", 60_000), ("trim(u)", 60_000), ("extract(s, '^z')", 4000),
+            ("lower(v)", 60_000), ("upper(w)", 60_000), ("split(v, ',')", 60_000), ("split(v, '')", 60_000),
+            // A long separator can be compared at every position: refused before it scans.
+            ("split(v, '\(separator)')", 60_000 * 1000),
+            ("if v == v then \"y\" else \"n\"", 60_000), ("extract(s, '^z')", 4000),
             ("if s matches '^z' then \"y\" else \"n\"", 4000), ("replace(s, '^z', 'y')", 4000), ("extract(s, 'zq')", 4000),
         ]
         for (source, bytes) in cases {
@@ -312,18 +315,33 @@ import Testing
         #expect(throws: EvaluationLimit.self) { try Evaluator.strings(of: try MappingExpression("join(v, ',')"), over: ["v": [huge]]) }
     }
 
-    /// Canonically equivalent text (a precomposed "é" and "e" with a combining accent) is the same
-    /// text to every comparison, as it is to Swift's strings.
+    /// Canonically equivalent text (a precomposed "é" and "e" with a combining accent, the Kelvin
+    /// sign and "K") is the same text to every comparison, as it is to Swift's strings, while
+    /// values pass on exactly as they came.
     @Test func canonicallyEquivalentTextCompareEqual() throws {
-        let decomposed = "Cafe\u{301}"
+        let attributes = ["v": ["Cafe\u{301}"], "k": ["\u{212A}"], "parts": ["Cafe", "\u{301}"], "name": ["\u{FA10}田"]]
         let cases: [(String, [String])] = [
             ("if v == \"Café\" then \"y\" else \"n\"", ["y"]),
             ("if [\"x\", v] contains \"Café\" then \"y\" else \"n\"", ["y"]),
             ("map(v, {\"Café\": \"coffee\"})", ["coffee"]),
-            ("if v matches '^Café$' then \"y\" else \"n\"", ["y"]),
+            ("map(\"Café\", {\"Cafe\u{301}\": \"coffee\"})", ["coffee"]),
+            ("if k == \"K\" then \"y\" else \"n\"", ["y"]),
+            ("if join(parts, '') == \"Café\" then \"y\" else \"n\"", ["y"]),
+            ("if v == \"Cafe\" then \"y\" else \"n\"", ["n"]),
         ]
         for (source, expected) in cases {
-            #expect(try Evaluator.strings(of: try MappingExpression(source), over: ["v": [decomposed]]) == expected, "\(source)")
+            #expect(try Evaluator.strings(of: try MappingExpression(source), over: attributes) == expected, "\(source)")
+        }
+        // Swift's == would call these equal whatever the bytes: compare the scalars.
+        for (name, value) in [("v", "Cafe\u{301}"), ("k", "\u{212A}"), ("name", "\u{FA10}田")] {
+            let out = try Evaluator.strings(of: try MappingExpression(name), over: attributes)
+            #expect(out.map { Array($0.unicodeScalars) } == [Array(value.unicodeScalars)], "\(name)")
+        }
+        // Comparing many long non-ASCII values that differ pays for the Unicode work.
+        let long = String(repeating: "é", count: 1000)
+        let many = (0..<256).map { long + "\($0)" }
+        #expect(throws: EvaluationLimit.self) {
+            try Evaluator.strings(of: try MappingExpression("if a contains b then \"y\" else \"n\""), over: ["a": many, "b": many.map { $0 + "x" }])
         }
     }
 
