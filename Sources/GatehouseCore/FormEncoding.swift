@@ -23,7 +23,8 @@ public enum FormEncoding {
     }
 
     /// Parses a form or query string. Refuses (returns `nil`) a name given twice, as RFC 6749 §3.1
-    /// requires of request parameters, and malformed percent-encoding.
+    /// requires of request parameters, malformed percent-encoding, and a name or value with a run
+    /// of combining marks longer than `StreamSafeText` allows.
     public static func decode(_ text: String) -> [String: String]? {
         var text = text
         return text.withUTF8 { decode(bytes: $0) }
@@ -72,7 +73,7 @@ public enum FormEncoding {
     static func unescape(_ s: UnsafeBufferPointer<UInt8>) -> String? {
         // Most pieces carry no escape: validate them as they are, without a copy.
         if !s.contains(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "%") }) {
-            return String(validating: s, as: UTF8.self)
+            return String(validating: s, as: UTF8.self).flatMap(streamSafe)
         }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(s.count)
@@ -90,6 +91,12 @@ public enum FormEncoding {
             }
             i += 1
         }
-        return String(validating: bytes, as: UTF8.self)
+        return String(validating: bytes, as: UTF8.self).flatMap(streamSafe)
+    }
+
+    /// `s`, unless it runs more combining marks together than `StreamSafeText` allows.
+    static func streamSafe(_ s: String) -> String? {
+        var s = s
+        return s.withUTF8 { StreamSafeText.check(utf8: $0) } ? s : nil
     }
 }

@@ -158,6 +158,7 @@ struct JSONByteParser {
                     return isASCII ? String(decoding: slice, as: UTF8.self) : String(validating: slice, as: UTF8.self)
                 }
                 guard let s else { throw fail("invalid UTF-8") }
+                if !isASCII, !StreamSafeText.check(s) { throw fail("more than \(StreamSafeText.maximumRun) combining marks in a row") }
                 index += 1
                 return s
             }
@@ -172,6 +173,7 @@ struct JSONByteParser {
             if c == UInt8(ascii: "\"") {
                 index += 1
                 guard let s = String(validating: out, as: UTF8.self) else { throw fail("invalid UTF-8") }
+                guard StreamSafeText.check(s) else { throw fail("more than \(StreamSafeText.maximumRun) combining marks in a row") }
                 return s
             }
             if c < 0x20 { throw fail("control character in string") }

@@ -104,6 +104,9 @@ public struct CompiledMapping: Sendable {
                     throw e
                 }
             }
+            if let name = expression.inputs.first(where: { !StreamSafeText.check($0) }) {
+                throw MappingError(target: t, "the attribute name '\(name.prefix(40))…' runs more than \(StreamSafeText.maximumRun) combining marks together")
+            }
             let slotOfInput = expression.inputs.map { name -> Int32 in
                 if let slot = slots[name] { return slot }
                 names.append(name)
@@ -270,6 +273,9 @@ public struct CompiledMapping: Sendable {
             var copy = name
             return copy.withUTF8 { utf8 -> Int32? in
                 if Scratch.isASCII(utf8) { return table.value(for: utf8, pool: pool) }
+                // The mapping's names are stream-safe (see `StreamSafeText`), so a name that is not
+                // is none of them, and composing it could take time growing with its square.
+                guard StreamSafeText.check(utf8: utf8) else { return nil }
                 var composed = name.precomposedStringWithCanonicalMapping
                 return composed.withUTF8 { table.value(for: $0, pool: pool) }
             }.map(Int.init)

@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseCore
 
 /// A value of the mapping language: text (no value, one, or several) or a condition's outcome.
 /// Text is referred to by position (`Text`), and several texts by their run in the scratch's list,
@@ -66,7 +67,9 @@ struct Scratch: ScalarSink {
     /// Whether `a` and `b` are the same text as Swift's strings judge it (canonical equivalence:
     /// a precomposed "é" equals "e" and a combining accent), adding what the comparison cost to
     /// `cost`: a unit, one per 32 bytes of equal-length bytes compared, one per 16 bytes checked
-    /// for ASCII when they differ, and one per byte when Unicode has to decide.
+    /// for ASCII when they differ, and one per byte when Unicode has to decide. Text with a run of
+    /// combining marks longer than `StreamSafeText` allows is compared by its bytes alone (Swift's
+    /// comparison would take time growing with the square of the run).
     func equal(_ a: Text, _ b: Text, cost: inout Int) -> Bool {
         cost += 1
         let x = view(a), y = view(b)
@@ -77,6 +80,7 @@ struct Scratch: ScalarSink {
         cost += (x.count + y.count) >> 4
         if Self.isASCII(x) && Self.isASCII(y) { return false }  // ASCII is equivalent only to itself
         cost += x.count + y.count
+        guard StreamSafeText.check(utf8: x), StreamSafeText.check(utf8: y) else { return false }
         return string(a) == string(b)
     }
 
@@ -498,6 +502,7 @@ struct Evaluator {
                 try e.spend(Self.scanCost(bytes.count))
                 guard !Scratch.isASCII(bytes) else { return fallback }
                 try e.spend(bytes.count)
+                guard StreamSafeText.check(utf8: bytes) else { return fallback }  // see `Scratch.equal`
                 var composed = e.scratch.string(t).precomposedStringWithCanonicalMapping
                 return composed.withUTF8 { c in table._withUnsafeGuaranteedRef { $0.value(for: c, pool: pool) } } ?? fallback
             }
