@@ -26,11 +26,19 @@ public enum StreamSafeText {
         return true
     }
 
-    /// `check` over valid UTF-8 (decoded by its lead bytes; ASCII bytes end a run at once).
+    /// `check` over valid UTF-8 (decoded by its lead bytes; ASCII ends a run at once, and eight
+    /// ASCII bytes are passed over at a time).
     public static func check(utf8: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = utf8.baseAddress else { return true }
+        let raw = UnsafeRawPointer(base)
         var run = 0
         var i = 0
         while i < utf8.count {
+            if i + 8 <= utf8.count, raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
+                run = 0
+                i += 8
+                continue
+            }
             let b = UInt32(utf8[i])
             var value: UInt32
             if b < 0x80 {

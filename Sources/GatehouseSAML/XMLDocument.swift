@@ -61,7 +61,55 @@ final class XMLTree {
         guard parsed.pointee.intSubset == nil, parsed.pointee.extSubset == nil else {
             throw VerificationError(check: "xml", reason: "\(what) has a document type declaration")
         }
+        // Values are read into Swift strings, compared and hashed before any signature is checked
+        // (IDs, for one), in time that grows with the square of a run of combining marks.
+        if checked, !isStreamSafe(xmlDocGetRootElement(parsed)) {
+            throw VerificationError(check: "xml", reason: "\(what) has text running more than \(StreamSafeText.maximumRun) combining marks together")
+        }
         return tree
+    }
+
+    /// Whether every text and attribute value under `root` (character references expanded) is
+    /// stream-safe (`StreamSafeText`). Walks the tree without recursion.
+    static func isStreamSafe(_ root: xmlNodePtr?) -> Bool {
+        func safe(_ content: UnsafeMutablePointer<xmlChar>?) -> Bool {
+            guard let content else { return true }
+            return StreamSafeText.check(utf8: UnsafeBufferPointer(start: content, count: Int(xmlStrlen(content))))
+        }
+        var node = root
+        while let n = node {
+            switch n.pointee.type {
+            case XML_ELEMENT_NODE:
+                var attribute = n.pointee.properties
+                while let a = attribute {
+                    var value = a.pointee.children
+                    while let v = value {
+                        guard safe(v.pointee.content) else { return false }
+                        value = v.pointee.next
+                    }
+                    attribute = a.pointee.next
+                }
+            case XML_TEXT_NODE, XML_CDATA_SECTION_NODE:
+                guard safe(n.pointee.content) else { return false }
+            default:
+                break
+            }
+            // Depth first: the first child, else the next sibling of the nearest ancestor that has one.
+            if n.pointee.type == XML_ELEMENT_NODE, let child = n.pointee.children {
+                node = child
+                continue
+            }
+            var up: xmlNodePtr? = n
+            node = nil
+            while let u = up, u != root {
+                if let next = u.pointee.next {
+                    node = next
+                    break
+                }
+                up = u.pointee.parent
+            }
+        }
+        return true
     }
 
     /// Whether the bytes contain `<!DOCTYPE` or `<!ENTITY` in any letter case.

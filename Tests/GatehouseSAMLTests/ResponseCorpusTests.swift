@@ -216,6 +216,25 @@ enum Corpus {
         #expect(!XMLTree.containsDeclaration([]))
     }
 
+    /// IDs and other values are compared and hashed as Swift strings before any signature is
+    /// checked, in time growing with the square of a run of combining marks: a document holding a
+    /// run longer than Unicode's stream-safe 30, written raw or as character references, anywhere
+    /// in its text or attributes, is refused when parsed.
+    @Test func longRunsOfCombiningMarksAreRefusedWherever() throws {
+        let refs31 = String(repeating: "&#x301;", count: 31), refs30 = String(repeating: "&#x301;", count: 30)
+        let raw31 = String(repeating: "\u{301}", count: 31)
+        let refused = [
+            "<a ID=\"x\(refs31)\"/>", "<a><b><c>x\(raw31)</c></b></a>", "<a><b><c/></b><d>x\(refs31)</d></a>",
+            "<a><b><c/></b><d><![CDATA[x\(raw31)]]></d></a>", "<a><b x=\"1\"/><b y=\"e\(raw31)\"/></a>",
+        ]
+        for document in refused {
+            #expect(throws: VerificationError.self, "\(document.prefix(30))") { try XMLTree.parse(Array(document.utf8)) }
+        }
+        for document in ["<a ID=\"x\(refs30)\"/>", "<a><b><c/></b><d>x\(refs30)</d><!-- \(raw31) --></a>"] {
+            #expect(throws: Never.self, "\(document.prefix(30))") { try XMLTree.parse(Array(document.utf8)) }
+        }
+    }
+
     @Test func everyDocumentIsReadAsUTF8WhateverItDeclares() throws {
         // Latin-1 "é" is the byte E9, which is not UTF-8: ill-formed, though the document says Latin-1.
         let latin1 = Array("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a>".utf8) + [0xE9] + Array("</a>".utf8)
