@@ -20,6 +20,40 @@ public struct GatehouseRequestContext: RequestContext {
 }
 
 extension Request {
+    /// The value of the first cookie called `name` in the request's `Cookie` headers (surrounding
+    /// quotes removed), read as bytes. Cookie names are ASCII tokens (RFC 6265 §4.1.1), so they are
+    /// compared byte for byte, never as Unicode strings, whose comparison sorts runs of combining
+    /// marks in time growing with the square of the run.
+    func cookie(named name: String) -> String? {
+        let wanted = Array(name.utf8)
+        for header in headers[values: .cookie] {
+            var header = header
+            let found = header.withUTF8 { bytes -> String? in
+                func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 }
+                var start = 0
+                while start < bytes.count {
+                    var end = start
+                    while end < bytes.count && bytes[end] != UInt8(ascii: ";") { end += 1 }
+                    var from = start
+                    while from < end && isSpace(bytes[from]) { from += 1 }
+                    var equals = from
+                    while equals < end && bytes[equals] != UInt8(ascii: "=") { equals += 1 }
+                    if equals < end, UnsafeBufferPointer(rebasing: bytes[from..<equals]).elementsEqual(wanted) {
+                        var a = equals + 1, b = end
+                        while a < b && isSpace(bytes[a]) { a += 1 }
+                        while b > a && isSpace(bytes[b - 1]) { b -= 1 }
+                        if b - a >= 2 && bytes[a] == UInt8(ascii: "\"") && bytes[b - 1] == UInt8(ascii: "\"") { a += 1; b -= 1 }
+                        return String(decoding: UnsafeBufferPointer(rebasing: bytes[a..<b]), as: UTF8.self)
+                    }
+                    start = end + 1
+                }
+                return nil
+            }
+            if let found { return found }
+        }
+        return nil
+    }
+
     /// The credential of an `Authorization: Bearer …` header (the scheme is case-insensitive, RFC
     /// 7235 §2.1), or `nil` when there is none, it is empty, or the header is longer than
     /// `maximumLength` bytes. The one reading of bearer credentials: admin API, `/metrics` and

@@ -115,7 +115,7 @@ extension Gatehouse {
         }
 
         // The browser binding: a random value in an HttpOnly cookie; the transaction stores its hash.
-        let existing = request.cookies[browserCookieName]?.value
+        let existing = request.cookie(named: browserCookieName)
         let browserSecret = (existing.map { $0.utf8.count == 43 && Base64URL.decode($0) != nil } ?? false) ? existing! : Secrets.randomToken()
         let now = clock.now()
         var transaction = LoginTransaction(
@@ -171,7 +171,7 @@ extension Gatehouse {
         let pool = try await pool(context)
         var form = try await postedForm(request)
         let resent = form.removeValue(forKey: Self.resentField) != nil
-        if request.cookies[browserCookieName] == nil, !resent {
+        if request.cookie(named: browserCookieName) == nil, !resent {
             guard form.count <= 16, let url = URL(string: configuration.issuer(for: pool.id) + "/oauth2/idpresponse") else {
                 throw PageError(status: .badRequest, title: "Sign-in failed", message: "The identity provider's answer is malformed.")
             }
@@ -194,7 +194,7 @@ extension Gatehouse {
         expecting: (provider: IdentityProvider, adapter: any FederationAdapter)?, now: Date
     ) async throws -> Response {
         let pool = poolRecord.id
-        guard let cookie = request.cookies[browserCookieName]?.value, cookie.utf8.count <= 64 else {
+        guard let cookie = request.cookie(named: browserCookieName), cookie.utf8.count <= 64 else {
             countVerificationFailure("browser_binding")
             throw PageError(status: .badRequest, title: "Sign-in not recognised", message: "This sign-in was started in another browser, or cookies are blocked. Please start again from the application.")
         }
@@ -465,7 +465,7 @@ extension Gatehouse {
         let pool = try await pool(context)
         let q = try query(request)
         let now = clock.now()
-        guard let secret = request.cookies[browserCookieName]?.value, secret.utf8.count <= 64, let id = q["pending"], id.utf8.count <= 128,
+        guard let secret = request.cookie(named: browserCookieName), secret.utf8.count <= 64, let id = q["pending"], id.utf8.count <= 128,
             let pending = try await directory.pendingLink(id: id, browserBindingHash: Secrets.hash(secret), now: now), pending.poolID == pool.id
         else {
             throw PageError(status: .badRequest, title: "Link expired", message: "This account link has expired or was started in another browser. Please sign in again from the application.")

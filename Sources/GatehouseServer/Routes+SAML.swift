@@ -67,7 +67,7 @@ extension Gatehouse {
         guard pending, let relayState else {
             return try await unsolicitedLogin(pool: pool, provider: provider, adapter: adapter, form: form, now: now)
         }
-        if request.cookies[browserCookieName] == nil, form[Self.resentField] == nil {
+        if request.cookie(named: browserCookieName) == nil, form[Self.resentField] == nil {
             let acs = configuration.issuer(for: pool.id) + "/saml2/acs/" + provider.name
             guard let url = URL(string: acs) else { throw PageError(status: .internalServerError, title: "Sign-in failed", message: "Bad ACS address.") }
             return Responses.autoPost(action: url, fields: [

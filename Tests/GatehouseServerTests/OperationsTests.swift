@@ -3,6 +3,8 @@ import Testing
 import AsyncHTTPClient
 import NIOSSL
 import NIOCore
+import HTTPTypes
+import Hummingbird
 import GatehouseCore
 @testable import GatehouseServer
 import GatehouseTestSupport
@@ -153,6 +155,24 @@ enum FormEncodingTest {
 }
 
 @Suite struct ForwardedHeaderTests {
+    /// Cookie names are ASCII tokens (RFC 6265 §4.1.1) and are found byte for byte: a hostile
+    /// name (a letter and 30,000 combining marks, which Swift's string comparison would take half a
+    /// second to sort) is passed over, and the real cookie is found in any header and position.
+    @Test func cookiesAreFoundByTheBytesOfTheirNames() {
+        func request(_ cookies: [String]) -> Request {
+            var fields = HTTPFields()
+            for c in cookies { fields.append(HTTPField(name: .cookie, value: c)) }
+            return Request(head: HTTPRequest(method: .get, scheme: "http", authority: "127.0.0.1", path: "/", headerFields: fields), body: .init(buffer: ByteBuffer()))
+        }
+        let hostile = "g" + String(repeating: "\u{301}", count: 30_000) + "=x"
+        #expect(request([hostile + "; gatehouse_browser=abc"]).cookie(named: "gatehouse_browser") == "abc")
+        #expect(request(["a=1", "b=2;  gatehouse_browser=\"q1\" ; c=3"]).cookie(named: "gatehouse_browser") == "q1")
+        #expect(request(["gatehouse_browser=first", "gatehouse_browser=second"]).cookie(named: "gatehouse_browser") == "first")
+        #expect(request(["gatehouse_browserx=1; xgatehouse_browser=2; gatehouse_browser"]).cookie(named: "gatehouse_browser") == nil)
+        #expect(request([]).cookie(named: "gatehouse_browser") == nil)
+        #expect(request(["gatehouse_browser="]).cookie(named: "gatehouse_browser") == "")
+    }
+
     @Test func forwardedForIsBelievedOnlyFromTrustedProxies() {
         #expect(RequestLogMiddleware.clientAddress(peer: "203.0.113.9", forwardedFor: "10.0.0.1", trustedProxies: []) == "203.0.113.9")
         #expect(RequestLogMiddleware.clientAddress(peer: "10.0.0.2", forwardedFor: "1.2.3.4, 198.51.100.7", trustedProxies: ["10.0.0.2"]) == "198.51.100.7")
