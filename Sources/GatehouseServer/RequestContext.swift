@@ -20,6 +20,26 @@ public struct GatehouseRequestContext: RequestContext {
 }
 
 extension Request {
+    /// Whether the `Content-Type` names `type` (lower-case ASCII), in any letter case, parameters
+    /// ignored. Compared as bytes, for the reason given at `cookie(named:)`.
+    func hasMediaType(_ type: StaticString) -> Bool {
+        guard var header = headers[.contentType] else { return false }
+        return header.withUTF8 { bytes in
+            func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 }
+            var a = 0, b = 0
+            while b < bytes.count && bytes[b] != UInt8(ascii: ";") { b += 1 }
+            while a < b && isSpace(bytes[a]) { a += 1 }
+            while b > a && isSpace(bytes[b - 1]) { b -= 1 }
+            guard b - a == type.utf8CodeUnitCount else { return false }
+            for k in 0..<(b - a) {
+                var c = bytes[a + k]
+                if c >= 0x41 && c <= 0x5A { c |= 0x20 }
+                guard c == type.utf8Start[k] else { return false }
+            }
+            return true
+        }
+    }
+
     /// The value of the first cookie called `name` in the request's `Cookie` headers (surrounding
     /// quotes removed), read as bytes. Cookie names are ASCII tokens (RFC 6265 §4.1.1), so they are
     /// compared byte for byte, never as Unicode strings, whose comparison sorts runs of combining

@@ -34,8 +34,7 @@ extension Gatehouse {
     /// A provider's posted form (SAML ACS and SLO, OIDC `form_post`): `application/x-www-form-urlencoded`,
     /// at most 512 KB, no repeated field.
     func postedForm(_ request: Request) async throws -> [String: String] {
-        let type = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
-        guard type == "application/x-www-form-urlencoded" else {
+        guard request.hasMediaType("application/x-www-form-urlencoded") else {
             throw PageError(status: .badRequest, title: "Sign-in failed", message: "The identity provider's answer was not a form.")
         }
         let buffer: ByteBuffer

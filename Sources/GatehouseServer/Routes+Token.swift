@@ -13,8 +13,7 @@ extension Gatehouse {
     /// The form body of a POST; anything but `application/x-www-form-urlencoded`, a repeated
     /// parameter or malformed encoding is `invalid_request`.
     func form(_ request: Request) async throws -> [String: String] {
-        let type = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
-        guard type == "application/x-www-form-urlencoded" else {
+        guard request.hasMediaType("application/x-www-form-urlencoded") else {
             throw OAuthError.invalidRequest("the body must be application/x-www-form-urlencoded")
         }
         let buffer: ByteBuffer

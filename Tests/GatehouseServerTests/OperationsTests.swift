@@ -173,6 +173,21 @@ enum FormEncodingTest {
         #expect(request(["gatehouse_browser="]).cookie(named: "gatehouse_browser") == "")
     }
 
+    @Test func mediaTypesAreComparedAsASCIIBytes() {
+        func request(_ type: String?) -> Request {
+            var fields = HTTPFields()
+            if let type { fields[.contentType] = type }
+            return Request(head: HTTPRequest(method: .post, scheme: "http", authority: "127.0.0.1", path: "/", headerFields: fields), body: .init(buffer: ByteBuffer()))
+        }
+        let form = "application/x-www-form-urlencoded"
+        for type in [form, "Application/X-WWW-Form-Urlencoded", " application/x-www-form-urlencoded ; charset=UTF-8", "\tapplication/x-www-form-urlencoded;"] {
+            #expect(request(type).hasMediaType("application/x-www-form-urlencoded"), "\(type)")
+        }
+        for type in [nil, "", "application/x-www-form-urlencodedx", "application/json", "application/x-www-form-urlencode", "a" + String(repeating: "\u{301}", count: 30_000)] {
+            #expect(!request(type).hasMediaType("application/x-www-form-urlencoded"), "\(type?.prefix(40) ?? "none")")
+        }
+    }
+
     @Test func forwardedForIsBelievedOnlyFromTrustedProxies() {
         #expect(RequestLogMiddleware.clientAddress(peer: "203.0.113.9", forwardedFor: "10.0.0.1", trustedProxies: []) == "203.0.113.9")
         #expect(RequestLogMiddleware.clientAddress(peer: "10.0.0.2", forwardedFor: "1.2.3.4, 198.51.100.7", trustedProxies: ["10.0.0.2"]) == "198.51.100.7")
