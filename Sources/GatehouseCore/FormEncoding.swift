@@ -56,6 +56,9 @@ public enum FormEncoding {
     /// Decodes one form-encoded component (`+` is a space, `%XX` two hex digits); `nil` if malformed.
     public static func decodeComponent(_ s: Substring) -> String? { unescape(s) }
 
+    /// `decodeComponent` over bytes.
+    public static func decodeComponent(bytes: UnsafeBufferPointer<UInt8>) -> String? { unescape(bytes) }
+
     static func hexValue(_ c: UInt8) -> UInt8? {
         switch c {
         case 0x30...0x39: c - 0x30

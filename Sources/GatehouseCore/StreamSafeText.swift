@@ -26,46 +26,59 @@ public enum StreamSafeText {
         return true
     }
 
-    /// `check` over valid UTF-8 (decoded by its lead bytes; ASCII ends a run at once, and eight
-    /// ASCII bytes are passed over at a time).
+    /// `check` over valid UTF-8.
     public static func check(utf8: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard let base = utf8.baseAddress else { return true }
-        let raw = UnsafeRawPointer(base)
-        var run = 0
-        var i = 0
-        while i < utf8.count {
-            if i + 8 <= utf8.count, raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
-                run = 0
-                i += 8
-                continue
+        var run = Run()
+        return run.feed(utf8: utf8)
+    }
+
+    /// A check over text that arrives in pieces (the text nodes of one XML value): a run of marks
+    /// continues from one piece into the next.
+    public struct Run: Sendable {
+        var marks = 0
+
+        public init() {}
+
+        /// Reads `utf8` (valid UTF-8, decoded by its lead bytes; ASCII ends a run at once, and eight
+        /// ASCII bytes are passed over at a time); `false` once a run passes `maximumRun`.
+        public mutating func feed(utf8: UnsafeBufferPointer<UInt8>) -> Bool {
+            guard let base = utf8.baseAddress else { return true }
+            let raw = UnsafeRawPointer(base)
+            var i = 0
+            while i < utf8.count {
+                if i + 8 <= utf8.count, raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
+                    marks = 0
+                    i += 8
+                    continue
+                }
+                let b = UInt32(utf8[i])
+                var value: UInt32
+                if b < 0x80 {
+                    marks = 0
+                    i += 1
+                    continue
+                } else if b < 0xE0 {
+                    guard i + 1 < utf8.count else { return true }
+                    value = (b & 0x1F) << 6 | UInt32(utf8[i + 1] & 0x3F)
+                    i += 2
+                } else if b < 0xF0 {
+                    guard i + 2 < utf8.count else { return true }
+                    value = (b & 0x0F) << 12 | UInt32(utf8[i + 1] & 0x3F) << 6 | UInt32(utf8[i + 2] & 0x3F)
+                    i += 3
+                } else {
+                    guard i + 3 < utf8.count else { return true }
+                    value = (b & 0x07) << 18 | UInt32(utf8[i + 1] & 0x3F) << 12 | UInt32(utf8[i + 2] & 0x3F) << 6 | UInt32(utf8[i + 3] & 0x3F)
+                    i += 4
+                }
+                guard value >= 0x300, let scalar = Unicode.Scalar(value), isMark(scalar) else {
+                    marks = 0
+                    continue
+                }
+                marks += 1
+                if marks > maximumRun { return false }
             }
-            let b = UInt32(utf8[i])
-            var value: UInt32
-            if b < 0x80 {
-                run = 0
-                i += 1
-                continue
-            } else if b < 0xE0 {
-                guard i + 1 < utf8.count else { return true }
-                value = (b & 0x1F) << 6 | UInt32(utf8[i + 1] & 0x3F)
-                i += 2
-            } else if b < 0xF0 {
-                guard i + 2 < utf8.count else { return true }
-                value = (b & 0x0F) << 12 | UInt32(utf8[i + 1] & 0x3F) << 6 | UInt32(utf8[i + 2] & 0x3F)
-                i += 3
-            } else {
-                guard i + 3 < utf8.count else { return true }
-                value = (b & 0x07) << 18 | UInt32(utf8[i + 1] & 0x3F) << 12 | UInt32(utf8[i + 2] & 0x3F) << 6 | UInt32(utf8[i + 3] & 0x3F)
-                i += 4
-            }
-            guard value >= 0x300, let scalar = Unicode.Scalar(value), isMark(scalar) else {
-                run = 0
-                continue
-            }
-            run += 1
-            if run > maximumRun { return false }
+            return true
         }
-        return true
     }
 
     @inline(__always) static func isMark(_ scalar: Unicode.Scalar) -> Bool {

@@ -44,6 +44,10 @@ enum AssertionDecryption {
         guard xmlSecEncCtxDecrypt(context, encryptedData.node) == 0, context.pointee.resultReplaced != 0 else {
             throw fail("the assertion cannot be decrypted with the SP key")
         }
+        // The decrypted nodes arrived after parsing: held to the same rule as the rest.
+        guard XMLTree.isStreamSafe(encrypted.node) else {
+            throw VerificationError(check: "xml", reason: "the decrypted assertion has text running more than \(StreamSafeText.maximumRun) combining marks together")
+        }
     }
 
     static func fail(_ reason: String) -> VerificationError { VerificationError(check: "encryption", reason: reason) }

@@ -69,32 +69,55 @@ final class XMLTree {
         return tree
     }
 
-    /// Whether every text and attribute value under `root` (character references expanded) is
-    /// stream-safe (`StreamSafeText`). Walks the tree without recursion.
+    /// Whether everything under `root` that is ever read as a Swift string is stream-safe
+    /// (`StreamSafeText`): element and attribute names, namespace names, each attribute's value and
+    /// each element's text, read as `text()` reads it (its text pieces joined across comments and
+    /// processing instructions, character references expanded). Walks the tree without recursion.
     static func isStreamSafe(_ root: xmlNodePtr?) -> Bool {
-        func safe(_ content: UnsafeMutablePointer<xmlChar>?) -> Bool {
+        func feed(_ run: inout StreamSafeText.Run, _ content: UnsafePointer<xmlChar>?) -> Bool {
             guard let content else { return true }
-            return StreamSafeText.check(utf8: UnsafeBufferPointer(start: content, count: Int(xmlStrlen(content))))
+            return run.feed(utf8: UnsafeBufferPointer(start: content, count: Int(xmlStrlen(content))))
+        }
+        func alone(_ content: UnsafePointer<xmlChar>?) -> Bool {
+            var run = StreamSafeText.Run()
+            return feed(&run, content)
         }
         var node = root
         while let n = node {
-            switch n.pointee.type {
-            case XML_ELEMENT_NODE:
+            if n.pointee.type == XML_ELEMENT_NODE {
+                guard alone(n.pointee.name) else { return false }
+                var namespace = n.pointee.nsDef
+                while let ns = namespace {
+                    guard alone(ns.pointee.href), alone(ns.pointee.prefix) else { return false }
+                    namespace = ns.pointee.next
+                }
                 var attribute = n.pointee.properties
                 while let a = attribute {
+                    guard alone(a.pointee.name) else { return false }
+                    var run = StreamSafeText.Run()
                     var value = a.pointee.children
                     while let v = value {
-                        guard safe(v.pointee.content) else { return false }
+                        guard feed(&run, v.pointee.content) else { return false }
                         value = v.pointee.next
                     }
                     attribute = a.pointee.next
                 }
-            case XML_TEXT_NODE, XML_CDATA_SECTION_NODE:
-                guard safe(n.pointee.content) else { return false }
-            default:
-                break
+                var run = StreamSafeText.Run()
+                var child = n.pointee.children
+                while let c = child {
+                    switch c.pointee.type {
+                    case XML_TEXT_NODE, XML_CDATA_SECTION_NODE:
+                        guard feed(&run, c.pointee.content) else { return false }
+                    case XML_COMMENT_NODE, XML_PI_NODE:
+                        break  // skipped by `text()`, so the run goes on across them
+                    default:
+                        run = StreamSafeText.Run()
+                    }
+                    child = c.pointee.next
+                }
             }
-            // Depth first: the first child, else the next sibling of the nearest ancestor that has one.
+            // Depth first: the first child element, else the next sibling of the nearest ancestor
+            // (up to `root`) that has one.
             if n.pointee.type == XML_ELEMENT_NODE, let child = n.pointee.children {
                 node = child
                 continue

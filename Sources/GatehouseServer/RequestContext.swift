@@ -79,10 +79,28 @@ extension Request {
     /// `maximumLength` bytes. The one reading of bearer credentials: admin API, `/metrics` and
     /// the user's own link endpoints.
     func bearerCredential(maximumLength: Int) -> String? {
-        guard let header = headers[.authorization], header.utf8.count <= maximumLength + 7,
-            header.utf8.count > 7, header.prefix(7).lowercased() == "bearer "
-        else { return nil }
-        let credential = header.dropFirst(7).trimmingCharacters(in: .whitespaces)
-        return credential.isEmpty ? nil : credential
+        guard let header = headers[.authorization], header.utf8.count <= maximumLength + 7 else { return nil }
+        return credentials(scheme: "bearer ")
+    }
+
+    /// What follows `scheme` (lower-case ASCII with its space, matched in any letter case) in the
+    /// `Authorization` header, without surrounding spaces and tabs; `nil` when the header is
+    /// missing, of another scheme, or empty after it. Read as bytes, for the reason given at
+    /// `cookie(named:)`.
+    func credentials(scheme: StaticString) -> String? {
+        guard var header = headers[.authorization] else { return nil }
+        return header.withUTF8 { bytes -> String? in
+            let n = scheme.utf8CodeUnitCount
+            guard bytes.count > n else { return nil }
+            for k in 0..<n {
+                var c = bytes[k]
+                if c >= 0x41 && c <= 0x5A { c |= 0x20 }
+                guard c == scheme.utf8Start[k] else { return nil }
+            }
+            var a = n, b = bytes.count
+            while a < b && (bytes[a] == 0x20 || bytes[a] == 0x09) { a += 1 }
+            while b > a && (bytes[b - 1] == 0x20 || bytes[b - 1] == 0x09) { b -= 1 }
+            return a < b ? String(decoding: UnsafeBufferPointer(rebasing: bytes[a..<b]), as: UTF8.self) : nil
+        }
     }
 }

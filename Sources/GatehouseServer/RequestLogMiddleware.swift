@@ -33,9 +33,12 @@ struct RequestLogMiddleware: RouterMiddleware {
     /// address that proxy appended to `X-Forwarded-For` (earlier entries are the client's to forge).
     static func clientAddress(peer: String?, forwardedFor: String?, trustedProxies: Set<String>) -> String {
         guard let peer else { return "-" }
+        // Split and trimmed as bytes: a proxy passes on what the client wrote, and a Unicode
+        // comparison of hostile text can take time growing with the square of its length.
         guard trustedProxies.contains(peer), let forwardedFor,
-            let last = forwardedFor.split(separator: ",").last?.trimmingCharacters(in: .whitespaces), !last.isEmpty
+            let lastPart = forwardedFor.utf8.split(separator: UInt8(ascii: ",")).last
         else { return peer }
-        return last
+        let last = lastPart.drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }.reversed()
+        return last.isEmpty ? peer : String(decoding: Array(last), as: UTF8.self)
     }
 }

@@ -31,13 +31,13 @@ extension Gatehouse {
     func authenticateClient(_ request: Request, form: [String: String], pool: PoolID) async throws -> AppClient {
         var id: String?
         var secret: String?
-        let basic = request.headers[.authorization].flatMap { header -> (String, String)? in
-            guard header.lowercased().hasPrefix("basic ") else { return nil }
-            guard let raw = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
-                let text = String(data: raw, encoding: .utf8), let colon = text.firstIndex(of: ":")
-            else { return ("", "") }
-            guard let user = FormEncoding.decodeComponent(text[..<colon]),
-                let pass = FormEncoding.decodeComponent(text[text.index(after: colon)...])
+        // Read as bytes: the header is the client's to fill, and a Unicode comparison of hostile
+        // text can take time growing with the square of its length (see `StreamSafeText`).
+        let basic = request.credentials(scheme: "basic ").map { encoded -> (String, String) in
+            guard let raw = Data(base64Encoded: encoded), let colon = raw.firstIndex(of: UInt8(ascii: ":")) else { return ("", "") }
+            let bytes = [UInt8](raw), split = colon - raw.startIndex
+            guard let user = bytes.withUnsafeBufferPointer({ FormEncoding.decodeComponent(bytes: UnsafeBufferPointer(rebasing: $0[..<split])) }),
+                let pass = bytes.withUnsafeBufferPointer({ FormEncoding.decodeComponent(bytes: UnsafeBufferPointer(rebasing: $0[(split + 1)...])) })
             else { return ("", "") }
             return (user, pass)
         }

@@ -145,6 +145,11 @@ import Testing
         #expect(!StreamSafeText.check("a" + String(repeating: "\u{301}\u{316}", count: 16)))
         #expect(!StreamSafeText.check("\u{F40}" + String(repeating: "\u{F73}", count: 31)))
         #expect(StreamSafeText.check(String(repeating: "e\u{301}", count: 1000) + "日本語 Ελληνικά עִבְרִית"))
+        // Marks after eight ASCII bytes, and a run fed in pieces (as XML text nodes arrive).
+        #expect(!StreamSafeText.check("abcdefgh" + more))
+        var run = StreamSafeText.Run()
+        let half = Array(("a" + String(repeating: "\u{301}", count: 16)).utf8), rest = Array(String(repeating: "\u{316}", count: 15).utf8)
+        #expect(half.withUnsafeBufferPointer { run.feed(utf8: $0) } && !rest.withUnsafeBufferPointer { run.feed(utf8: $0) })
         // Forms and queries (names and values), and JSON (keys and strings).
         #expect(FormEncoding.decode("x=" + FormEncoding.escape(thirty)) == ["x": thirty])
         #expect(FormEncoding.decode("x=" + FormEncoding.escape(more)) == nil)

@@ -226,6 +226,9 @@ enum Corpus {
         let refused = [
             "<a ID=\"x\(refs31)\"/>", "<a><b><c>x\(raw31)</c></b></a>", "<a><b><c/></b><d>x\(refs31)</d></a>",
             "<a><b><c/></b><d><![CDATA[x\(raw31)]]></d></a>", "<a><b x=\"1\"/><b y=\"e\(raw31)\"/></a>",
+            // Text read as one value although comments split it; names and namespace names.
+            "<a>x<!---->\(String(repeating: "&#x301;", count: 20))<!---->\(String(repeating: "&#x301;", count: 20))</a>",
+            "<a\(raw31)/>", "<a><b x\(raw31)=\"1\"/></a>", "<a xmlns:p=\"urn:x\(raw31)\"/>",
         ]
         for document in refused {
             #expect(throws: VerificationError.self, "\(document.prefix(30))") { try XMLTree.parse(Array(document.utf8)) }

@@ -173,6 +173,22 @@ enum FormEncodingTest {
         #expect(request(["gatehouse_browser="]).cookie(named: "gatehouse_browser") == "")
     }
 
+    @Test func credentialsAreReadAfterTheirSchemeInAnyCase() {
+        func request(_ authorization: String?) -> Request {
+            var fields = HTTPFields()
+            if let authorization { fields[.authorization] = authorization }
+            return Request(head: HTTPRequest(method: .get, scheme: "http", authority: "127.0.0.1", path: "/", headerFields: fields), body: .init(buffer: ByteBuffer()))
+        }
+        #expect(request("Bearer abc").credentials(scheme: "bearer ") == "abc")
+        #expect(request("bEaReR \t abc ").credentials(scheme: "bearer ") == "abc")
+        #expect(request("Basic dXNlcjpwYXNz").credentials(scheme: "basic ") == "dXNlcjpwYXNz")
+        for header in [nil, "Bearer", "Bearer ", "Bearerabc", "Basic abc", "Bearer\u{301} abc"] as [String?] {
+            #expect(request(header).credentials(scheme: "bearer ") == nil, "\(header ?? "none")")
+        }
+        #expect(request("Bearer " + String(repeating: "x", count: 300)).bearerCredential(maximumLength: 200) == nil)
+        #expect(request("Bearer " + String(repeating: "x", count: 200)).bearerCredential(maximumLength: 200)?.utf8.count == 200)
+    }
+
     @Test func mediaTypesAreComparedAsASCIIBytes() {
         func request(_ type: String?) -> Request {
             var fields = HTTPFields()
@@ -193,5 +209,10 @@ enum FormEncodingTest {
         #expect(RequestLogMiddleware.clientAddress(peer: "10.0.0.2", forwardedFor: "1.2.3.4, 198.51.100.7", trustedProxies: ["10.0.0.2"]) == "198.51.100.7")
         #expect(RequestLogMiddleware.clientAddress(peer: "10.0.0.2", forwardedFor: nil, trustedProxies: ["10.0.0.2"]) == "10.0.0.2")
         #expect(RequestLogMiddleware.clientAddress(peer: nil, forwardedFor: "1.2.3.4", trustedProxies: ["10.0.0.2"]) == "-")
+        #expect(RequestLogMiddleware.clientAddress(peer: "10.0.0.2", forwardedFor: "1.2.3.4,\t198.51.100.7 ,", trustedProxies: ["10.0.0.2"]) == "198.51.100.7")
+        #expect(RequestLogMiddleware.clientAddress(peer: "10.0.0.2", forwardedFor: " , ", trustedProxies: ["10.0.0.2"]) == "10.0.0.2")
+        // Split as bytes: a client's hostile value passed on by the proxy is only text.
+        let hostile = "a" + String(repeating: "\u{301}", count: 30_000)
+        #expect(RequestLogMiddleware.clientAddress(peer: "10.0.0.2", forwardedFor: "1.2.3.4, " + hostile, trustedProxies: ["10.0.0.2"]) == hostile)
     }
 }

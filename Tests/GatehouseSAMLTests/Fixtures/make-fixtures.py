@@ -367,6 +367,8 @@ def main():
           "encrypted for another key", decrypt="sp")
     write("encrypted-unsigned-assertion", encrypt(response(assertion()), sp[1], AES256_CBC, RSA_OAEP), "signature_missing",
           "the decrypted Assertion is not signed", decrypt="sp")
+    write("encrypted-mark-run-id", encrypt(response(assertion(a_id="_a" + "\u0301" * 40)), sp[1], AES256_CBC, RSA_OAEP),
+          "xml", "an Assertion ID of 40 combining marks, seen only once decrypted", decrypt="sp")
     write("encrypted-wrapping-two-assertions", encrypt(signed_a, sp[1], AES256_CBC, RSA_OAEP, extra_assertion=evil_assertion),
           "encryption", "the ciphertext holds the signed Assertion and an evil one", decrypt="sp")
     cbc = encrypt(signed_a, sp[1], AES256_CBC, RSA_OAEP)
