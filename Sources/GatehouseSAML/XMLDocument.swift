@@ -63,10 +63,38 @@ final class XMLTree {
         }
         // Values are read into Swift strings, compared and hashed before any signature is checked
         // (IDs, for one), in time that grows with the square of a run of combining marks.
-        if checked, !isStreamSafe(xmlDocGetRootElement(parsed)) {
+        if checked, mightHoldMarks(bytes), !isStreamSafe(xmlDocGetRootElement(parsed)) {
             throw VerificationError(check: "xml", reason: "\(what) has text running more than \(StreamSafeText.maximumRun) combining marks together")
         }
         return tree
+    }
+
+    /// Whether the document could hold a combining mark at all: a character from U+0300 up (whose
+    /// UTF-8 starts with a byte of 0xCC or more) or a character reference (`&#`). Most documents
+    /// hold neither, and then the tree need not be walked.
+    static func mightHoldMarks(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return false }
+            let raw = UnsafeRawPointer(base), n = buffer.count
+            var i = 0
+            while i < n {
+                if i + 8 <= n, raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
+                    i += 8
+                    continue
+                }
+                if base[i] >= 0xCC { return true }
+                i += 1
+            }
+            // Then every "&": is it a character reference?
+            var p = base
+            let end = base + n
+            while p < end, let found = memchr(p, Int32(UInt8(ascii: "&")), end - p) {
+                let at = UnsafePointer(found.assumingMemoryBound(to: UInt8.self))
+                if at + 1 < end, at[1] == UInt8(ascii: "#") { return true }
+                p = at + 1
+            }
+            return false
+        }
     }
 
     /// Whether everything under `root` that is ever read as a Swift string is stream-safe

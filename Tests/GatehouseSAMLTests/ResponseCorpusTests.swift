@@ -233,6 +233,12 @@ enum Corpus {
         for document in refused {
             #expect(throws: VerificationError.self, "\(document.prefix(30))") { try XMLTree.parse(Array(document.utf8)) }
         }
+        // The walk is skipped only when no mark can be there: no character from U+0300 up and no
+        // character reference.
+        #expect(!XMLTree.mightHoldMarks(Array("<a b=\"é ü &amp; &lt;\">ascii &gt; text ÿ</a>".utf8)))
+        for marked in ["<a>\u{300}</a>", "<a>&#65;</a>", "<a>\u{2028}</a>", "<a>😀</a>", "<a b=\"&#x301;\"/>"] {
+            #expect(XMLTree.mightHoldMarks(Array(marked.utf8)), "\(marked)")
+        }
         for document in ["<a ID=\"x\(refs30)\"/>", "<a><b><c/></b><d>x\(refs30)</d><!-- \(raw31) --></a>"] {
             #expect(throws: Never.self, "\(document.prefix(30))") { try XMLTree.parse(Array(document.utf8)) }
         }
