@@ -12,18 +12,10 @@ public enum StreamSafeText {
     /// Whether no run of marks in `s` is longer than `maximumRun`. A mark is a scalar with a
     /// non-zero canonical combining class or of a mark category (which takes in letters such as
     /// U+0F73 that decompose into marks). Only scalars from U+0300 up are looked at: none below is
-    /// a mark, so ASCII and most Latin text costs a comparison per scalar.
+    /// a mark, and ASCII is passed over eight bytes at a time.
     public static func check(_ s: String) -> Bool {
-        var run = 0
-        for scalar in s.unicodeScalars {
-            guard scalar.value >= 0x300, isMark(scalar) else {
-                run = 0
-                continue
-            }
-            run += 1
-            if run > maximumRun { return false }
-        }
-        return true
+        var s = s
+        return s.withUTF8 { check(utf8: $0) }
     }
 
     /// `check` over valid UTF-8.
@@ -39,25 +31,18 @@ public enum StreamSafeText {
 
         public init() {}
 
-        /// Reads `utf8` (valid UTF-8, decoded by its lead bytes; ASCII ends a run at once, and eight
-        /// ASCII bytes are passed over at a time); `false` once a run passes `maximumRun`.
+        /// Reads `utf8` (valid UTF-8, decoded by its lead bytes; ASCII ends a run); `false` once a
+        /// run passes `maximumRun`.
         public mutating func feed(utf8: UnsafeBufferPointer<UInt8>) -> Bool {
-            guard let base = utf8.baseAddress else { return true }
-            let raw = UnsafeRawPointer(base)
             var i = 0
-            while i < utf8.count {
-                if i + 8 <= utf8.count, raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
-                    marks = 0
-                    i += 8
-                    continue
-                }
+            while true {
+                let next = ASCIIScan.nextNonASCII(utf8, from: i)
+                if next > i { marks = 0 }
+                i = next
+                guard i < utf8.count else { return true }
                 let b = UInt32(utf8[i])
                 var value: UInt32
-                if b < 0x80 {
-                    marks = 0
-                    i += 1
-                    continue
-                } else if b < 0xE0 {
+                if b < 0xE0 {
                     guard i + 1 < utf8.count else { return true }
                     value = (b & 0x1F) << 6 | UInt32(utf8[i + 1] & 0x3F)
                     i += 2
@@ -77,7 +62,6 @@ public enum StreamSafeText {
                 marks += 1
                 if marks > maximumRun { return false }
             }
-            return true
         }
     }
 
@@ -89,4 +73,23 @@ public enum StreamSafeText {
         default: return false
         }
     }
+}
+
+/// Byte scans over UTF-8 that pass ASCII eight bytes at a time.
+public enum ASCIIScan {
+    /// The index of the first byte of `bytes` at or after `start` that is not ASCII, or
+    /// `bytes.count` when there is none.
+    @inlinable
+    public static func nextNonASCII(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
+        guard let base = bytes.baseAddress else { return bytes.count }
+        let raw = UnsafeRawPointer(base), n = bytes.count
+        var i = start
+        while i + 8 <= n, raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 { i += 8 }
+        while i < n, base[i] < 0x80 { i += 1 }
+        return i
+    }
+
+    /// Whether every byte is ASCII.
+    @inlinable
+    public static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool { nextNonASCII(bytes, from: 0) == bytes.count }
 }

@@ -163,7 +163,7 @@ public struct CompiledMapping: Sendable {
             }
             return builder.finish()
         }
-        return result ?? Self.everyRuleFailed(self.rules, layout).result
+        return result ?? Self.everyRuleFailed(self.rules, layout)
     }
 
     /// `apply`, with every rule's inputs and output, for an admin's preview.
@@ -181,13 +181,9 @@ public struct CompiledMapping: Sendable {
             }
             return (builder.finish(), outcomes)
         }
-        guard let explained else {
-            let (result, outcomes) = Self.everyRuleFailed(rules, layout)
-            return (result, zip(rules, outcomes).map { rule, o in
-                RuleOutcome(target: o.target, update: o.update, inputs: Self.inputs(of: rule, in: attributes), output: [], failure: o.failure)
-            })
-        }
-        return explained
+        return explained ?? (Self.everyRuleFailed(rules, layout), rules.map { rule in
+            RuleOutcome(target: rule.target, update: rule.update, inputs: Self.inputs(of: rule, in: attributes), output: [], failure: Self.inputTooLarge)
+        })
     }
 
     private static func inputs(of rule: Rule, in attributes: [String: [String]]) -> [String: [String]] {
@@ -197,14 +193,10 @@ public struct CompiledMapping: Sendable {
     }
 
     /// The result when the login's attributes are too large to read: every rule failed.
-    private static func everyRuleFailed(_ rules: [Rule], _ layout: ResultLayout) -> (result: Result, outcomes: [RuleOutcome]) {
+    private static func everyRuleFailed(_ rules: [Rule], _ layout: ResultLayout) -> Result {
         var builder = ResultBuilder(layout)
-        var outcomes: [RuleOutcome] = []
-        for (k, rule) in rules.enumerated() {
-            builder.record(rule, at: layout.positions[k], .failure(inputTooLarge))
-            outcomes.append(RuleOutcome(target: rule.target, update: rule.update, inputs: [:], output: [], failure: inputTooLarge))
-        }
-        return (builder.finish(), outcomes)
+        for (k, rule) in rules.enumerated() { builder.record(rule, at: layout.positions[k], .failure(inputTooLarge)) }
+        return builder.finish()
     }
 
     /// Runs `body` with the login's values of every name in `names` (read once, in order, and
@@ -272,7 +264,7 @@ public struct CompiledMapping: Sendable {
             let pool = UnsafePointer(self.pool.baseAddress)
             var copy = name
             return copy.withUTF8 { utf8 -> Int32? in
-                if Scratch.isASCII(utf8) { return table.value(for: utf8, pool: pool) }
+                if ASCIIScan.isASCII(utf8) { return table.value(for: utf8, pool: pool) }
                 // The mapping's names are stream-safe (see `StreamSafeText`), so a name that is not
                 // is none of them, and composing it could take time growing with its square.
                 guard StreamSafeText.check(utf8: utf8) else { return nil }

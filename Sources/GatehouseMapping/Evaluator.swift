@@ -78,7 +78,7 @@ struct Scratch: ScalarSink {
             if a.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 { return true }
         }
         cost += (x.count + y.count) >> 4
-        if Self.isASCII(x) && Self.isASCII(y) { return false }  // ASCII is equivalent only to itself
+        if ASCIIScan.isASCII(x) && ASCIIScan.isASCII(y) { return false }  // ASCII is in every normal form, so equivalent only to itself
         cost += x.count + y.count
         guard StreamSafeText.check(utf8: x), StreamSafeText.check(utf8: y) else { return false }
         return string(a) == string(b)
@@ -153,22 +153,6 @@ struct Scratch: ScalarSink {
             copy.withUTF8 { append($0) }
         }
         return written(since: start)
-    }
-
-    /// Whether every byte is below 0x80 (ASCII text is in every normal form), eight at a time.
-    static func isASCII(_ utf8: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard let base = utf8.baseAddress else { return true }
-        let raw = UnsafeRawPointer(base)
-        var i = 0, high: UInt64 = 0
-        while i + 8 <= utf8.count {
-            high |= raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            i += 8
-        }
-        while i < utf8.count {
-            high |= UInt64(base[i])
-            i += 1
-        }
-        return high & 0x8080_8080_8080_8080 == 0
     }
 
     mutating func push(_ t: Text) {
@@ -256,6 +240,12 @@ struct Evaluator {
     static let maximumValues = 256
     /// Longest string an evaluation may build, in bytes.
     static let maximumText = 65_536
+    static let tooLong = EvaluationLimit(reason: "a value grew past \(maximumText) bytes")
+
+    /// Refuses a value of `count` bytes past `maximumText`.
+    static func checkLength(_ count: Int) throws(EvaluationLimit) {
+        guard count <= maximumText else { throw tooLong }
+    }
 
     init(program: Program, slots: UnsafePointer<Value>, slotOfInput: UnsafePointer<Int32>, scratch: Scratch, budget: Int) {
         self.program = program
@@ -331,7 +321,7 @@ struct Evaluator {
     }
 
     func checkLength(since start: Int) throws(EvaluationLimit) {
-        guard scratch.byteCount - start <= Self.maximumText else { throw EvaluationLimit(reason: "a value grew past \(Self.maximumText) bytes") }
+        try Self.checkLength(scratch.byteCount - start)
     }
 
     func input(_ i: Int32) -> Value {
@@ -442,7 +432,7 @@ struct Evaluator {
             let value = try evaluate(Int(op.a))
             guard case .many = value else {
                 // One value passes as it is, within the same limit as a joined one.
-                if case .one(let t) = value, t.count > Self.maximumText { throw EvaluationLimit(reason: "a value grew past \(Self.maximumText) bytes") }
+                if case .one(let t) = value { try Self.checkLength(Int(t.count)) }
                 return value
             }
             let start = scratch.byteCount
@@ -484,7 +474,7 @@ struct Evaluator {
                 switch outcome {
                 case nil: return t
                 case .outOfBudget: throw EvaluationLimit(reason: "the rule did more work than a mapping rule may (\(CompiledMapping.ruleBudget) steps)")
-                case .tooLong: throw EvaluationLimit(reason: "a value grew past \(Self.maximumText) bytes")
+                case .tooLong: throw Self.tooLong
                 case .done: break
                 }
                 try e.checkLength(since: start)
@@ -500,7 +490,7 @@ struct Evaluator {
                 let bytes = e.scratch.view(t)
                 if let found = table._withUnsafeGuaranteedRef({ $0.value(for: bytes, pool: pool) }) { return found }
                 try e.spend(Self.scanCost(bytes.count))
-                guard !Scratch.isASCII(bytes) else { return fallback }
+                guard !ASCIIScan.isASCII(bytes) else { return fallback }
                 try e.spend(bytes.count)
                 guard StreamSafeText.check(utf8: bytes) else { return fallback }  // see `Scratch.equal`
                 var composed = e.scratch.string(t).precomposedStringWithCanonicalMapping
@@ -588,13 +578,13 @@ struct Evaluator {
                 try spend(source.count)  // Unicode case mapping is slower than a scan
                 let s = scratch.string(t)
                 let mapped = upper ? s.uppercased() : s.lowercased()
-                guard mapped.utf8.count <= Self.maximumText else { throw EvaluationLimit(reason: "a value grew past \(Self.maximumText) bytes") }
+                try Self.checkLength(mapped.utf8.count)
                 return scratch.text(mapped)
             }
             if range.contains(b) { needed = true }
         }
         guard needed else { return t }
-        guard source.count <= Self.maximumText else { throw EvaluationLimit(reason: "a value grew past \(Self.maximumText) bytes") }
+        try Self.checkLength(source.count)
         let start = scratch.byteCount
         scratch.appendFlippingCase(of: t, in: range)
         return scratch.written(since: start)

@@ -75,15 +75,11 @@ final class XMLTree {
     static func mightHoldMarks(_ bytes: [UInt8]) -> Bool {
         bytes.withUnsafeBufferPointer { buffer in
             guard let base = buffer.baseAddress else { return false }
-            let raw = UnsafeRawPointer(base), n = buffer.count
-            var i = 0
+            let n = buffer.count
+            var i = ASCIIScan.nextNonASCII(buffer, from: 0)
             while i < n {
-                if i + 8 <= n, raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
-                    i += 8
-                    continue
-                }
                 if base[i] >= 0xCC { return true }
-                i += 1
+                i = ASCIIScan.nextNonASCII(buffer, from: i + 1)
             }
             // Then every "&": is it a character reference?
             var p = base

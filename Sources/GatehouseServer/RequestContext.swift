@@ -19,51 +19,65 @@ public struct GatehouseRequestContext: RequestContext {
     public var maxUploadSize: Int { 64 * 1024 }
 }
 
+/// Header values read as bytes, never as Unicode strings: a client fills them, and Swift compares
+/// and hashes strings in a normal form, sorting each run of combining marks in time that grows
+/// with the square of the run (see `StreamSafeText`).
+enum HeaderBytes {
+    static func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 }
+
+    /// `range` without the spaces and tabs at either end.
+    static func trimmed(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Range<Int> {
+        var a = range.lowerBound, b = range.upperBound
+        while a < b && isSpace(bytes[a]) { a += 1 }
+        while b > a && isSpace(bytes[b - 1]) { b -= 1 }
+        return a..<b
+    }
+
+    /// Whether `bytes[range]` spells `lowercase` (lower-case ASCII) in any letter case.
+    static func equalsIgnoringCase(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ lowercase: StaticString) -> Bool {
+        guard range.count == lowercase.utf8CodeUnitCount else { return false }
+        for k in 0..<range.count {
+            var c = bytes[range.lowerBound + k]
+            if c >= 0x41 && c <= 0x5A { c |= 0x20 }
+            guard c == lowercase.utf8Start[k] else { return false }
+        }
+        return true
+    }
+
+    static func string(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> String {
+        String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+    }
+}
+
 extension Request {
     /// Whether the `Content-Type` names `type` (lower-case ASCII), in any letter case, parameters
-    /// ignored. Compared as bytes, for the reason given at `cookie(named:)`.
+    /// ignored. Read as bytes (`HeaderBytes`).
     func hasMediaType(_ type: StaticString) -> Bool {
         guard var header = headers[.contentType] else { return false }
         return header.withUTF8 { bytes in
-            func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 }
-            var a = 0, b = 0
-            while b < bytes.count && bytes[b] != UInt8(ascii: ";") { b += 1 }
-            while a < b && isSpace(bytes[a]) { a += 1 }
-            while b > a && isSpace(bytes[b - 1]) { b -= 1 }
-            guard b - a == type.utf8CodeUnitCount else { return false }
-            for k in 0..<(b - a) {
-                var c = bytes[a + k]
-                if c >= 0x41 && c <= 0x5A { c |= 0x20 }
-                guard c == type.utf8Start[k] else { return false }
-            }
-            return true
+            let end = bytes.firstIndex(of: UInt8(ascii: ";")) ?? bytes.count
+            return HeaderBytes.equalsIgnoringCase(bytes, HeaderBytes.trimmed(bytes, 0..<end), type)
         }
     }
 
     /// The value of the first cookie called `name` in the request's `Cookie` headers (surrounding
-    /// quotes removed), read as bytes. Cookie names are ASCII tokens (RFC 6265 §4.1.1), so they are
-    /// compared byte for byte, never as Unicode strings, whose comparison sorts runs of combining
-    /// marks in time growing with the square of the run.
+    /// quotes removed). Cookie names are ASCII tokens (RFC 6265 §4.1.1), compared byte for byte
+    /// (`HeaderBytes`).
     func cookie(named name: String) -> String? {
         let wanted = Array(name.utf8)
         for header in headers[values: .cookie] {
             var header = header
             let found = header.withUTF8 { bytes -> String? in
-                func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 }
                 var start = 0
                 while start < bytes.count {
-                    var end = start
-                    while end < bytes.count && bytes[end] != UInt8(ascii: ";") { end += 1 }
-                    var from = start
-                    while from < end && isSpace(bytes[from]) { from += 1 }
-                    var equals = from
-                    while equals < end && bytes[equals] != UInt8(ascii: "=") { equals += 1 }
-                    if equals < end, UnsafeBufferPointer(rebasing: bytes[from..<equals]).elementsEqual(wanted) {
-                        var a = equals + 1, b = end
-                        while a < b && isSpace(bytes[a]) { a += 1 }
-                        while b > a && isSpace(bytes[b - 1]) { b -= 1 }
-                        if b - a >= 2 && bytes[a] == UInt8(ascii: "\"") && bytes[b - 1] == UInt8(ascii: "\"") { a += 1; b -= 1 }
-                        return String(decoding: UnsafeBufferPointer(rebasing: bytes[a..<b]), as: UTF8.self)
+                    let end = bytes[start...].firstIndex(of: UInt8(ascii: ";")) ?? bytes.count
+                    if let equals = bytes[start..<end].firstIndex(of: UInt8(ascii: "=")),
+                        UnsafeBufferPointer(rebasing: bytes[HeaderBytes.trimmed(bytes, start..<equals)]).elementsEqual(wanted) {
+                        var value = HeaderBytes.trimmed(bytes, equals + 1..<end)
+                        if value.count >= 2 && bytes[value.lowerBound] == UInt8(ascii: "\"") && bytes[value.upperBound - 1] == UInt8(ascii: "\"") {
+                            value = value.lowerBound + 1..<value.upperBound - 1
+                        }
+                        return HeaderBytes.string(bytes, value)
                     }
                     start = end + 1
                 }
@@ -85,22 +99,14 @@ extension Request {
 
     /// What follows `scheme` (lower-case ASCII with its space, matched in any letter case) in the
     /// `Authorization` header, without surrounding spaces and tabs; `nil` when the header is
-    /// missing, of another scheme, or empty after it. Read as bytes, for the reason given at
-    /// `cookie(named:)`.
+    /// missing, of another scheme, or empty after it. Read as bytes (`HeaderBytes`).
     func credentials(scheme: StaticString) -> String? {
         guard var header = headers[.authorization] else { return nil }
         return header.withUTF8 { bytes -> String? in
             let n = scheme.utf8CodeUnitCount
-            guard bytes.count > n else { return nil }
-            for k in 0..<n {
-                var c = bytes[k]
-                if c >= 0x41 && c <= 0x5A { c |= 0x20 }
-                guard c == scheme.utf8Start[k] else { return nil }
-            }
-            var a = n, b = bytes.count
-            while a < b && (bytes[a] == 0x20 || bytes[a] == 0x09) { a += 1 }
-            while b > a && (bytes[b - 1] == 0x20 || bytes[b - 1] == 0x09) { b -= 1 }
-            return a < b ? String(decoding: UnsafeBufferPointer(rebasing: bytes[a..<b]), as: UTF8.self) : nil
+            guard bytes.count > n, HeaderBytes.equalsIgnoringCase(bytes, 0..<n, scheme) else { return nil }
+            let credential = HeaderBytes.trimmed(bytes, n..<bytes.count)
+            return credential.isEmpty ? nil : HeaderBytes.string(bytes, credential)
         }
     }
 }

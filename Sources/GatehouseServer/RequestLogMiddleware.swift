@@ -33,12 +33,15 @@ struct RequestLogMiddleware: RouterMiddleware {
     /// address that proxy appended to `X-Forwarded-For` (earlier entries are the client's to forge).
     static func clientAddress(peer: String?, forwardedFor: String?, trustedProxies: Set<String>) -> String {
         guard let peer else { return "-" }
-        // Split and trimmed as bytes: a proxy passes on what the client wrote, and a Unicode
-        // comparison of hostile text can take time growing with the square of its length.
-        guard trustedProxies.contains(peer), let forwardedFor,
-            let lastPart = forwardedFor.utf8.split(separator: UInt8(ascii: ",")).last
-        else { return peer }
-        let last = lastPart.drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }.reversed()
-        return last.isEmpty ? peer : String(decoding: Array(last), as: UTF8.self)
+        guard trustedProxies.contains(peer), var forwardedFor else { return peer }
+        // The last entry (empty ones at the end passed over), read as bytes (`HeaderBytes`): the
+        // proxy passes on what the client wrote.
+        return forwardedFor.withUTF8 { bytes in
+            var end = bytes.count
+            while end > 0 && bytes[end - 1] == UInt8(ascii: ",") { end -= 1 }
+            let start = (bytes[..<end].lastIndex(of: UInt8(ascii: ",")) ?? -1) + 1
+            let entry = HeaderBytes.trimmed(bytes, start..<end)
+            return entry.isEmpty ? peer : HeaderBytes.string(bytes, entry)
+        }
     }
 }

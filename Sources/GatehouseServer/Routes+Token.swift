@@ -34,12 +34,14 @@ extension Gatehouse {
         // Read as bytes: the header is the client's to fill, and a Unicode comparison of hostile
         // text can take time growing with the square of its length (see `StreamSafeText`).
         let basic = request.credentials(scheme: "basic ").map { encoded -> (String, String) in
-            guard let raw = Data(base64Encoded: encoded), let colon = raw.firstIndex(of: UInt8(ascii: ":")) else { return ("", "") }
-            let bytes = [UInt8](raw), split = colon - raw.startIndex
-            guard let user = bytes.withUnsafeBufferPointer({ FormEncoding.decodeComponent(bytes: UnsafeBufferPointer(rebasing: $0[..<split])) }),
-                let pass = bytes.withUnsafeBufferPointer({ FormEncoding.decodeComponent(bytes: UnsafeBufferPointer(rebasing: $0[(split + 1)...])) })
-            else { return ("", "") }
-            return (user, pass)
+            guard let raw = Data(base64Encoded: encoded) else { return ("", "") }
+            return [UInt8](raw).withUnsafeBufferPointer { bytes in
+                guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")),
+                    let user = FormEncoding.decodeComponent(bytes: UnsafeBufferPointer(rebasing: bytes[..<colon])),
+                    let pass = FormEncoding.decodeComponent(bytes: UnsafeBufferPointer(rebasing: bytes[(colon + 1)...]))
+                else { return ("", "") }
+                return (user, pass)
+            }
         }
         if let (u, p) = basic {
             if form["client_secret"] != nil { throw OAuthError.invalidRequest("use one client authentication method") }

@@ -162,6 +162,20 @@ import Testing
         #expect(try JSONValue.parse(Data("{\"k\": \"\(thirty)\"}".utf8)) == .object(["k": .string(thirty)]))
     }
 
+    @Test func asciiScansFindTheFirstOtherByteWhereverItIs() {
+        for length in [0, 1, 7, 8, 9, 16, 23] {
+            for at in 0...length {
+                var bytes = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+                if at < length { bytes[at] = 0xC3 }
+                bytes.withUnsafeBufferPointer { b in
+                    #expect(ASCIIScan.nextNonASCII(b, from: 0) == at, "\(length) \(at)")
+                    #expect(ASCIIScan.isASCII(b) == (at == length))
+                    if at < length { #expect(ASCIIScan.nextNonASCII(b, from: at + 1) == length) }
+                }
+            }
+        }
+    }
+
     @Test func serializedJSONParsesBack() throws {
         let object: [String: JSONValue] = ["s": .string("q\"\\\n\u{1}é"), "n": .number(1.5), "i": .number(3), "b": .bool(false), "a": .array([.null]), "o": .object(["k": .string("v")])]
         let text = JSONValue.serialize(object: object)

@@ -14,6 +14,13 @@ import Testing
         "upn": ["ada@corp.example"], "tags": ["a, b,,c"],
     ]
 
+    /// Each expression of `cases` yields its strings over `attributes`.
+    static func expect(_ cases: [(String, [String])], over attributes: [String: [String]], sourceLocation: SourceLocation = #_sourceLocation) throws {
+        for (source, expected) in cases {
+            #expect(try Evaluator.strings(of: try MappingExpression(source), over: attributes) == expected, "\(source.prefix(40))", sourceLocation: sourceLocation)
+        }
+    }
+
     static let yields: [(String, [String])] = [
         // Attributes, nested claims, odd names, constants.
         ("given_name", ["Ada"]),
@@ -329,9 +336,7 @@ import Testing
             ("if join(parts, '') == \"Café\" then \"y\" else \"n\"", ["y"]),
             ("if v == \"Cafe\" then \"y\" else \"n\"", ["n"]),
         ]
-        for (source, expected) in cases {
-            #expect(try Evaluator.strings(of: try MappingExpression(source), over: attributes) == expected, "\(source)")
-        }
+        try Self.expect(cases, over: attributes)
         // Swift's == would call these equal whatever the bytes: compare the scalars.
         for (name, value) in [("v", "Cafe\u{301}"), ("k", "\u{212A}"), ("name", "\u{FA10}田")] {
             let out = try Evaluator.strings(of: try MappingExpression(name), over: attributes)
@@ -359,9 +364,7 @@ import Testing
             // Short runs still compare as Swift's strings do.
             ("if short == \"a\u{316}\u{301}\" then \"y\" else \"n\"", ["y"]),
         ]
-        for (source, expected) in cases {
-            #expect(try Evaluator.strings(of: try MappingExpression(source), over: attributes) == expected, "\(source.prefix(40))")
-        }
+        try Self.expect(cases, over: attributes)
         let name = "x" + String(repeating: "\u{301}", count: 31)
         #expect(throws: MappingError.self) { try CompiledMapping(AttributeMapping(["name": name])) }
     }

@@ -171,6 +171,8 @@ enum FormEncodingTest {
         #expect(request(["gatehouse_browserx=1; xgatehouse_browser=2; gatehouse_browser"]).cookie(named: "gatehouse_browser") == nil)
         #expect(request([]).cookie(named: "gatehouse_browser") == nil)
         #expect(request(["gatehouse_browser="]).cookie(named: "gatehouse_browser") == "")
+        // Spaces around the name and the value are not part of them (RFC 6265 §5.2).
+        #expect(request(["a=1; gatehouse_browser =\tv "]).cookie(named: "gatehouse_browser") == "v")
     }
 
     @Test func credentialsAreReadAfterTheirSchemeInAnyCase() {
@@ -211,6 +213,8 @@ enum FormEncodingTest {
         #expect(RequestLogMiddleware.clientAddress(peer: nil, forwardedFor: "1.2.3.4", trustedProxies: ["10.0.0.2"]) == "-")
         #expect(RequestLogMiddleware.clientAddress(peer: "10.0.0.2", forwardedFor: "1.2.3.4,\t198.51.100.7 ,", trustedProxies: ["10.0.0.2"]) == "198.51.100.7")
         #expect(RequestLogMiddleware.clientAddress(peer: "10.0.0.2", forwardedFor: " , ", trustedProxies: ["10.0.0.2"]) == "10.0.0.2")
+        // A blank last entry is not passed over to one the client wrote.
+        #expect(RequestLogMiddleware.clientAddress(peer: "10.0.0.2", forwardedFor: "1.2.3.4, ", trustedProxies: ["10.0.0.2"]) == "10.0.0.2")
         // Split as bytes: a client's hostile value passed on by the proxy is only text.
         let hostile = "a" + String(repeating: "\u{301}", count: 30_000)
         #expect(RequestLogMiddleware.clientAddress(peer: "10.0.0.2", forwardedFor: "1.2.3.4, " + hostile, trustedProxies: ["10.0.0.2"]) == hostile)
