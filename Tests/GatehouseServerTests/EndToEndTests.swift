@@ -472,6 +472,22 @@ import GatehouseTestSupport
             #expect(badCallback.status == 400)
             let revoke = try await browser.postForm("\(f.issuer)/oauth2/revoke", [("token", "unknown")], basic: (f.clientID, f.clientSecret))
             #expect(revoke.status == 200)
+            // Text running more than 30 combining marks together (which Swift compares in time
+            // growing with the square of the run) is refused wherever a client can send it.
+            let marks = "a" + String(repeating: "\u{301}", count: 1000)
+            let markForm = try await browser.postForm(token, [("grant_type", "authorization_code"), ("code", "x"), ("redirect_uri", f.redirectURI), ("x", marks)], basic: (f.clientID, f.clientSecret))
+            #expect(markForm.status == 400)
+            #expect(markForm.json["error"]?.stringValue == "invalid_request")
+            let markClient = try await browser.postForm(token, [("grant_type", "authorization_code"), ("code", "x")], basic: (marks, f.clientSecret))
+            #expect(markClient.status == 401)
+            #expect(markClient.json["error"]?.stringValue == "invalid_client")
+            let markBearer = try await browser.send("\(f.issuer)/oauth2/userInfo", headers: [("Authorization", "Bearer " + marks)], withCookies: false)
+            #expect(markBearer.status == 401)
+            let markType = try await browser.send(token, method: .POST, headers: [("Content-Type", marks)], body: "grant_type=x", withCookies: false)
+            #expect(markType.json["error"]?.stringValue == "invalid_request")
+            let markState = try await browser.send(f.authorizeURL() + "&x=" + FormEncoding.escape(marks))
+            #expect(markState.status == 400)
+            #expect(markState.location == nil)
         }
     }
 
